@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	httppprof "net/http/pprof"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewAdminHandler returns the handler of the admin HTTP server:
+//
+//   - GET /metrics serves everything g gathers in the Prometheus exposition format.
+//     Gathering errors are logged to logger and the metrics that could be gathered
+//     are still served.
+//   - GET /healthz answers 200 "ok" while the process serves HTTP at all.
+//   - GET /readyz answers 200 "ok" while ready reports true and 503 "not ready"
+//     otherwise (after SIGTERM, during the drain). A nil ready is always ready.
+//   - /debug/pprof/ and its sub-paths serve net/http/pprof, only when pprof is true;
+//     profiles expose memory contents, so this stays off unless an operator turns it
+//     on for an admin listener nobody else reaches.
+//
+// Every other path answers 404, and other methods on the paths above 405. A nil
+// logger discards. The handler never serves [http.DefaultServeMux], where the
+// net/http/pprof package registers itself.
+func NewAdminHandler(g prometheus.Gatherer, ready func() bool, pprof bool, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:      errorLogger{logger},
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ready != nil && !ready() {
+			writeText(w, http.StatusServiceUnavailable, "not ready")
+			return
+		}
+		writeText(w, http.StatusOK, "ok")
+	})
+	if pprof {
+		registerPprof(mux)
+	}
+	return mux
+}
+
+// registerPprof serves net/http/pprof under /debug/pprof/ on mux. Index also serves
+// the named profiles (heap, goroutine, allocs, block, mutex, threadcreate).
+func registerPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+}
+
+// writeText writes a short plain-text answer.
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+}
+
+// errorLogger adapts a [slog.Logger] to [promhttp.Logger].
+type errorLogger struct{ l *slog.Logger }
+
+// Println logs a gathering or encoding error of the /metrics handler.
+func (e errorLogger) Println(v ...any) {
+	e.l.Error("serving metrics failed", "error", fmt.Sprint(v...))
+}

@@ -1,0 +1,120 @@
+package metrics
+
+// Values of the command label. A session's command is [CommandNone] until its SOCKS
+// request has been read, so sessions refused earlier (limits, client policy, failed
+// authentication, malformed greetings) carry it.
+const (
+	CommandConnect      = "connect"
+	CommandBind         = "bind"
+	CommandUDPAssociate = "udp_associate"
+	CommandNone         = "none"
+)
+
+// Values of the result label of sockshaper_sessions_total. [ResultOK] is a session
+// that relayed and ended normally; every other value names why a session was refused
+// or failed.
+const (
+	ResultOK                = "ok"
+	ResultAuthFailed        = "auth_failed"
+	ResultClientDenied      = "client_denied"
+	ResultDestinationDenied = "destination_denied"
+	ResultCommandRefused    = "command_refused"
+	ResultDialFailed        = "dial_failed"
+	ResultLimitReached      = "limit_reached"
+	ResultProtocolError     = "protocol_error"
+)
+
+// Values of the result label of sockshaper_auth_attempts_total. [AuthThrottled] is a
+// login refused without checking the password because its client IP failed too often.
+const (
+	AuthOK        = "ok"
+	AuthFailed    = "failed"
+	AuthThrottled = "throttled"
+)
+
+// Values of the result label of sockshaper_dial_duration_seconds. A destination the
+// policy denies is never dialed, so it is not observed here; it shows up as
+// sockshaper_sessions_total{result="destination_denied"}.
+const (
+	DialOK     = "ok"
+	DialFailed = "failed"
+)
+
+// Values of the direction and transport labels. Upload is client to destination.
+const (
+	DirectionUpload   = "upload"
+	DirectionDownload = "download"
+	TransportTCP      = "tcp"
+	TransportUDP      = "udp"
+)
+
+// Values of the reason label of sockshaper_inbound_refused_total: a BIND request, and
+// a UDP datagram from an address and port the client never sent to.
+const (
+	InboundBind           = "bind"
+	InboundUDPUnsolicited = "udp_unsolicited"
+)
+
+// Values of the result label of sockshaper_config_reloads_total.
+const (
+	reloadSuccess = "success"
+	reloadError   = "error"
+)
+
+// The label value lists that [Metrics.preinit] pre-initialises. They are functions,
+// not package variables, so nothing can change them.
+func commands() []string {
+	return []string{CommandConnect, CommandBind, CommandUDPAssociate, CommandNone}
+}
+
+func results() []string {
+	return []string{
+		ResultOK, ResultAuthFailed, ResultClientDenied, ResultDestinationDenied,
+		ResultCommandRefused, ResultDialFailed, ResultLimitReached, ResultProtocolError,
+	}
+}
+
+func directions() []string { return []string{DirectionUpload, DirectionDownload} }
+
+func transports() []string { return []string{TransportTCP, TransportUDP} }
+
+// preinit creates every label combination known up front with a zero value, so that
+// queries return 0 instead of nothing before the first event. Combinations with an
+// app label are created for each of apps.
+func (m *Metrics) preinit(apps []string) {
+	for _, r := range []string{AuthOK, AuthFailed, AuthThrottled} {
+		m.authAttempts.WithLabelValues(r)
+	}
+	for _, r := range []string{InboundBind, InboundUDPUnsolicited} {
+		m.inboundRefused.WithLabelValues(r)
+	}
+	for _, r := range []string{DialOK, DialFailed} {
+		m.dialDuration.WithLabelValues(r)
+	}
+	for _, r := range []string{reloadSuccess, reloadError} {
+		m.configReloads.WithLabelValues(r)
+	}
+	for _, app := range apps {
+		m.preinitApp(app)
+	}
+}
+
+// preinitApp creates the zero series of one app class.
+func (m *Metrics) preinitApp(app string) {
+	m.sessionDuration.WithLabelValues(app)
+	for _, c := range commands() {
+		if c != CommandNone { // a session with no command never opens
+			m.sessionsActive.WithLabelValues(c, app)
+		}
+		for _, r := range results() {
+			m.sessionsTotal.WithLabelValues(c, app, r)
+		}
+	}
+	for _, d := range directions() {
+		m.throttled.WithLabelValues(app, d)
+		m.perUser.dropped.WithLabelValues(app, d)
+		for _, t := range transports() {
+			m.transferred.WithLabelValues(app, d, t)
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package metrics
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// newTestMetrics returns Metrics registered on a fresh registry.
+func newTestMetrics(t *testing.T, opts Options) (*Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	return New(reg, opts), reg
+}
+
+// exercise calls every recording method once.
+func exercise(m *Metrics) {
+	m.SessionOpened(CommandConnect, "skype")
+	m.SessionOpened(CommandConnect, "skype")
+	m.SessionClosed(CommandConnect, "skype", ResultOK, 3*time.Second)
+	m.SessionRejected(CommandNone, "other", ResultLimitReached)
+	m.AuthAttempt(AuthFailed)
+	m.Transferred("alice", "skype", DirectionDownload, TransportUDP, 1500)
+	m.Throttled("skype", DirectionUpload, 250*time.Millisecond)
+	m.InboundRefused(InboundBind)
+	m.Dialed(DialOK, 20*time.Millisecond)
+	m.Handshake(5 * time.Millisecond)
+	m.ConfigLoaded(time.Unix(1700000000, 0))
+	m.ConfigReloaded(false, time.Unix(1700000100, 0))
+}
+
+// designMetric is one row of DESIGN.md's metrics table.
+type designMetric struct {
+	name   string
+	typ    dto.MetricType
+	labels []string // sorted
+}
+
+// designTable is DESIGN.md's metrics table, plus the dropped-bytes counter that
+// goes with the per-user cap.
+func designTable() []designMetric {
+	c, g, h := dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_HISTOGRAM
+	return []designMetric{
+		{"sockshaper_sessions_active", g, []string{"app", "command"}},
+		{"sockshaper_sessions_total", c, []string{"app", "command", "result"}},
+		{"sockshaper_auth_attempts_total", c, []string{"result"}},
+		{"sockshaper_transferred_bytes_total", c, []string{"app", "direction", "transport"}},
+		{"sockshaper_throttled_seconds_total", c, []string{"app", "direction"}},
+		{"sockshaper_inbound_refused_total", c, []string{"reason"}},
+		{"sockshaper_dial_duration_seconds", h, []string{"result"}},
+		{"sockshaper_handshake_duration_seconds", h, nil},
+		{"sockshaper_session_duration_seconds", h, []string{"app"}},
+		{"sockshaper_users_active", g, nil},
+		{"sockshaper_config_reloads_total", c, []string{"result"}},
+		{"sockshaper_config_last_reload_success_timestamp_seconds", g, nil},
+		{"sockshaper_user_transferred_bytes_total", c, []string{"app", "direction", "user"}},
+		{"sockshaper_user_series_dropped_bytes_total", c, []string{"app", "direction"}},
+	}
+}
+
+// gather returns reg's metric families by name.
+func gather(t *testing.T, reg prometheus.Gatherer) map[string]*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	out := make(map[string]*dto.MetricFamily, len(mfs))
+	for _, mf := range mfs {
+		out[mf.GetName()] = mf
+	}
+	return out
+}
+
+func TestDesignMetricsPresent(t *testing.T) {
+	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1})
+	exercise(m)
+	m.Transferred("bob", "web", DirectionUpload, TransportTCP, 10) // beyond the cap
+	families := gather(t, reg)
+	for _, want := range designTable() {
+		mf, ok := families[want.name]
+		if !ok {
+			t.Errorf("%s: not exported", want.name)
+			continue
+		}
+		if mf.GetType() != want.typ {
+			t.Errorf("%s: type %v, want %v", want.name, mf.GetType(), want.typ)
+		}
+		if mf.GetHelp() == "" {
+			t.Errorf("%s: no help text", want.name)
+		}
+		for _, metric := range mf.GetMetric() {
+			var got []string
+			for _, lp := range metric.GetLabel() {
+				got = append(got, lp.GetName())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want.labels) {
+				t.Errorf("%s: labels %v, want %v", want.name, got, want.labels)
+			}
+		}
+	}
+	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+		if _, ok := families[name]; !ok {
+			t.Errorf("%s: Go or process collector not registered", name)
+		}
+	}
+	for name := range families {
+		if strings.HasPrefix(name, namespace+"_") && !slices.ContainsFunc(designTable(), func(d designMetric) bool { return d.name == name }) {
+			t.Errorf("%s: exported but not in DESIGN.md's table", name)
+		}
+	}
+}
+
+func TestRecordedValues(t *testing.T) {
+	m, reg := newTestMetrics(t, Options{UsersActive: func() float64 { return 7 }})
+	exercise(m)
+	checks := []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"sessions_active", m.sessionsActive.WithLabelValues(CommandConnect, "skype"), 1},
+		{"sessions_total ok", m.sessionsTotal.WithLabelValues(CommandConnect, "skype", ResultOK), 1},
+		{"sessions_total limit", m.sessionsTotal.WithLabelValues(CommandNone, "other", ResultLimitReached), 1},
+		{"auth_attempts", m.authAttempts.WithLabelValues(AuthFailed), 1},
+		{"transferred", m.transferred.WithLabelValues("skype", DirectionDownload, TransportUDP), 1500},
+		{"throttled", m.throttled.WithLabelValues("skype", DirectionUpload), 0.25},
+		{"inbound_refused", m.inboundRefused.WithLabelValues(InboundBind), 1},
+		{"users_active", m.usersActive, 7},
+		{"reloads error", m.configReloads.WithLabelValues(reloadError), 1},
+		{"reloads success", m.configReloads.WithLabelValues(reloadSuccess), 0},
+		{"last reload", m.lastReloadSuccess, 1700000000},
+	}
+	for _, c := range checks {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
+	}
+	m.ConfigReloaded(true, time.Unix(1700000200, 500_000_000))
+	if got := testutil.ToFloat64(m.lastReloadSuccess); got != 1700000200.5 {
+		t.Errorf("last reload after success = %v, want 1700000200.5", got)
+	}
+	if n := testutil.CollectAndCount(m.perUser.bytes); n != 0 {
+		t.Errorf("per-user series with PerUser off: %d, want 0", n)
+	}
+	if n, err := testutil.GatherAndCount(reg, "sockshaper_session_duration_seconds"); err != nil || n != 1 {
+		t.Errorf("session_duration_seconds series = %d, %v; want 1", n, err)
+	}
+}
+
+func TestPreinitialisedZeros(t *testing.T) {
+	m, _ := newTestMetrics(t, Options{Apps: []string{"skype", "other"}})
+	counts := map[string]struct {
+		c    prometheus.Collector
+		want int
+	}{
+		"auth_attempts":   {m.authAttempts, 3},
+		"inbound_refused": {m.inboundRefused, 2},
+		"dial_duration":   {m.dialDuration, 2},
+		"config_reloads":  {m.configReloads, 2},
+		"sessions_total":  {m.sessionsTotal, 2 * len(commands()) * len(results())},
+		"sessions_active": {m.sessionsActive, 2 * 3},
+		"transferred":     {m.transferred, 2 * 2 * 2},
+		"throttled":       {m.throttled, 2 * 2},
+		"dropped":         {m.perUser.dropped, 2 * 2},
+	}
+	for name, c := range counts {
+		if got := testutil.CollectAndCount(c.c); got != c.want {
+			t.Errorf("%s: %d series, want %d", name, got, c.want)
+		}
+	}
+}
+
+func TestLint(t *testing.T) {
+	m, reg := newTestMetrics(t, Options{PerUser: true, Apps: []string{"skype"}})
+	exercise(m)
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatalf("GatherAndLint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestIgnoresNonPositive(t *testing.T) {
+	m, _ := newTestMetrics(t, Options{})
+	m.Transferred("bob", "web", DirectionUpload, TransportTCP, 0)
+	m.Transferred("bob", "web", DirectionUpload, TransportTCP, -5)
+	m.Throttled("web", DirectionUpload, -time.Second)
+	if n := testutil.CollectAndCount(m.transferred) + testutil.CollectAndCount(m.throttled); n != 0 {
+		t.Errorf("series after non-positive values: %d, want 0", n)
+	}
+}
+
+func TestNilMetricsRecordsNothing(t *testing.T) {
+	var m *Metrics
+	exercise(m) // must not panic
+	m.SetPerUser(true, 1)
+}
+
+func TestNewPanicsOnSecondRegistration(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	New(reg, Options{})
+	defer func() {
+		if recover() == nil {
+			t.Error("second New on one registry did not panic")
+		}
+	}()
+	New(reg, Options{})
+}
