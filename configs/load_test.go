@@ -1,0 +1,171 @@
+package configs
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// badConfigs maps each testdata/bad-*.yaml file to the exact error Load returns for
+// it. Every file needs an entry and every entry a file.
+func badConfigs() map[string]string {
+	return map[string]string{
+		"bad-app-empty.yaml": `testdata/bad-app-empty.yaml:2: apps.skype: needs at least one of domains, networks or any_address_ports`,
+		"bad-app-name.yaml": `testdata/bad-app-name.yaml:2: apps.Skype: class name must be lowercase letters, digits, "_" and "-"
+testdata/bad-app-name.yaml:4: apps.other: class name "other" is reserved for traffic that matches no class`,
+		"bad-app-unknown-key.yaml": `testdata/bad-app-unknown-key.yaml:4: apps.skype.port: unknown field; known fields are domains, networks, ports, any_address_ports`,
+		"bad-burst-unit.yaml":      `testdata/bad-burst-unit.yaml:2: shaping.global.burst: size "256Kbit": unknown unit "Kbit"; use one of B, kB, MB, GB, KiB, MiB, GiB`,
+		"bad-client-cidr.yaml":     `testdata/bad-client-cidr.yaml:5: access.client_networks[2]: "10.0.0.0/33" is not a CIDR or IP address: prefix length out of range`,
+		"bad-default-group-missing.yaml": `testdata/bad-default-group-missing.yaml:1: shaping.default_group: ` +
+			`must name the group of users not in shaping.members, one of staff, students`,
+		"bad-default-group.yaml": `testdata/bad-default-group.yaml:2: shaping.default_group: group "pupils" is not defined under shaping.groups (defined: staff, students)`,
+		"bad-domain.yaml": `testdata/bad-domain.yaml:3: apps.skype.domains[1]: "-bad-.example" is not a valid domain name: ` +
+			`label "-bad-" is not 1 to 63 letters, digits, "-" or "_" with no "-" at either end
+testdata/bad-domain.yaml:3: apps.skype.domains[2]: "192.0.2.1" is an IP address; list it under networks`,
+		"bad-duplicate-key.yaml":         `testdata/bad-duplicate-key.yaml:3: listen: is set twice (first on line 1)`,
+		"bad-duration.yaml":              `testdata/bad-duration.yaml:2: timeouts.idle: must be a duration with a unit, such as 10s, 5m or 1h`,
+		"bad-empty-client-networks.yaml": `testdata/bad-empty-client-networks.yaml:2: access.client_networks: is empty, so no client could connect`,
+		"bad-int.yaml":                   `testdata/bad-int.yaml:1: limits.max_sessions: must be a whole number`,
+		"bad-list-scalar.yaml":           `testdata/bad-list-scalar.yaml:2: access.client_networks: must be a list, such as [a, b]`,
+		"bad-listen.yaml": `testdata/bad-listen.yaml:1: listen: port "socks" is not a number from 0 to 65535
+testdata/bad-listen.yaml:2: admin_listen: "localhost" is not host:port, such as 127.0.0.1:1080 or [::1]:1080`,
+		"bad-admin-same.yaml": `testdata/bad-admin-same.yaml:2: admin_listen: must differ from listen`,
+		"bad-many.yaml": `testdata/bad-many.yaml:2: listen: "localhost" is not host:port, such as 127.0.0.1:1080 or [::1]:1080
+testdata/bad-many.yaml:3: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or restrict client_networks
+testdata/bad-many.yaml:4: auth.cache_ttl: must not be negative (0 disables the cache)
+testdata/bad-many.yaml:6: access.client_networks[1]: "10.1.2.3/40" is not a CIDR or IP address: prefix length out of range
+testdata/bad-many.yaml:7: timeouts.dial: must be greater than 0
+testdata/bad-many.yaml:8: limits.max_sessions: must be at least 1
+testdata/bad-many.yaml:9: shaping.default_group: must name the group of users not in shaping.members, one of students
+testdata/bad-many.yaml:13: shaping.members["j.doe"]: group "staff" is not defined under shaping.groups (defined: students)
+testdata/bad-many.yaml:14: shaping.idle_eviction: must be greater than 0
+testdata/bad-many.yaml:17: metrics.per_user_max_users: must be at least 1 when metrics.per_user is on`,
+		"bad-members-group.yaml": `testdata/bad-members-group.yaml:6: shaping.members.alice: group "staff" is not defined under shaping.groups (defined: students)`,
+		"bad-named-set.yaml": `testdata/bad-named-set.yaml:2: access.deny_destinations[1]: unknown named set "privat"; ` +
+			`the named sets are link-local, loopback, metadata, private, or write a CIDR`,
+		"bad-not-mapping.yaml":   `testdata/bad-not-mapping.yaml:1: must be a mapping`,
+		"bad-null-value.yaml":    `testdata/bad-null-value.yaml:1: admin_listen: has no value; write "" for empty, or remove the key to keep the default`,
+		"bad-open-proxy.yaml":    `testdata/bad-open-proxy.yaml: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or restrict client_networks`,
+		"bad-port-range.yaml":    `testdata/bad-port-range.yaml:4: apps.voip.ports[0]: port range "udp/5061-5060": first port is above the last`,
+		"bad-ports-only.yaml":    `testdata/bad-ports-only.yaml:4: apps.sip.ports: narrows domains and networks matches, and this class has neither; use any_address_ports to match on the port alone`,
+		"bad-rate-negative.yaml": `testdata/bad-rate-negative.yaml:2: shaping.global.download: rate "-1Mbit" is negative`,
+		"bad-rate-unit.yaml":     `testdata/bad-rate-unit.yaml:4: shaping.groups.students.upload: rate "4Mb": ambiguous unit "Mb": write Mbit for bits or MB for bytes per second`,
+		"bad-shaping-app.yaml":   `testdata/bad-shaping-app.yaml:3: shaping.apps.zoom: app class "zoom" is not defined under the top-level apps key (defined: skype)`,
+		"bad-syntax.yaml":        `testdata/bad-syntax.yaml:3: invalid YAML: did not find expected ',' or ']'`,
+		"bad-two-documents.yaml": `testdata/bad-two-documents.yaml:2: a second YAML document starts here; a config is one document`,
+		"bad-unknown-key.yaml":   `testdata/bad-unknown-key.yaml:4: timeouts.handshak: unknown field; known fields are handshake, dial, idle, drain`,
+		"bad-zero-timeout.yaml":  `testdata/bad-zero-timeout.yaml:3: timeouts.dial: must be greater than 0`,
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool)
+	badConfigs := badConfigs()
+	for _, file := range files {
+		name := filepath.Base(file)
+		seen[name] = true
+		t.Run(name, func(t *testing.T) {
+			want, ok := badConfigs[name]
+			if !ok {
+				t.Fatalf("no expected error for %s", file)
+			}
+			cfg, err := Load(file)
+			if err == nil {
+				t.Fatalf("Load(%q) = %+v, nil; want error", file, cfg)
+			}
+			if got := err.Error(); got != want {
+				t.Errorf("Load(%q) error:\n%s\nwant:\n%s", file, got, want)
+			}
+			checkFieldErrors(t, err)
+		})
+	}
+	for name := range badConfigs {
+		if !seen[name] {
+			t.Errorf("testdata/%s is missing", name)
+		}
+	}
+}
+
+// checkFieldErrors checks that err joins only *FieldErrors, as the API promises.
+func checkFieldErrors(t *testing.T, err error) {
+	t.Helper()
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	for _, e := range errs {
+		if _, ok := e.(*FieldError); !ok {
+			t.Errorf("error %q is a %T, not a *FieldError", e, e)
+		}
+	}
+}
+
+func TestErrorsUnwrap(t *testing.T) {
+	_, err := Load("testdata/bad-rate-unit.yaml")
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		t.Fatalf("errors.As(%v, *FieldError) = false", err)
+	}
+	want := FieldError{File: "testdata/bad-rate-unit.yaml", Line: 4, Field: "shaping.groups.students.upload",
+		Problem: `rate "4Mb": ambiguous unit "Mb": write Mbit for bits or MB for bytes per second`}
+	if fe.File != want.File || fe.Line != want.Line || fe.Field != want.Field || fe.Problem != want.Problem {
+		t.Errorf("FieldError = %+v; want %+v", *fe, want)
+	}
+	if _, perr := ParseRate("4Mb"); fe.Unwrap() == nil || fe.Unwrap().Error() != perr.Error() {
+		t.Errorf("Unwrap() = %v; want the ParseRate error %v", fe.Unwrap(), perr)
+	}
+	_, err = Load("testdata/bad-syntax.yaml")
+	if !errors.As(err, &fe) || fe.Unwrap() == nil {
+		t.Errorf("syntax error %v does not wrap yaml's error", err)
+	}
+	_, err = Load("testdata/no-such-file.yaml")
+	if err == nil || !strings.Contains(err.Error(), "testdata/no-such-file.yaml") {
+		t.Errorf("Load of a missing file: %v; want an error naming the file", err)
+	}
+}
+
+func TestFieldErrorFormat(t *testing.T) {
+	for _, tc := range []struct {
+		e    FieldError
+		want string
+	}{
+		{FieldError{"a.yaml", 3, "listen", "bad", nil}, "a.yaml:3: listen: bad"},
+		{FieldError{"a.yaml", 0, "auth.users_file", "bad", nil}, "a.yaml: auth.users_file: bad"},
+		{FieldError{"a.yaml", 7, "", "invalid YAML", nil}, "a.yaml:7: invalid YAML"},
+		{FieldError{"", 0, "limits.max_sessions", "bad", nil}, "limits.max_sessions: bad"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("%+v.Error() = %q; want %q", tc.e, got, tc.want)
+		}
+	}
+}
+
+func TestValidateGoConfig(t *testing.T) {
+	cfg := Defaults()
+	cfg.Source = "test"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Defaults().Validate() = %v", err)
+	}
+	if len(cfg.Access.ClientPrefixes) != 2 || len(cfg.Access.DeniedPrefixes) != 14 || len(cfg.Apps[0].Prefixes) != 4 {
+		t.Errorf("Validate did not fill the prefixes: %v %v %v",
+			cfg.Access.ClientPrefixes, cfg.Access.DeniedPrefixes, cfg.Apps[0].Prefixes)
+	}
+	if err := cfg.Validate(); err != nil || len(cfg.Access.DeniedPrefixes) != 14 {
+		t.Errorf("second Validate() = %v, %d denied prefixes; want nil, 14", err, len(cfg.Access.DeniedPrefixes))
+	}
+	cfg.Limits.MaxSessions = 0
+	cfg.Shaping.Global.Upload = -1
+	cfg.Apps[0].AnyAddressPorts = []PortRange{{Transport: "sctp", First: 1, Last: 2}, {First: 9, Last: 8}}
+	want := `test: limits.max_sessions: must be at least 1
+test: shaping.global.upload: must not be negative
+test: apps.skype.any_address_ports[0]: unknown transport "sctp"; use tcp, udp or empty for both
+test: apps.skype.any_address_ports[1]: first port is above the last`
+	if err := cfg.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate() = %v; want\n%s", err, want)
+	}
+}

@@ -1,0 +1,186 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks every field of a config built in Go, such as [Defaults] changed by a
+// test, and fills the fields that validation derives (Access.ClientPrefixes,
+// Access.DeniedPrefixes, AppClass.Prefixes) and normalizes AppClass.Domains. It
+// returns every problem as a *[FieldError] without a line, joined with
+// [errors.Join]. [Load], [Parse] and [Default] have already validated what they
+// return. Validate writes to c, so c must not be in use by others.
+func (c *Config) Validate() error {
+	errs := validate(c, &document{file: c.Source})
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// validator collects problems instead of stopping at the first, so that an operator
+// fixes a config in one pass.
+type validator struct {
+	doc  *document
+	errs []error
+}
+
+func validate(c *Config, doc *document) []error {
+	v := &validator{doc: doc}
+	v.hostPort(path("listen"), c.Listen, false)
+	v.hostPort(path("admin_listen"), c.AdminListen, true)
+	if c.AdminListen != "" && c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		v.add(path("admin_listen"), nil, "must differ from listen")
+	}
+	v.access(&c.Access)
+	v.auth(c)
+	v.positive(path("timeouts", "handshake"), c.Timeouts.Handshake)
+	v.positive(path("timeouts", "dial"), c.Timeouts.Dial)
+	v.positive(path("timeouts", "idle"), c.Timeouts.Idle)
+	v.positive(path("timeouts", "drain"), c.Timeouts.Drain)
+	v.atLeastOne(path("limits", "max_sessions"), c.Limits.MaxSessions)
+	v.atLeastOne(path("limits", "max_sessions_per_client_ip"), c.Limits.MaxSessionsPerClientIP)
+	v.atLeastOne(path("limits", "max_sessions_per_user"), c.Limits.MaxSessionsPerUser)
+	v.shaping(&c.Shaping, c.Apps)
+	v.apps(c.Apps)
+	if c.Metrics.PerUserMaxUsers < 0 || c.Metrics.PerUser && c.Metrics.PerUserMaxUsers < 1 {
+		v.add(path("metrics", "per_user_max_users"), nil, "must be at least 1 when metrics.per_user is on")
+	}
+	sortByLine(v.errs)
+	return v.errs
+}
+
+func (v *validator) add(p fieldPath, err error, problem string) {
+	v.errs = append(v.errs, &FieldError{
+		File: v.doc.file, Line: v.doc.line(p), Field: p.String(), Problem: problem, Err: err,
+	})
+}
+
+func (v *validator) hostPort(p fieldPath, addr string, optional bool) {
+	if addr == "" && optional {
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(p, err, fmt.Sprintf("%q is not host:port, such as 127.0.0.1:1080 or [::1]:1080", addr))
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(p, err, fmt.Sprintf("port %q is not a number from 0 to 65535", port))
+	}
+}
+
+func (v *validator) positive(p fieldPath, d time.Duration) {
+	if d <= 0 {
+		v.add(p, nil, "must be greater than 0")
+	}
+}
+
+func (v *validator) atLeastOne(p fieldPath, n int) {
+	if n < 1 {
+		v.add(p, nil, "must be at least 1")
+	}
+}
+
+func (v *validator) access(a *Access) {
+	if len(a.ClientNetworks) == 0 {
+		v.add(path("access", "client_networks"), nil, "is empty, so no client could connect")
+	}
+	a.ClientPrefixes = nil
+	for i, s := range a.ClientNetworks {
+		if p, err := parsePrefix(s); err != nil {
+			v.add(path("access", "client_networks").index(i), err, netipProblem(s, err))
+		} else {
+			a.ClientPrefixes = append(a.ClientPrefixes, p)
+		}
+	}
+	a.DeniedPrefixes = nil
+	sets := NamedDestinationSets()
+	for i, s := range a.DenyDestinations {
+		if set, ok := sets[s]; ok {
+			a.DeniedPrefixes = append(a.DeniedPrefixes, set...)
+			continue
+		}
+		p, err := parsePrefix(s)
+		switch {
+		case err == nil:
+			a.DeniedPrefixes = append(a.DeniedPrefixes, p)
+		case strings.Trim(s, "abcdefghijklmnopqrstuvwxyz-") == "":
+			v.add(path("access", "deny_destinations").index(i), nil, fmt.Sprintf(
+				"unknown named set %q; the named sets are %s, or write a CIDR",
+				s, strings.Join(slices.Sorted(maps.Keys(sets)), ", ")))
+		default:
+			v.add(path("access", "deny_destinations").index(i), err, netipProblem(s, err))
+		}
+	}
+}
+
+// auth refuses to run an open proxy: without a users file, anyone who can reach the
+// listener could use it, so only the local host may.
+func (v *validator) auth(c *Config) {
+	if c.Auth.CacheTTL < 0 {
+		v.add(path("auth", "cache_ttl"), nil, "must not be negative (0 disables the cache)")
+	}
+	if c.Auth.UsersFile != "" {
+		return
+	}
+	for _, p := range c.Access.ClientPrefixes {
+		if !isLoopback(p) {
+			v.add(path("auth", "users_file"), nil, "empty means no authentication, which is allowed only "+
+				"when every access.client_networks entry is loopback; set a users file or restrict client_networks")
+			return
+		}
+	}
+}
+
+// parsePrefix reads a CIDR, or a bare address as a one-address prefix. It masks the
+// host bits and unmaps IPv4-mapped IPv6 prefixes, so that they match the unmapped
+// addresses the proxy compares them with.
+func parsePrefix(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, err
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("ParseAddr(%q): IPv6 zones cannot be used here", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// netipProblem states a net/netip parse error without the Go function names that
+// net/netip puts in front of the reason.
+func netipProblem(s string, err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "): "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	return fmt.Sprintf("%q is not a CIDR or IP address: %s", s, msg)
+}
+
+// isLoopback reports whether every address of p is a loopback address.
+func isLoopback(p netip.Prefix) bool {
+	if p.Addr().Is4() {
+		return p.Bits() >= 8 && p.Addr().IsLoopback()
+	}
+	return p.Bits() == 128 && p.Addr().IsLoopback()
+}
