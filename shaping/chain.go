@@ -1,0 +1,235 @@
+package shaping
+
+import (
+	"context"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/sockshaper/sockshaper/configs"
+)
+
+const (
+	// MinChunk is the smallest chunk [Copy] moves through a chain, even when a
+	// burst is smaller (Wait then splits the chunk). Below 1 KiB the syscall and
+	// limiter lock per chunk cost more than the pacing gains, and at 8 kbit/s a
+	// 1 KiB chunk is already a second of traffic.
+	MinChunk = 1 << 10
+	// MaxChunk is the largest chunk [Copy] moves at once and the size of its pooled
+	// buffers. 32 KiB is io.Copy's buffer: few syscalls per byte at 1 Gbit/s, and
+	// small enough that sessions of one user, which queue in FIFO order for the
+	// user's bucket, interleave at a fine grain (about 16 ms per chunk at 16 Mbit/s).
+	MaxChunk = 32 << 10
+
+	// minDefaultBurst is the floor of the default burst: two full chunks, so two
+	// sessions of a user can each move a chunk at once after an idle spell, and a
+	// chunk never has to be split.
+	minDefaultBurst = 2 * MaxChunk
+	// defaultBurstTime is how much traffic at the bucket's rate the default burst
+	// holds: 50 ms absorbs timer and scheduling latency (a late wake-up does not
+	// lose tokens to a full bucket, so the long-run rate stays exact) while a user
+	// back from idle exceeds the rate by at most 50 ms worth.
+	defaultBurstTime = 50 * time.Millisecond
+	// maxBurst keeps bursts of very high rates within int on 32-bit platforms.
+	maxBurst = math.MaxInt32
+
+	// maxLevels is the number of buckets on a chain: user, user×app, app total,
+	// global.
+	maxLevels = 4
+)
+
+// defaultBurst returns the burst of a bucket of rate r bytes/s whose limit sets
+// none: 50 ms of traffic, at least 64 KiB.
+func defaultBurst(r configs.Rate) int {
+	b := float64(r) * defaultBurstTime.Seconds()
+	return int(min(max(b, minDefaultBurst), maxBurst))
+}
+
+// bucket is a token bucket of bytes whose rate and burst a reload may change in
+// place. An unlimited bucket has no limiter: chains skip it with one atomic load.
+// It never holds a rate.Inf limiter, because x/time/rate computes 0 × Inf = NaN
+// tokens when such a limiter is changed twice at the same instant, and a NaN
+// bucket never delays again.
+type bucket struct {
+	lim   atomic.Pointer[rate.Limiter] // nil while unlimited
+	burst atomic.Int64                 // lim's burst, 0 while unlimited
+}
+
+// newBucket returns a full bucket of rate r (0: unlimited) and burst b (0: the
+// default for r).
+func newBucket(r configs.Rate, b configs.ByteSize) *bucket {
+	bk := &bucket{}
+	bk.set(r, b)
+	return bk
+}
+
+// set applies rate r and burst b to the bucket. A limited bucket is changed in
+// place, so reservations already made keep their time and the next ones see the
+// new values; a bucket that becomes limited starts full.
+func (bk *bucket) set(r configs.Rate, b configs.ByteSize) {
+	if r <= 0 {
+		bk.burst.Store(0)
+		bk.lim.Store(nil)
+		return
+	}
+	burst := int(min(b, maxBurst))
+	if b <= 0 {
+		burst = defaultBurst(r)
+	}
+	if lim := bk.lim.Load(); lim != nil {
+		lim.SetBurst(burst)
+		lim.SetLimit(rate.Limit(r))
+	} else {
+		bk.lim.Store(rate.NewLimiter(rate.Limit(r), burst))
+	}
+	bk.burst.Store(int64(burst))
+}
+
+// limiter returns the bucket's limiter, nil while it is unlimited.
+func (bk *bucket) limiter() *rate.Limiter { return bk.lim.Load() }
+
+// Chain is the ordered set of buckets one direction of a session passes through:
+// the user's, the user's for the app class, the app class total and the global
+// one. A Chain comes from a [Lease]; it is safe for concurrent use. Buckets whose
+// rate is unlimited stay on the chain, so that a reload giving them a rate
+// applies to the session, and cost an atomic load until then. The zero Chain has
+// no buckets and never holds bytes back.
+type Chain struct {
+	buckets [maxLevels]*bucket
+	n       int
+}
+
+func (c *Chain) add(bk *bucket) {
+	c.buckets[c.n] = bk
+	c.n++
+}
+
+// limited reports whether some bucket on c has a rate now.
+func (c *Chain) limited() bool {
+	for _, bk := range c.buckets[:c.n] {
+		if bk.limiter() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// minBurst returns the smallest burst of the limited buckets on c, or 0 when
+// none is limited.
+func (c *Chain) minBurst() int {
+	m := int64(0)
+	for _, bk := range c.buckets[:c.n] {
+		if b := bk.burst.Load(); b > 0 && (m == 0 || b < m) {
+			m = b
+		}
+	}
+	return int(m)
+}
+
+// ChunkSize returns the most bytes a shaped copy should read at once: the
+// smallest burst on c, kept within [MinChunk, MaxChunk]; MaxChunk when no bucket
+// on c is limited. Chunks no larger than the burst are what make sessions of one
+// user share its bucket fairly. It follows reloads.
+func (c *Chain) ChunkSize() int {
+	b := c.minBurst()
+	if b == 0 {
+		return MaxChunk
+	}
+	return min(max(b, MinChunk), MaxChunk)
+}
+
+// Wait takes n bytes' worth of tokens from every limited bucket on c, waiting
+// until the slowest of them can give them, and returns how long it waited. Each
+// caller reserves in turn, so concurrent callers are served first come, first
+// served. An n larger than a bucket's burst is taken in pieces no larger than the
+// smallest burst, one after the other. When ctx ends first, Wait returns at once
+// with ctx.Err() and gives back the tokens of the piece it was waiting for; it
+// returns ctx.Err() without taking tokens when ctx has already ended.
+func (c *Chain) Wait(ctx context.Context, n int) (waited time.Duration, err error) {
+	var w waiter
+	defer w.stop()
+	return c.wait(ctx, n, &w)
+}
+
+// wait is Wait sleeping on w's timer, which Copy reuses across chunks.
+func (c *Chain) wait(ctx context.Context, n int, w *waiter) (waited time.Duration, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	for n > 0 {
+		piece := min(n, c.minBurst())
+		if piece == 0 {
+			return waited, nil // nothing on c is limited
+		}
+		var res [maxLevels]rate.Reservation
+		d, ok := c.reserve(piece, &res)
+		if !ok {
+			continue // a reload shrank a burst after minBurst read it; read again
+		}
+		if d > 0 {
+			start := time.Now()
+			if err := w.sleep(ctx, d); err != nil {
+				cancelAll(res[:c.n])
+				return waited + time.Since(start), err
+			}
+			waited += time.Since(start)
+		}
+		n -= piece
+	}
+	return waited, nil
+}
+
+// reserve reserves n tokens on every limited bucket into res and returns the
+// longest delay among them; when a bucket refuses (n above its burst), it cancels
+// the reservations it made and reports false.
+func (c *Chain) reserve(n int, res *[maxLevels]rate.Reservation) (time.Duration, bool) {
+	now := time.Now()
+	var longest time.Duration
+	for i, bk := range c.buckets[:c.n] {
+		lim := bk.limiter()
+		if lim == nil {
+			continue
+		}
+		res[i] = *lim.ReserveN(now, n)
+		if !res[i].OK() {
+			cancelAll(res[:i])
+			return 0, false
+		}
+		longest = max(longest, res[i].DelayFrom(now))
+	}
+	return longest, true
+}
+
+// cancelAll gives back the tokens of reservations not yet due; zero
+// Reservations (buckets skipped) are left alone by CancelAt.
+func cancelAll(res []rate.Reservation) {
+	now := time.Now()
+	for i := range res {
+		res[i].CancelAt(now)
+	}
+}
+
+// Allow takes n tokens from every limited bucket on c if all of them have n now,
+// and reports whether it did; otherwise it takes none. It never waits: a UDP
+// datagram that does not fit is dropped, as a full router queue would drop it.
+func (c *Chain) Allow(n int) bool {
+	if n <= 0 {
+		return true
+	}
+	now := time.Now()
+	var res [maxLevels]rate.Reservation
+	for i, bk := range c.buckets[:c.n] {
+		lim := bk.limiter()
+		if lim == nil {
+			continue
+		}
+		res[i] = *lim.ReserveN(now, n)
+		if !res[i].OK() || res[i].DelayFrom(now) > 0 {
+			cancelAll(res[:i+1])
+			return false
+		}
+	}
+	return true
+}

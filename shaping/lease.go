@@ -1,0 +1,130 @@
+package shaping
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// Lease is one session's hold on its buckets, from [Registry.Acquire]. While any
+// lease of a user is live their buckets are not evicted. Its methods are safe for
+// concurrent use.
+type Lease struct {
+	r        *Registry
+	user     *userBuckets
+	app      *appBuckets
+	chains   [2]Chain // by direction: upload, download
+	unshaped bool
+	released atomic.Bool
+}
+
+// Upload returns the chain of buckets for bytes from the client to the
+// destination.
+func (l *Lease) Upload() *Chain { return &l.chains[upload] }
+
+// Download returns the chain of buckets for bytes from the destination to the
+// client.
+func (l *Lease) Download() *Chain { return &l.chains[download] }
+
+// Unshaped reports whether no bucket on either chain had a rate when the lease
+// was acquired. The proxy then relays with the kernel's zero-copy path, which
+// later reloads cannot slow down.
+func (l *Lease) Unshaped() bool { return l.unshaped }
+
+// Release ends the lease. The user's buckets become evictable once none of their
+// leases is live. Release is idempotent; the chains stay usable but are no longer
+// kept up to date once evicted.
+func (l *Lease) Release() {
+	if !l.released.CompareAndSwap(false, true) {
+		return
+	}
+	r := l.r
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l.user.leases--; l.user.leases == 0 {
+		l.user.idleSince = now
+		r.active--
+	}
+	if l.app.leases--; l.app.leases == 0 {
+		l.app.idleSince = now
+	}
+}
+
+// ActiveUsers returns the number of users with at least one live lease.
+func (r *Registry) ActiveUsers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active
+}
+
+// Users returns the number of users whose buckets the registry holds: the active
+// ones and the idle ones not evicted yet.
+func (r *Registry) Users() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.users)
+}
+
+// EvictIdle drops the buckets of users, and the app totals of app classes, that
+// have had no live lease since now minus Shaping.IdleEviction, and returns how
+// many users it dropped. A user who comes back gets full buckets. When most of
+// the user map is gone it is rebuilt, because a Go map keeps the memory of its
+// largest size.
+func (r *Registry) EvictIdle(now time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cutoff := now.Add(-r.cfg.IdleEviction)
+	dropped := 0
+	for name, u := range r.users {
+		if u.leases == 0 && !u.idleSince.After(cutoff) {
+			delete(r.users, name)
+			dropped++
+		}
+	}
+	for name, a := range r.apps {
+		if a.leases == 0 && !a.idleSince.After(cutoff) {
+			delete(r.apps, name)
+		}
+	}
+	r.shrinkLocked()
+	return dropped
+}
+
+// shrinkLocked rebuilds the user map once it holds a quarter of its peak or less:
+// the factor of 4 makes each rebuild follow at least 3/4 of a peak's deletions, so
+// rebuilds cost O(1) per user added.
+func (r *Registry) shrinkLocked() {
+	if r.peak < minRebuild || len(r.users) > r.peak/4 {
+		return
+	}
+	users := make(map[string]*userBuckets, len(r.users))
+	for name, u := range r.users {
+		users[name] = u
+	}
+	r.users = users
+	r.peak = len(users)
+}
+
+// Run calls EvictIdle every quarter of Shaping.IdleEviction (at least every
+// second), following reloads, until ctx ends. A user is thus dropped at most
+// 1.25 × IdleEviction after their last session.
+func (r *Registry) Run(ctx context.Context) {
+	t := time.NewTimer(r.evictEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.EvictIdle(time.Now())
+			t.Reset(r.evictEvery())
+		}
+	}
+}
+
+func (r *Registry) evictEvery() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(r.cfg.IdleEviction/4, minEvictEvery)
+}
