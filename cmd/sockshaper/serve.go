@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy"
+	"github.com/sockshaper/sockshaper/shaping"
+)
+
+// daemon is the running process: the parts main wires together.
+type daemon struct {
+	opts    options
+	log     *slog.Logger
+	access  *reopenableFile // nil when accounting lines go to standard error
+	cfg     *configs.Config
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry
+	shaper  *shaping.Registry
+	server  *proxy.Server
+	ready   atomic.Bool
+}
+
+func serve(args []string, stderr io.Writer) int {
+	o, err := parseFlags("sockshaper", args, stderr)
+	if err != nil {
+		return 2
+	}
+	d, err := newDaemon(o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "sockshaper:", err)
+		return 1
+	}
+	if err := d.run(); err != nil {
+		d.log.Error("exiting", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newDaemon(o options, stderr io.Writer) (*daemon, error) {
+	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{opts: o, log: log}
+	accounting := log
+	if o.accessLog != "" {
+		if d.access, err = openReopenable(o.accessLog); err != nil {
+			return nil, err
+		}
+		accounting, _ = newLogger(d.access, o.logFormat, "info")
+	}
+	cfg, creds, err := loadAll(o.configPath)
+	if err != nil {
+		return nil, err
+	}
+	d.cfg = cfg
+	reg := prometheus.NewRegistry()
+	d.reg = reg
+	d.shaper = shaping.NewRegistry(cfg.Shaping)
+	d.metrics = metrics.New(reg, metrics.Options{
+		PerUser:         cfg.Metrics.PerUser,
+		PerUserMaxUsers: cfg.Metrics.PerUserMaxUsers,
+		UsersActive:     func() float64 { return float64(d.shaper.ActiveUsers()) },
+		Apps:            shaping.NewClassifier(cfg.Apps).Names(),
+	})
+	d.metrics.ConfigLoaded(time.Now())
+	d.server = proxy.New(cfg, creds, proxy.Options{
+		Logger:     log,
+		Accounting: accounting,
+		Recorder:   d.metrics,
+		Shaper:     d.shaper,
+	})
+	return d, nil
+}
+
+// run serves until SIGTERM or SIGINT, reloading on SIGHUP, then drains.
+func (d *daemon) run() error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	admin, adminAddr, err := d.startAdmin()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go d.shaper.Run(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	served := make(chan error, 1)
+	go func() { served <- d.server.Serve(ln) }()
+	d.ready.Store(true)
+	d.log.Info("serving", "listen", ln.Addr().String(), "admin", adminAddr, "config", d.cfg.Source, "version", version)
+	for {
+		select {
+		case <-hup:
+			d.reload()
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+			return d.drain(admin)
+		}
+	}
+}
+
+// drain stops accepting, turns /readyz to 503, gives sessions timeouts.drain, then
+// closes the rest. A fresh context: the signal's is already cancelled.
+func (d *daemon) drain(admin *http.Server) error {
+	d.ready.Store(false)
+	timeout := d.server.Config().Timeouts.Drain
+	d.log.Info("draining", "sessions", d.server.ActiveSessions(), "timeout", timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := d.server.Shutdown(ctx); err != nil {
+		d.log.Warn("drain timeout; closed remaining sessions", "err", err)
+	}
+	if admin != nil {
+		actx, acancel := context.WithTimeout(context.Background(), time.Second)
+		defer acancel()
+		admin.Shutdown(actx)
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// reload re-reads the config and users file; on any error the old ones stay.
+func (d *daemon) reload() {
+	if d.access != nil {
+		if err := d.access.Reopen(); err != nil {
+			d.log.Error("reopen access log", "err", err)
+		}
+	}
+	cfg, creds, err := loadAll(d.opts.configPath)
+	if err != nil {
+		d.metrics.ConfigReloaded(false, time.Now())
+		d.log.Error("reload failed; keeping the running config", "err", err)
+		return
+	}
+	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen {
+		d.log.Warn("listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen, "admin_listen", d.cfg.AdminListen)
+	}
+	d.server.Reload(cfg, creds)
+	d.shaper.Update(cfg.Shaping)
+	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
+	d.metrics.ConfigReloaded(true, time.Now())
+	users := 0
+	if creds != nil {
+		users = creds.Users()
+	}
+	d.log.Info("reloaded", "config", cfg.Source, "users", users)
+}
+
+// startAdmin serves /metrics, /healthz and /readyz when admin_listen is set.
+func (d *daemon) startAdmin() (*http.Server, string, error) {
+	if d.cfg.AdminListen == "" {
+		return nil, "", nil
+	}
+	ln, err := net.Listen("tcp", d.cfg.AdminListen)
+	if err != nil {
+		return nil, "", fmt.Errorf("admin listen: %w", err)
+	}
+	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("admin server", "err", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}

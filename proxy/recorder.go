@@ -1,0 +1,60 @@
+package proxy
+
+import "time"
+
+// Recorder receives what a session does, for metrics. *metrics.Metrics implements
+// it; the interface keeps proxy free of Prometheus. Implementations must be safe for
+// concurrent use and must not block.
+type Recorder interface {
+	// SessionOpened counts a session that passed every check and started relaying.
+	SessionOpened(command, app string)
+	// SessionClosed ends a session that SessionOpened counted.
+	SessionClosed(command, app, result string, d time.Duration)
+	// SessionRejected counts a session that ended before it relayed anything.
+	SessionRejected(command, app, result string)
+	// AuthAttempt counts one RFC 1929 login by result (ok, failed, throttled).
+	AuthAttempt(result string)
+	// Transferred counts bytes relayed; direction is upload (client to destination)
+	// or download, transport tcp or udp.
+	Transferred(user, app, direction, transport string, n int64)
+	// Throttled adds time a session waited on token buckets.
+	Throttled(app, direction string, d time.Duration)
+	// InboundRefused counts a refused inbound path (bind, udp_unsolicited).
+	InboundRefused(reason string)
+	// Dialed observes a dial to a destination by result (ok, failed).
+	Dialed(result string, d time.Duration)
+	// Handshake observes the time from accept to the request's reply.
+	Handshake(d time.Duration)
+}
+
+// Label values shared with metrics and the accounting log.
+const (
+	commandNone         = "none"
+	commandConnect      = "connect"
+	commandBind         = "bind"
+	commandUDPAssociate = "udp_associate"
+
+	resultOK                = "ok"
+	resultAuthFailed        = "auth_failed"
+	resultClientDenied      = "client_denied"
+	resultDestinationDenied = "destination_denied"
+	resultCommandRefused    = "command_refused"
+	resultDialFailed        = "dial_failed"
+	resultLimitReached      = "limit_reached"
+	resultProtocolError     = "protocol_error"
+
+	directionUpload   = "upload"
+	directionDownload = "download"
+)
+
+type nopRecorder struct{}
+
+func (nopRecorder) SessionOpened(string, string)                        {}
+func (nopRecorder) SessionClosed(string, string, string, time.Duration) {}
+func (nopRecorder) SessionRejected(string, string, string)              {}
+func (nopRecorder) AuthAttempt(string)                                  {}
+func (nopRecorder) Transferred(string, string, string, string, int64)   {}
+func (nopRecorder) Throttled(string, string, time.Duration)             {}
+func (nopRecorder) InboundRefused(string)                               {}
+func (nopRecorder) Dialed(string, time.Duration)                        {}
+func (nopRecorder) Handshake(time.Duration)                             {}

@@ -1,0 +1,219 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	socks5 "github.com/armon/go-socks5"
+
+	"github.com/sockshaper/sockshaper/shaping"
+)
+
+// session is one client connection from accept to close. Its fields other than the
+// atomics are owned by the session's goroutine.
+type session struct {
+	srv    *Server
+	pol    *policy
+	conn   net.Conn
+	client netip.AddrPort
+	id     uint64
+	start  time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *slog.Logger
+
+	user, command, app, result string
+	requested, dialled         string
+	reason                     string
+	opened, userAdmitted       bool
+
+	up, down                   atomic.Int64 // bytes
+	throttledUp, throttledDown atomic.Int64 // nanoseconds
+	lastActivity               atomic.Int64 // unix nanoseconds
+	stopping                   atomic.Bool  // the server closed the session
+
+	mu      sync.Mutex
+	aborted bool
+	closers []io.Closer // target connection, UDP relay socket
+}
+
+// readerPool holds handshake readers: a session waiting for data holds none.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1024) }}
+
+func (sess *session) serve() {
+	sess.ctx, sess.cancel = context.WithCancel(context.Background())
+	sess.command, sess.app, sess.result = commandNone, shaping.Other, resultProtocolError
+	sess.log = sess.srv.log.With("session", sess.id, "client", sess.client.String())
+	defer sess.srv.removeSession(sess)
+	defer sess.srv.limits.releaseClient(sess.client.Addr())
+	defer sess.finish()
+	defer sess.srv.recoverSession(sess)
+
+	sess.conn.SetDeadline(sess.start.Add(sess.pol.cfg.Timeouts.Handshake))
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(sess.conn)
+	req, err := sess.handshake(br)
+	pending := takeBuffered(br)
+	br.Reset(nil)
+	readerPool.Put(br)
+	if err != nil {
+		sess.logHandshakeError(err)
+		return
+	}
+	sess.dispatch(req, pending)
+}
+
+// takeBuffered copies out bytes a client sent after its request (clients may send
+// data before the reply arrives), so the pooled reader can go back.
+func takeBuffered(br *bufio.Reader) []byte {
+	if br.Buffered() == 0 {
+		return nil
+	}
+	b, _ := br.Peek(br.Buffered())
+	return append([]byte(nil), b...)
+}
+
+func (sess *session) dispatch(req *socks5.Request, pending []byte) {
+	switch req.Command {
+	case socks5.ConnectCommand:
+		sess.connect(req, pending)
+	case socks5.BindCommand:
+		sess.bind(req)
+	case socks5.AssociateCommand:
+		sess.associate(req)
+	}
+}
+
+// refuse replies code and ends the session with result.
+func (sess *session) refuse(code byte, result string) {
+	writeReply(sess.conn, code, netip.AddrPort{})
+	sess.result = result
+}
+
+// admitUser applies max_sessions_per_user; the caller refuses on false.
+func (sess *session) admitUser() bool {
+	if !sess.srv.limits.admitUser(sess.user, sess.pol.cfg.Limits.MaxSessionsPerUser) {
+		return false
+	}
+	sess.userAdmitted = true
+	return true
+}
+
+// open marks the session as relaying, for the active-session gauge.
+func (sess *session) open() {
+	sess.opened = true
+	sess.result = resultOK
+	sess.srv.rec.SessionOpened(sess.command, sess.app)
+}
+
+// addCloser registers c to be closed by abort; it reports false, having closed c,
+// when the session is already aborted.
+func (sess *session) addCloser(c io.Closer) bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.aborted {
+		c.Close()
+		return false
+	}
+	sess.closers = append(sess.closers, c)
+	return true
+}
+
+// abort ends the session from outside its goroutine: shutdown, or a relay error.
+// Closing the sockets wakes every blocked read and write; cancelling the context
+// wakes a bucket wait.
+func (sess *session) abort() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.aborted = true
+	sess.cancel()
+	sess.conn.Close()
+	for _, c := range sess.closers {
+		c.Close()
+	}
+}
+
+// shutdown aborts the session because the server is closing.
+func (sess *session) shutdown() {
+	sess.stopping.Store(true)
+	sess.abort()
+}
+
+func (sess *session) touch() { sess.lastActivity.Store(time.Now().UnixNano()) }
+
+// idleFor reports whether no byte moved in either direction for d.
+func (sess *session) idleFor(d time.Duration) bool {
+	return time.Since(time.Unix(0, sess.lastActivity.Load())) >= d
+}
+
+// finish closes everything and writes the session's metrics and accounting line.
+func (sess *session) finish() {
+	sess.abort()
+	if sess.userAdmitted {
+		sess.srv.limits.releaseUser(sess.user)
+	}
+	d := time.Since(sess.start)
+	if sess.opened {
+		sess.srv.rec.SessionClosed(sess.command, sess.app, sess.result, d)
+	} else {
+		sess.srv.rec.SessionRejected(sess.command, sess.app, sess.result)
+	}
+	if sess.reason == "" {
+		sess.reason = sess.result
+	}
+	sess.srv.acct.LogAttrs(context.Background(), slog.LevelInfo, "session",
+		slog.Uint64("session", sess.id),
+		slog.String("client", sess.client.String()),
+		slog.String("user", displayUser(sess.user)),
+		slog.String("command", sess.command),
+		slog.String("destination", sess.requested),
+		slog.String("dialled", sess.dialled),
+		slog.String("app", sess.app),
+		slog.String("result", sess.result),
+		slog.Int64("bytes_up", sess.up.Load()),
+		slog.Int64("bytes_down", sess.down.Load()),
+		slog.Duration("duration", d),
+		slog.Duration("throttled_up", time.Duration(sess.throttledUp.Load())),
+		slog.Duration("throttled_down", time.Duration(sess.throttledDown.Load())),
+		slog.String("close_reason", sess.reason),
+	)
+}
+
+// displayUser names the anonymous user of no-auth mode in logs.
+func displayUser(u string) string {
+	if u == "" {
+		return "-"
+	}
+	return u
+}
+
+// logHandshakeError logs what went wrong before a request was served. A client that
+// connects and leaves is normal (health checks, port scans) and logs at debug.
+func (sess *session) logHandshakeError(err error) {
+	level := slog.LevelInfo
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		level = slog.LevelDebug
+	}
+	if isTimeout(err) {
+		sess.reason = "handshake_timeout"
+	}
+	sess.log.Log(context.Background(), level, "handshake failed", "result", sess.result, "err", err)
+}
+
+// hostPort formats a request's destination as the client gave it.
+func hostPort(spec *socks5.AddrSpec) string {
+	host := spec.FQDN
+	if host == "" {
+		host = spec.IP.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(spec.Port))
+}
