@@ -114,7 +114,8 @@ func (sess *session) classifyBySNI(dest shaping.Target, pending []byte) []byte {
 	if !sess.pol.classifier.WantsSNI(dest) {
 		return pending
 	}
-	buf := append(pending, make([]byte, 0, shaping.MaxClientHelloBytes)...)
+	buf := make([]byte, len(pending), len(pending)+shaping.MaxClientHelloBytes)
+	copy(buf, pending)
 	sess.conn.SetReadDeadline(time.Now().Add(sniWait))
 	defer sess.conn.SetReadDeadline(time.Time{})
 	for len(buf) < cap(buf) {

@@ -287,3 +287,12 @@ func splitHostPort(t *testing.T, addr string) (string, uint16) {
 	}
 	return ap.Addr().String(), ap.Port()
 }
+
+// dialViaProxy adapts the proxy to http.Transport.DialContext.
+func dialViaProxy(t *testing.T, proxyAddr string) func(context.Context, string, string) (net.Conn, error) {
+	d, err := xproxy.SOCKS5("tcp", proxyAddr, &xproxy.Auth{User: "alice", Password: testPassword}, xproxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.(xproxy.ContextDialer).DialContext
+}
