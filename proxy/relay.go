@@ -19,6 +19,11 @@ const spliceChunk = 4 << 20
 // recorder, so metrics cost nothing per chunk.
 const reportEvery = 256 << 10
 
+// reportInterval bounds how stale the byte counters of a live session may be: a
+// long, slow session (a call) shows in graphs while it runs, not when it ends.
+// Each direction wakes this often while its peer is silent, which costs one timer.
+const reportInterval = 5 * time.Second
+
 var errIdle = errors.New("idle timeout")
 
 // halfPipe is one direction of a relayed TCP session.
@@ -94,7 +99,7 @@ func (h *halfPipe) run() error {
 	for {
 		// Only reads get a deadline: a read that times out loses nothing, while a
 		// write that times out midway would drop bytes already taken from src.
-		h.src.SetReadDeadline(time.Now().Add(idle))
+		h.src.SetReadDeadline(time.Now().Add(min(idle, reportInterval)))
 		var n int64
 		var err error
 		if h.chain == nil {

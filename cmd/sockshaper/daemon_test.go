@@ -211,10 +211,11 @@ func httpGet(t *testing.T, url string) string {
 	return body
 }
 
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
 func httpGetStatus(t *testing.T, url string) (string, int) {
 	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := httpClient.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
