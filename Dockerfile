@@ -10,7 +10,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 # Run: no shell, no package manager, not root.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sockshaper /usr/local/bin/sockshaper
-COPY configs/sockshaper.example.yaml /etc/sockshaper/sockshaper.yaml
+COPY configs/docker.yaml /etc/sockshaper/sockshaper.yaml
 USER nonroot:nonroot
 EXPOSE 1080 9180
 ENTRYPOINT ["/usr/local/bin/sockshaper"]

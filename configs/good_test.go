@@ -289,3 +289,18 @@ func TestNamedDestinationSets(t *testing.T) {
 		t.Error("NamedDestinationSets shares its map or slices between calls")
 	}
 }
+
+// TestDockerConfig checks the container's config: it must load, listen on every
+// address inside the container, and still require authentication.
+func TestDockerConfig(t *testing.T) {
+	cfg, err := Load("docker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "0.0.0.0:1080" || cfg.AdminListen != "0.0.0.0:9180" {
+		t.Errorf("docker.yaml listens on %s and %s", cfg.Listen, cfg.AdminListen)
+	}
+	if filepath.Base(cfg.Auth.UsersFile) != "users.htpasswd" {
+		t.Errorf("docker.yaml users file %q", cfg.Auth.UsersFile)
+	}
+}
