@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -389,5 +390,53 @@ func waitFile(t *testing.T, path, want string) {
 			t.Fatalf("%s does not contain %s:\n%s", path, want, b)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAccountingLineMatchesTraffic(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	d := startDaemon(t, baseConfig, usersFile(), "-access-log", logPath)
+	// The target takes 1000 bytes, answers with 5000 and closes.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.ReadFull(c, make([]byte, 1000))
+		c.Write(bytes.Repeat([]byte("d"), 5000))
+		c.Close()
+	}()
+	c := dialThrough(t, d.listen, "alice", ln.Addr().String())
+	c.Write(bytes.Repeat([]byte("u"), 1000))
+	got, _ := io.ReadAll(c)
+	c.Close()
+	if len(got) != 5000 {
+		t.Fatalf("client received %d bytes, want 5000", len(got))
+	}
+	waitFile(t, logPath, `"msg":"session"`)
+	b, _ := os.ReadFile(logPath)
+	var rec map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(b), &rec); err != nil {
+		t.Fatalf("accounting line is not one JSON record: %v\n%s", err, b)
+	}
+	want := map[string]any{
+		"user": "alice", "command": "connect", "app": "other", "result": "ok",
+		"destination": ln.Addr().String(), "dialled": ln.Addr().String(),
+		"bytes_up": 1000.0, "bytes_down": 5000.0, "close_reason": "eof",
+	}
+	for k, v := range want {
+		if rec[k] != v {
+			t.Errorf("accounting %s = %v, want %v", k, rec[k], v)
+		}
+	}
+	for _, k := range []string{"client", "duration", "throttled_up", "throttled_down", "session"} {
+		if _, ok := rec[k]; !ok {
+			t.Errorf("accounting line has no %s: %v", k, rec)
+		}
 	}
 }
