@@ -252,23 +252,8 @@ limits: {max_sessions: 100, max_sessions_per_client_ip: 2, max_sessions_per_user
 	d.waitMetric(`sockshaper_sessions_total{app="other",command="none",result="limit_reached"}`, 1)
 }
 
-func echoServer(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
-}
+// echoServer echoes every connection on 127.0.0.1.
+func echoServer(t *testing.T) string { return echoServerOn(t, "127.0.0.1:0") }
 
 func socksDialer(t *testing.T, proxyAddr, user string) xproxy.Dialer {
 	d, err := xproxy.SOCKS5("tcp", proxyAddr, &xproxy.Auth{User: user, Password: password}, xproxy.Direct)
