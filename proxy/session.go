@@ -89,7 +89,7 @@ func (sess *session) dispatch(req *socks5.Request, pending []byte) {
 	case socks5.BindCommand:
 		sess.bind(req)
 	case socks5.AssociateCommand:
-		sess.associate(req)
+		sess.associate(req, pending)
 	}
 }
 

@@ -1,12 +1,248 @@
 package proxy
 
-import socks5 "github.com/armon/go-socks5"
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
 
-// associate serves UDP ASSOCIATE.
-func (sess *session) associate(req *socks5.Request) {
+	socks5 "github.com/armon/go-socks5"
+)
+
+// udpBufSize is room for a reply header and then for the largest UDP payload
+// there is (the 16-bit length field bounds it below 64 KiB), so no datagram is
+// ever truncated and one buffer serves both directions.
+const udpBufSize = maxReplyHeader + 1<<16 - 1
+
+// udpBufs holds relay buffers: one per live association, never one per datagram.
+var udpBufs = sync.Pool{New: func() any { return new([udpBufSize]byte) }}
+
+// errControlData says the client sent bytes on the control connection of an
+// association, which RFC 1928 gives no meaning.
+var errControlData = errors.New("client sent data on the UDP ASSOCIATE control connection")
+
+// associate serves UDP ASSOCIATE (RFC 1928 section 7): one UDP socket relays the
+// client's datagrams out and the answers of the peers it sent to back, for as long
+// as the control connection stays open. The session goroutine waits on the
+// control connection; one more goroutine runs the relay, so an association costs
+// two goroutines, as a CONNECT does.
+//
+// App label: sessions_active and sessions_total carry the session's app from
+// SessionOpened to SessionClosed, and an association's class is known only per
+// datagram, after it is open. So the session stays "other" there, while bytes and
+// buckets follow each datagram's class: transferred_bytes_total{transport="udp"}
+// measures each app's UDP traffic and, say, Teams media gets the skype limits.
+func (sess *session) associate(req *socks5.Request, pending []byte) {
 	if !sess.pol.cfg.Access.UDPAssociate {
 		sess.refuse(replyNotAllowed, resultCommandRefused)
 		return
 	}
-	sess.refuse(replyCommandNotSupported, resultCommandRefused)
+	if len(pending) > 0 {
+		sess.refuse(replyGeneralFailure, resultProtocolError)
+		sess.log.Info("udp associate refused", "err", errControlData)
+		return
+	}
+	if !sess.admitUser() {
+		sess.refuse(replyNotAllowed, resultLimitReached)
+		return
+	}
+	a, ok := sess.newAssociation(req)
+	if !ok {
+		return
+	}
+	if err := writeReply(sess.conn, replySucceeded, a.local); err != nil {
+		a.release()
+		sess.result = resultProtocolError
+		return
+	}
+	sess.srv.rec.Handshake(time.Since(sess.start))
+	sess.conn.SetDeadline(time.Time{})
+	sess.open()
+	sess.touch()
+	sess.reason = sess.closeReason(a.serve())
+}
+
+// newAssociation opens the relay socket on the address the client reached the
+// proxy on, so that it is reachable wherever the control connection was, and
+// refuses the request when it cannot.
+func (sess *session) newAssociation(req *socks5.Request) (*association, bool) {
+	local := addrPortOf(sess.conn.LocalAddr()).Addr().Unmap()
+	sock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+	if err != nil {
+		sess.refuse(replyGeneralFailure, resultDialFailed)
+		sess.log.Warn("udp relay socket", "err", err)
+		return nil, false
+	}
+	if !sess.addCloser(sock) {
+		return nil, false
+	}
+	a := &association{
+		sess:     sess,
+		sock:     sock,
+		local:    addrPortOf(sock.LocalAddr()),
+		buf:      udpBufs.Get().(*[udpBufSize]byte),
+		clientIP: sess.client.Addr().Unmap(),
+		wantPort: uint16(req.DestAddr.Port),
+		peers:    make(map[netip.AddrPort]string),
+		names:    make(map[string]resolvedName),
+		leases:   make(map[string]sessionLease),
+	}
+	a.up = udpCounter{sess: sess, direction: directionUpload, total: &sess.up}
+	a.down = udpCounter{sess: sess, direction: directionDownload, total: &sess.down}
+	sess.log.Debug("udp association", "relay", a.local.String(), "expected_port", a.wantPort)
+	return a, true
+}
+
+// serve runs the relay on a new goroutine and waits on the control connection on
+// this one; whichever ends first ends the other. It returns both ends' errors, the
+// control connection's first, for closeReason.
+func (a *association) serve() (ctlErr, relayErr error) {
+	sess := a.sess
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The relay goroutine ends the association's state itself, so that even a
+		// panicking session goroutine, which does not wait for it, cannot hand its
+		// buffer to another association while it still reads into it.
+		defer a.end()
+		defer sess.srv.recoverSession(sess)
+		relayErr = a.run()
+		sess.abort()
+	}()
+	ctlErr = sess.watchControl()
+	sess.abort() // closes the relay socket, which ends run
+	<-done
+	return ctlErr, relayErr
+}
+
+// watchControl blocks until the client closes the control connection (nil), sends
+// anything on it, or no datagram moved either way for the idle timeout (errIdle).
+func (sess *session) watchControl() error {
+	idle := sess.pol.cfg.Timeouts.Idle
+	var b [1]byte
+	for {
+		sess.conn.SetReadDeadline(time.Unix(0, sess.lastActivity.Load()).Add(idle))
+		_, err := sess.conn.Read(b[:])
+		switch {
+		case err == nil:
+			return errControlData
+		case errors.Is(err, io.EOF):
+			return nil
+		case isTimeout(err) && sess.idleFor(idle):
+			return errIdle
+		case isTimeout(err):
+			// A datagram moved since the deadline was set: wait again from it.
+		default:
+			return err
+		}
+	}
+}
+
+// association is the relay side of one UDP ASSOCIATE. After newAssociation its
+// fields belong to the relay goroutine, and to the session goroutine again once
+// that has ended.
+type association struct {
+	sess     *session
+	sock     *net.UDPConn
+	local    netip.AddrPort // the relay's address, sent in the reply
+	buf      *[udpBufSize]byte
+	clientIP netip.Addr
+	wantPort uint16         // the port the request named; 0: unknown
+	client   netip.AddrPort // the client's UDP source once known
+
+	peers  map[netip.AddrPort]string // destinations sent to, with their class
+	names  map[string]resolvedName
+	leases map[string]sessionLease // by app class: a handful per association
+
+	up, down     udpCounter
+	drops        udpDrops
+	deniedLogged bool
+}
+
+// udpDrops counts the datagrams an association dropped, by reason.
+type udpDrops struct {
+	header, policy, shaped, send, unsolicited int64
+}
+
+// end reports the last bytes and the drops, and releases what the association
+// holds.
+func (a *association) end() {
+	a.up.flush()
+	a.down.flush()
+	a.logDrops()
+	a.release()
+}
+
+// release gives back the buffer and the leases.
+func (a *association) release() {
+	for _, l := range a.leases {
+		l.release()
+	}
+	udpBufs.Put(a.buf)
+	a.buf = nil
+}
+
+// dropped logs one dropped datagram at debug level. The check comes first so a
+// flood of dropped datagrams costs no allocation while debug is off.
+func (a *association) dropped(peer netip.AddrPort, reason string, err error) {
+	if !a.sess.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	a.sess.log.Debug("udp datagram dropped", "reason", reason, "peer", peer.String(), "err", err)
+}
+
+// logDrops sums up the association's drops in one line, when there were any.
+func (a *association) logDrops() {
+	d := a.drops
+	if d == (udpDrops{}) {
+		return
+	}
+	a.sess.log.LogAttrs(context.Background(), slog.LevelInfo, "udp datagrams dropped",
+		slog.Int64("bad_header", d.header), slog.Int64("denied", d.policy),
+		slog.Int64("shaped", d.shaped), slog.Int64("send_failed", d.send),
+		slog.Int64("unsolicited", d.unsolicited))
+}
+
+// udpReportEvery bounds how stale the byte metrics of a slow UDP flow get: a call
+// of a few kB/s takes minutes to fill reportEvery.
+const udpReportEvery = time.Second
+
+// udpCounter counts one direction's bytes: the session's total at once, the
+// recorder's in batches of one app class, so metrics cost nothing per datagram.
+type udpCounter struct {
+	sess      *session
+	direction string
+	total     *atomic.Int64
+	app       string
+	n         int64
+	since     time.Time
+}
+
+func (c *udpCounter) add(app string, n int) {
+	now := time.Now()
+	if app != c.app {
+		c.flush()
+		c.app = app
+	}
+	if c.n == 0 {
+		c.since = now
+	}
+	c.n += int64(n)
+	c.total.Add(int64(n))
+	c.sess.lastActivity.Store(now.UnixNano())
+	if c.n >= reportEvery || now.Sub(c.since) >= udpReportEvery {
+		c.flush()
+	}
+}
+
+func (c *udpCounter) flush() {
+	if c.n > 0 {
+		c.sess.srv.rec.Transferred(c.sess.user, c.app, c.direction, "udp", c.n)
+		c.n = 0
+	}
 }
