@@ -30,41 +30,77 @@ var errIdle = errors.New("idle timeout")
 type halfPipe struct {
 	sess      *session
 	dst, src  net.Conn
+	ready     *readiness // nil: the copy itself waits for data
+	next      io.LimitedReader
 	direction string
 	bytes     *atomic.Int64
 	throttled *atomic.Int64
 	chain     *shaping.Chain // nil: unshaped, zero-copy
 	unflushed int64
+	streaming bool  // the last step moved at least streamingStep bytes
+	err       error // why run ended; nil at EOF
 }
 
-// relayTCP moves bytes both ways until both sides are done, one direction on a new
-// goroutine and one on the session's own, so a session costs two goroutines.
+// streamingStep is the step size above which a direction counts as streaming. A
+// streaming direction skips the readiness wait and copies up to spliceChunk per
+// step, as a plain copy would, so bulk transfers pay no extra system calls; it
+// holds its pipe or buffer only until the stream pauses for one read deadline.
+const streamingStep = 64 << 10
+
+// tcpRelay runs both directions of a session, each on a goroutine of its own, and
+// ends the session when the second one finishes. The goroutine that did the
+// handshake exits instead of relaying: its stack grew in the handshake and would
+// stay that size for the whole session, while fresh relay goroutines start small.
+type tcpRelay struct {
+	sess     *session
+	lease    sessionLease
+	up, down *halfPipe
+	running  atomic.Int32
+}
+
+// relayTCP starts relaying and takes over the end of the session: the session's
+// goroutine returns at once, and two goroutines move the bytes.
 func (sess *session) relayTCP(target net.Conn, pending []byte) {
-	lease := sess.acquire()
-	defer lease.release()
+	r := &tcpRelay{sess: sess, lease: sess.acquire()}
 	sess.open()
 	sess.touch()
-	up := &halfPipe{sess: sess, dst: target, src: sess.conn, direction: directionUpload, bytes: &sess.up, throttled: &sess.throttledUp}
-	down := &halfPipe{sess: sess, dst: sess.conn, src: target, direction: directionDownload, bytes: &sess.down, throttled: &sess.throttledDown}
-	if lease.shaped() {
-		up.chain, down.chain = lease.Upload(), lease.Download()
+	r.up = sess.newHalfPipe(target, sess.conn, directionUpload, &sess.up, &sess.throttledUp)
+	r.down = sess.newHalfPipe(sess.conn, target, directionDownload, &sess.down, &sess.throttledDown)
+	if r.lease.shaped() {
+		r.up.chain, r.down.chain = r.lease.Upload(), r.lease.Download()
 	}
-	upErr := make(chan error, 1)
-	go func() {
-		err := up.writePending(pending)
-		if err == nil {
-			err = up.run()
-		}
-		if err != nil {
-			sess.abort()
-		}
-		upErr <- err
-	}()
-	downErr := down.run()
-	if downErr != nil {
-		sess.abort()
+	sess.detached = true
+	r.running.Store(2)
+	go r.run(r.up, pending)
+	go r.run(r.down, nil)
+}
+
+func (sess *session) newHalfPipe(dst, src net.Conn, direction string, bytes, throttled *atomic.Int64) *halfPipe {
+	h := &halfPipe{sess: sess, dst: dst, src: src, ready: newReadiness(src), direction: direction, bytes: bytes, throttled: throttled}
+	h.next.R = src
+	return h
+}
+
+func (r *tcpRelay) run(h *halfPipe, pending []byte) {
+	defer r.done()
+	defer r.sess.srv.recoverSession(r.sess)
+	h.err = h.writePending(pending)
+	if h.err == nil {
+		h.err = h.run()
 	}
-	sess.reason = sess.closeReason(downErr, <-upErr)
+	if h.err != nil {
+		r.sess.abort() // wakes the other direction
+	}
+}
+
+// done ends the session when the second direction finishes.
+func (r *tcpRelay) done() {
+	if r.running.Add(-1) > 0 {
+		return
+	}
+	r.lease.release()
+	r.sess.reason = r.sess.closeReason(r.down.err, r.up.err)
+	r.sess.end()
 }
 
 // closeReason names why a relay ended, for the accounting line.
@@ -100,17 +136,7 @@ func (h *halfPipe) run() error {
 		// Only reads get a deadline: a read that times out loses nothing, while a
 		// write that times out midway would drop bytes already taken from src.
 		h.src.SetReadDeadline(time.Now().Add(min(idle, reportInterval)))
-		var n int64
-		var err error
-		if h.chain == nil {
-			n, err = io.CopyN(h.dst, h.src, spliceChunk)
-			h.count(n)
-		} else {
-			n, err = shaping.Copy(h.sess.ctx, h.dst, h.src, h.chain, h.observe)
-			if err == nil {
-				err = io.EOF
-			}
-		}
+		n, err := h.step()
 		h.flush()
 		switch {
 		case err == nil:
@@ -124,6 +150,36 @@ func (h *halfPipe) run() error {
 			return err
 		}
 	}
+}
+
+// step waits until src has bytes, holding nothing, then moves what is there: with
+// splice when unshaped (io.Copy from a LimitedReader of a *net.TCPConn into a
+// *net.TCPConn), else in bucket-sized chunks through a pooled buffer.
+func (h *halfPipe) step() (int64, error) {
+	avail := spliceChunk
+	if h.ready != nil && !h.streaming {
+		var err error
+		if avail, err = h.ready.wait(); err != nil {
+			return 0, err
+		}
+		if avail == 0 {
+			return 0, io.EOF
+		}
+	}
+	h.next.N = int64(min(avail, spliceChunk))
+	var n int64
+	var err error
+	if h.chain != nil {
+		n, err = shaping.Copy(h.sess.ctx, h.dst, &h.next, h.chain, h.observe)
+	} else {
+		n, err = io.Copy(h.dst, &h.next)
+		h.count(n)
+	}
+	if n == 0 && err == nil {
+		err = io.EOF // without a readiness check, the limited read found EOF
+	}
+	h.streaming = n >= streamingStep
+	return n, err
 }
 
 // count records bytes of the unshaped path, which learns them per chunk.

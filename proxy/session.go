@@ -35,6 +35,7 @@ type session struct {
 	requested, dialled         string
 	reason                     string
 	opened, userAdmitted       bool
+	detached                   bool // relay goroutines took over the end
 
 	up, down                   atomic.Int64 // bytes
 	throttledUp, throttledDown atomic.Int64 // nanoseconds
@@ -53,9 +54,11 @@ func (sess *session) serve() {
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	sess.command, sess.app, sess.result = commandNone, shaping.Other, resultProtocolError
 	sess.log = sess.srv.log.With("session", sess.id, "client", sess.client.String())
-	defer sess.srv.removeSession(sess)
-	defer sess.srv.limits.releaseClient(sess.client.Addr())
-	defer sess.finish()
+	defer func() {
+		if !sess.detached {
+			sess.end()
+		}
+	}()
 	defer sess.srv.recoverSession(sess)
 
 	sess.conn.SetDeadline(sess.start.Add(sess.pol.cfg.Timeouts.Handshake))
@@ -153,6 +156,14 @@ func (sess *session) touch() { sess.lastActivity.Store(time.Now().UnixNano()) }
 // idleFor reports whether no byte moved in either direction for d.
 func (sess *session) idleFor(d time.Duration) bool {
 	return time.Since(time.Unix(0, sess.lastActivity.Load())) >= d
+}
+
+// end releases everything the session holds; it runs once, on whichever goroutine
+// finishes the session.
+func (sess *session) end() {
+	sess.finish()
+	sess.srv.limits.releaseClient(sess.client.Addr())
+	sess.srv.removeSession(sess)
 }
 
 // finish closes everything and writes the session's metrics and accounting line.
