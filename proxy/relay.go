@@ -36,9 +36,11 @@ type halfPipe struct {
 	bytes     *atomic.Int64
 	throttled *atomic.Int64
 	chain     *shaping.Chain // nil: unshaped, zero-copy
+	pacer     *shaping.Pacer // shaped and spliced: tokens first, then splice
 	unflushed int64
-	streaming bool  // the last step moved at least streamingStep bytes
-	err       error // why run ended; nil at EOF
+	flushed   time.Time // when unflushed was last reported
+	streaming bool      // the last step moved at least streamingStep bytes
+	err       error     // why run ended; nil at EOF
 }
 
 // streamingStep is the step size above which a direction counts as streaming. A
@@ -67,7 +69,8 @@ func (sess *session) relayTCP(target net.Conn, pending []byte) {
 	r.up = sess.newHalfPipe(target, sess.conn, directionUpload, &sess.up, &sess.throttledUp)
 	r.down = sess.newHalfPipe(sess.conn, target, directionDownload, &sess.down, &sess.throttledDown)
 	if r.lease.shaped() {
-		r.up.chain, r.down.chain = r.lease.Upload(), r.lease.Download()
+		r.up.shape(r.lease.Upload())
+		r.down.shape(r.lease.Download())
 	}
 	sess.detached = true
 	r.running.Store(2)
@@ -81,8 +84,23 @@ func (sess *session) newHalfPipe(dst, src net.Conn, direction string, bytes, thr
 	return h
 }
 
+// shape puts the direction through chain. Between two TCP sockets with a
+// readiness check it stays zero-copy: it takes the tokens for what is queued and
+// then splices exactly that, so shaping costs no buffer and no copy.
+func (h *halfPipe) shape(chain *shaping.Chain) {
+	h.chain = chain
+	_, srcTCP := h.src.(*net.TCPConn)
+	_, dstTCP := h.dst.(*net.TCPConn)
+	if h.ready != nil && srcTCP && dstTCP {
+		h.pacer = shaping.NewPacer(chain)
+	}
+}
+
 func (r *tcpRelay) run(h *halfPipe, pending []byte) {
 	defer r.done()
+	if h.pacer != nil {
+		defer h.pacer.Stop()
+	}
 	defer r.sess.srv.recoverSession(r.sess)
 	h.err = h.writePending(pending)
 	if h.err == nil {
@@ -137,7 +155,9 @@ func (h *halfPipe) run() error {
 		// write that times out midway would drop bytes already taken from src.
 		h.src.SetReadDeadline(time.Now().Add(min(idle, reportInterval)))
 		n, err := h.step()
-		h.flush()
+		if err != nil || h.unflushed >= reportEvery || time.Since(h.flushed) >= reportInterval {
+			h.flush()
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
@@ -156,6 +176,9 @@ func (h *halfPipe) run() error {
 // splice when unshaped (io.Copy from a LimitedReader of a *net.TCPConn into a
 // *net.TCPConn), else in bucket-sized chunks through a pooled buffer.
 func (h *halfPipe) step() (int64, error) {
+	if h.pacer != nil {
+		return h.spliceShaped()
+	}
 	avail := spliceChunk
 	if h.ready != nil && !h.streaming {
 		var err error
@@ -182,6 +205,28 @@ func (h *halfPipe) step() (int64, error) {
 	return n, err
 }
 
+// spliceShaped waits until src has bytes, takes the tokens for up to one chunk of
+// them, and splices exactly that much. The bytes wait in the socket, not in a
+// buffer, so the sender is held back by TCP flow control as with a copy.
+func (h *halfPipe) spliceShaped() (int64, error) {
+	avail, err := h.ready.wait()
+	if err != nil {
+		return 0, err
+	}
+	if avail == 0 {
+		return 0, io.EOF
+	}
+	n := min(avail, h.chain.ChunkSize())
+	waited, err := h.pacer.Wait(h.sess.ctx, n)
+	if err != nil {
+		return 0, err
+	}
+	h.next.N = int64(n)
+	moved, err := io.Copy(h.dst, &h.next)
+	h.observe(int(moved), waited)
+	return moved, err
+}
+
 // count records bytes of the unshaped path, which learns them per chunk.
 func (h *halfPipe) count(n int64) {
 	if n > 0 {
@@ -204,6 +249,7 @@ func (h *halfPipe) observe(n int, waited time.Duration) {
 }
 
 func (h *halfPipe) flush() {
+	h.flushed = time.Now()
 	if h.unflushed > 0 {
 		h.sess.srv.rec.Transferred(h.sess.user, h.sess.app, h.direction, "tcp", h.unflushed)
 		h.unflushed = 0

@@ -17,16 +17,23 @@ const (
 	// limiter lock per chunk cost more than the pacing gains, and at 8 kbit/s a
 	// 1 KiB chunk is already a second of traffic.
 	MinChunk = 1 << 10
-	// MaxChunk is the largest chunk [Copy] moves at once and the size of its pooled
-	// buffers. 32 KiB is io.Copy's buffer: few syscalls per byte at 1 Gbit/s, and
-	// small enough that sessions of one user, which queue in FIFO order for the
-	// user's bucket, interleave at a fine grain (about 16 ms per chunk at 16 Mbit/s).
-	MaxChunk = 32 << 10
+	// MaxChunk is the largest chunk moved at once, and [Copy]'s largest pooled
+	// buffer. Per-chunk system calls, not bytes, dominate a fast shaped session's
+	// CPU: at 50 MiB/s, 1 MiB chunks (reached at 100 MiB/s) measured 0.94 s of CPU
+	// per GiB against 1.3 s with 256 KiB ones (docs/performance.md).
+	MaxChunk = 1 << 20
+	// chunkTime is how much traffic at the slowest bucket's rate one chunk holds.
+	// Sessions of one user queue in FIFO order for the user's bucket, so 10 ms
+	// chunks interleave them finely; and since a chunk's buffer, where there is
+	// one, is in use only while bytes move, buffers in use add up to about 10 ms of
+	// the proxy's total throughput, whatever the number of sessions. Fixed-size
+	// chunks would make fast sessions pay system calls per few KiB or slow ones
+	// hold large buffers.
+	chunkTime = 10 * time.Millisecond
 
-	// minDefaultBurst is the floor of the default burst: two full chunks, so two
-	// sessions of a user can each move a chunk at once after an idle spell, and a
-	// chunk never has to be split.
-	minDefaultBurst = 2 * MaxChunk
+	// minDefaultBurst is the floor of the default burst: 64 KiB, so that a default
+	// bucket's chunks are never tiny and a user back from idle starts at once.
+	minDefaultBurst = 64 << 10
 	// defaultBurstTime is how much traffic at the bucket's rate the default burst
 	// holds: 50 ms absorbs timer and scheduling latency (a late wake-up does not
 	// lose tokens to a full bucket, so the long-run rate stays exact) while a user
@@ -128,20 +135,35 @@ func (c *Chain) minBurst() int {
 	return int(m)
 }
 
-// ChunkSize returns the most bytes a shaped copy should read at once: the
-// smallest burst on c, kept within [MinChunk, MaxChunk]; MaxChunk when no bucket
-// on c is limited. Chunks no larger than the burst are what make sessions of one
-// user share its bucket fairly. It follows reloads.
+// ChunkSize returns the most bytes a shaped copy should move at once: chunkTime
+// of traffic at the slowest limited bucket's rate, no more than the smallest
+// burst, kept within [MinChunk, MaxChunk]; MaxChunk when no bucket on c is
+// limited. Chunks no larger than the burst are what make sessions of one user
+// share its bucket fairly. It follows reloads.
 func (c *Chain) ChunkSize() int {
 	b := c.minBurst()
 	if b == 0 {
 		return MaxChunk
 	}
-	return min(max(b, MinChunk), MaxChunk)
+	byRate := int(c.minRate() * chunkTime.Seconds())
+	return min(max(min(b, byRate), MinChunk), MaxChunk)
+}
+
+// minRate returns the smallest rate, in bytes per second, of the limited buckets
+// on c; +Inf when none is limited.
+func (c *Chain) minRate() float64 {
+	m := math.Inf(1)
+	for _, bk := range c.buckets[:c.n] {
+		if lim := bk.limiter(); lim != nil {
+			m = min(m, float64(lim.Limit()))
+		}
+	}
+	return m
 }
 
 // Wait takes n bytes' worth of tokens from every limited bucket on c, waiting
-// until the slowest of them can give them, and returns how long it waited. Each
+// until the slowest of them can give them, and returns how long it waited; a
+// delay of at most minSleep is not slept but carried into the next call. Each
 // caller reserves in turn, so concurrent callers are served first come, first
 // served. An n larger than a bucket's burst is taken in pieces no larger than the
 // smallest burst, one after the other. When ctx ends first, Wait returns at once
@@ -152,6 +174,14 @@ func (c *Chain) Wait(ctx context.Context, n int) (waited time.Duration, err erro
 	defer w.stop()
 	return c.wait(ctx, n, &w)
 }
+
+// minSleep is the shortest wait a chunk sleeps for. A shorter delay is carried as
+// debt instead: the reservation already took the tokens, so the next chunk's delay
+// includes it and the long-run rate stays exact. Without it a fast shaped session
+// sleeps once per chunk, and each sleep is a timer and two context switches; with
+// it a session sleeps at most about 200 times a second and runs ahead of its
+// bucket by at most 5 ms of traffic.
+const minSleep = 5 * time.Millisecond
 
 // wait is Wait sleeping on w's timer, which Copy reuses across chunks.
 func (c *Chain) wait(ctx context.Context, n int, w *waiter) (waited time.Duration, err error) {
@@ -168,7 +198,7 @@ func (c *Chain) wait(ctx context.Context, n int, w *waiter) (waited time.Duratio
 		if !ok {
 			continue // a reload shrank a burst after minBurst read it; read again
 		}
-		if d > 0 {
+		if d > minSleep {
 			start := time.Now()
 			if err := w.sleep(ctx, d); err != nil {
 				cancelAll(res[:c.n])

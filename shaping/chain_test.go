@@ -65,8 +65,8 @@ func TestDefaultBurst(t *testing.T) {
 		if got := defaultBurst(tc.rate); got != tc.want {
 			t.Errorf("defaultBurst(%d) = %d, want %d", tc.rate, got, tc.want)
 		}
-		if got := defaultBurst(tc.rate); got < MaxChunk {
-			t.Errorf("defaultBurst(%d) = %d is below MaxChunk", tc.rate, got)
+		if got := defaultBurst(tc.rate); got < minDefaultBurst {
+			t.Errorf("defaultBurst(%d) = %d is below its floor", tc.rate, got)
 		}
 	}
 }
@@ -79,7 +79,9 @@ func TestChunkSize(t *testing.T) {
 	}{
 		{"empty chain", nil, MaxChunk},
 		{"all unlimited", []*bucket{newBucket(0, 0), newBucket(0, 512)}, MaxChunk},
-		{"default burst", []*bucket{newBucket(4*mib, 0)}, MaxChunk},
+		{"10 ms at the rate", []*bucket{newBucket(4*mib, 0)}, 4 * mib / 100},
+		{"fast rate capped", []*bucket{newBucket(1024*mib, 0)}, MaxChunk},
+		{"slowest rate binds", []*bucket{newBucket(8*mib, 0), newBucket(2*mib, 0)}, 2 * mib / 100},
 		{"small burst raised", []*bucket{newBucket(4*mib, 512)}, MinChunk},
 		{"smallest burst", []*bucket{newBucket(4*mib, 16*kib), newBucket(mib, 8*kib), newBucket(0, 1)}, 8 * kib},
 	}

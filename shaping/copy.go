@@ -7,13 +7,33 @@ import (
 	"time"
 )
 
-// bufPool holds Copy's chunk buffers. Pointers to arrays, not slices, so that
-// Put does not allocate a slice header per call.
-var bufPool = sync.Pool{New: func() any { return new([MaxChunk]byte) }}
+// Buffer size classes: powers of two from 4 KiB to MaxChunk, each with its pool,
+// so a slow session borrows a small buffer and a fast one a large one.
+const (
+	minBufShift = 12 // 4 KiB
+	maxBufShift = 20 // MaxChunk, 1 MiB
+)
+
+// bufPools hold Copy's chunk buffers by size class. They hold pointers to slices
+// made once, so that Put does not allocate a slice header per call.
+var bufPools [maxBufShift - minBufShift + 1]sync.Pool
+
+// getBuf borrows a buffer of at least n bytes (at most MaxChunk) and its class.
+func getBuf(n int) (*[]byte, int) {
+	class := 0
+	for class < len(bufPools)-1 && 1<<(minBufShift+class) < n {
+		class++
+	}
+	if b, ok := bufPools[class].Get().(*[]byte); ok {
+		return b, class
+	}
+	b := make([]byte, 1<<(minBufShift+class))
+	return &b, class
+}
 
 // Copy copies src to dst in chunks of at most chain.ChunkSize() bytes until src
 // reports io.EOF, passing each chunk through chain.Wait before writing it. It
-// borrows a MaxChunk buffer from a pool and allocates nothing per chunk. Reading
+// borrows a buffer of the chain's chunk size from a pool and allocates nothing per chunk. Reading
 // a chunk only once the previous one was written keeps the unread bytes in the
 // kernel, so a throttled session pushes back on its sender through TCP flow
 // control.
@@ -27,8 +47,9 @@ var bufPool = sync.Pool{New: func() any { return new([MaxChunk]byte) }}
 // (or sets deadlines) when ctx ends, and the error that follows is reported as
 // ctx.Err().
 func Copy(ctx context.Context, dst io.Writer, src io.Reader, chain *Chain, observe func(n int, waited time.Duration)) (int64, error) {
-	buf := bufPool.Get().(*[MaxChunk]byte)
-	defer bufPool.Put(buf)
+	bp, class := getBuf(chain.ChunkSize())
+	defer bufPools[class].Put(bp)
+	buf := *bp
 	var w waiter
 	defer w.stop()
 	var written int64
@@ -36,7 +57,7 @@ func Copy(ctx context.Context, dst io.Writer, src io.Reader, chain *Chain, obser
 		if err := ctx.Err(); err != nil {
 			return written, err
 		}
-		nr, rerr := src.Read(buf[:chain.ChunkSize()])
+		nr, rerr := src.Read(buf[:min(chain.ChunkSize(), len(buf))])
 		if nr > 0 {
 			nw, waited, err := writeChunk(ctx, dst, buf[:nr], chain, &w)
 			written += int64(nw)
@@ -105,3 +126,23 @@ func (w *waiter) stop() {
 		w.t.Stop()
 	}
 }
+
+// Pacer waits for tokens on one chain with one reusable timer, for a caller that
+// moves the bytes itself (the proxy splices shaped TCP sessions in the kernel
+// instead of copying them through a buffer). Get one from [NewPacer]. A Pacer is
+// not safe for concurrent use.
+type Pacer struct {
+	chain *Chain
+	w     waiter
+}
+
+// NewPacer returns a Pacer for chain.
+func NewPacer(chain *Chain) *Pacer { return &Pacer{chain: chain} }
+
+// Wait is [Chain.Wait] without allocating a timer per call.
+func (p *Pacer) Wait(ctx context.Context, n int) (time.Duration, error) {
+	return p.chain.wait(ctx, n, &p.w)
+}
+
+// Stop releases the timer; p must not be used afterwards.
+func (p *Pacer) Stop() { p.w.stop() }

@@ -112,13 +112,13 @@ func TestCopyCancelWaiting(t *testing.T) {
 		c := chainOf(newBucket(kib, 64*kib))
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			time.Sleep(time.Second)
+			time.Sleep(500 * time.Millisecond) // within the wait for the chunk after the burst
 			cancel()
 		}()
 		start := time.Now()
 		n, err := Copy(ctx, io.Discard, endless{}, c, nil)
-		if err != context.Canceled || n != 64*kib || time.Since(start) != time.Second {
-			t.Fatalf("Copy = %d, %v after %v; want the burst, canceled after 1s", n, err, time.Since(start))
+		if err != context.Canceled || n != 64*kib || time.Since(start) != 500*time.Millisecond {
+			t.Fatalf("Copy = %d, %v after %v; want the burst, canceled after 500ms", n, err, time.Since(start))
 		}
 	})
 }
@@ -207,11 +207,42 @@ func TestCopyContentAndObserve(t *testing.T) {
 		if err != nil || n != int64(len(src)) || !bytes.Equal(dst.Bytes(), src) {
 			t.Fatalf("Copy = %d, %v; content equal %v", n, err, bytes.Equal(dst.Bytes(), src))
 		}
-		half := 500 * time.Millisecond // a 32 KiB chunk at 64 KiB/s
-		wantSizes := []int{32 * kib, 32 * kib, 32 * kib, 32 * kib}
-		wantWaits := []time.Duration{0, 0, half, half}
+		// 1 KiB chunks (10 ms at 64 KiB/s, raised to MinChunk): the 64 chunks of
+		// the burst pass at once, each later one waits its 1/64 s.
+		var wantSizes []int
+		var wantWaits []time.Duration
+		for i := range len(src) / MinChunk {
+			wantSizes = append(wantSizes, MinChunk)
+			wantWaits = append(wantWaits, 0)
+			if i >= 64 {
+				wantWaits[i] = time.Second / 64
+			}
+		}
 		if fmt.Sprint(sizes) != fmt.Sprint(wantSizes) || fmt.Sprint(waits) != fmt.Sprint(wantWaits) {
 			t.Errorf("observed sizes %v waits %v; want %v %v", sizes, waits, wantSizes, wantWaits)
+		}
+	})
+}
+
+// TestPacerRate checks that a Pacer holds the chain's rate and reuses its timer.
+func TestPacerRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPacer(chainOf(newBucket(4*mib, 64*kib)))
+		defer p.Stop()
+		start := time.Now()
+		var n int
+		for n < 40*mib+64*kib {
+			if _, err := p.Wait(context.Background(), 32*kib); err != nil {
+				t.Fatal(err)
+			}
+			n += 32 * kib
+		}
+		// 40 MiB at 4 MiB/s after a 64 KiB burst: 10 s, give or take one chunk.
+		if d := time.Since(start); d < 9990*time.Millisecond || d > 10010*time.Millisecond {
+			t.Errorf("40 MiB + burst took %v, want 10 s", d)
+		}
+		if allocs := testing.AllocsPerRun(100, func() { p.Wait(context.Background(), 32*kib) }); allocs != 0 {
+			t.Errorf("Pacer.Wait allocates %v times per call", allocs)
 		}
 	})
 }
