@@ -19,10 +19,12 @@ const (
 	MinChunk = 1 << 10
 	// MaxChunk is the largest chunk moved at once, and [Copy]'s largest pooled
 	// buffer. Per-chunk system calls, not bytes, dominate a fast shaped session's
-	// CPU: at 50 MiB/s, 1 MiB chunks (reached at 100 MiB/s) measured 0.94 s of CPU
-	// per GiB against 1.3 s with 256 KiB ones (docs/performance.md).
+	// CPU, so fast sessions get large chunks: 1 MiB is 20 ms at 50 MiB/s.
 	MaxChunk = 1 << 20
 	// chunkTime is how much traffic at the slowest bucket's rate one chunk holds.
+	// Measured at 50 MiB/s on one session: 10 ms chunks cost 1.3-1.5 s of CPU per
+	// GiB, 20 ms ones 0.94-0.97 s, but 20 ms chunks let 16 sessions of one user at
+	// 16 MiB/s drift apart over a second (CV 0.106); fairness wins.
 	// Sessions of one user queue in FIFO order for the user's bucket, so 10 ms
 	// chunks interleave them finely; and since a chunk's buffer, where there is
 	// one, is in use only while bytes move, buffers in use add up to about 10 ms of
