@@ -79,9 +79,10 @@ func TestChunkSize(t *testing.T) {
 	}{
 		{"empty chain", nil, MaxChunk},
 		{"all unlimited", []*bucket{newBucket(0, 0), newBucket(0, 512)}, MaxChunk},
-		{"10 ms at the rate", []*bucket{newBucket(4*mib, 0)}, 4 * mib / 100},
+		{"below 3.2 MiB/s: 32 KiB", []*bucket{newBucket(2*mib, 0)}, 32 * kib},
+		{"10 ms at the rate, in 32 KiB units", []*bucket{newBucket(64*mib, 0)}, 640 * kib},
 		{"fast rate capped", []*bucket{newBucket(1024*mib, 0)}, MaxChunk},
-		{"slowest rate binds", []*bucket{newBucket(8*mib, 0), newBucket(2*mib, 0)}, 2 * mib / 100},
+		{"slowest rate binds", []*bucket{newBucket(32*mib, 0), newBucket(8*mib, 0)}, 64 * kib},
 		{"small burst raised", []*bucket{newBucket(4*mib, 512)}, MinChunk},
 		{"smallest burst", []*bucket{newBucket(4*mib, 16*kib), newBucket(mib, 8*kib), newBucket(0, 1)}, 8 * kib},
 	}

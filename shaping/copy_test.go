@@ -207,17 +207,9 @@ func TestCopyContentAndObserve(t *testing.T) {
 		if err != nil || n != int64(len(src)) || !bytes.Equal(dst.Bytes(), src) {
 			t.Fatalf("Copy = %d, %v; content equal %v", n, err, bytes.Equal(dst.Bytes(), src))
 		}
-		// 1 KiB chunks (10 ms at 64 KiB/s, raised to MinChunk): the 64 chunks of
-		// the burst pass at once, each later one waits its 1/64 s.
-		var wantSizes []int
-		var wantWaits []time.Duration
-		for i := range len(src) / MinChunk {
-			wantSizes = append(wantSizes, MinChunk)
-			wantWaits = append(wantWaits, 0)
-			if i >= 64 {
-				wantWaits[i] = time.Second / 64
-			}
-		}
+		half := 500 * time.Millisecond // a 32 KiB chunk at 64 KiB/s
+		wantSizes := []int{32 * kib, 32 * kib, 32 * kib, 32 * kib}
+		wantWaits := []time.Duration{0, 0, half, half}
 		if fmt.Sprint(sizes) != fmt.Sprint(wantSizes) || fmt.Sprint(waits) != fmt.Sprint(wantWaits) {
 			t.Errorf("observed sizes %v waits %v; want %v %v", sizes, waits, wantSizes, wantWaits)
 		}
