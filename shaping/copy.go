@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Buffer size classes: powers of two from 4 KiB to MaxChunk, each with its pool,
@@ -14,22 +15,26 @@ const (
 	maxBufShift = 20 // MaxChunk, 1 MiB
 )
 
-// bufPools hold Copy's chunk buffers by size class. They hold pointers to slices
-// made once, so that Put does not allocate a slice header per call.
+// bufPools hold Copy's chunk buffers by size class, as pointers to their first
+// byte: putting a pointer in a Pool allocates nothing, and a pool miss costs one
+// allocation (the array), not two (array and slice header).
 var bufPools [maxBufShift - minBufShift + 1]sync.Pool
 
-// getBuf borrows a buffer of at least n bytes (at most MaxChunk) and its class.
-func getBuf(n int) (*[]byte, int) {
+// getBuf borrows a buffer of at least n bytes (at most MaxChunk); putBuf gives it
+// back to class.
+func getBuf(n int) ([]byte, int) {
 	class := 0
 	for class < len(bufPools)-1 && 1<<(minBufShift+class) < n {
 		class++
 	}
-	if b, ok := bufPools[class].Get().(*[]byte); ok {
-		return b, class
+	size := 1 << (minBufShift + class)
+	if p, ok := bufPools[class].Get().(*byte); ok {
+		return unsafe.Slice(p, size), class
 	}
-	b := make([]byte, 1<<(minBufShift+class))
-	return &b, class
+	return make([]byte, size), class
 }
+
+func putBuf(b []byte, class int) { bufPools[class].Put(unsafe.SliceData(b)) }
 
 // Copy copies src to dst in chunks of at most chain.ChunkSize() bytes until src
 // reports io.EOF, passing each chunk through chain.Wait before writing it. It
@@ -47,9 +52,8 @@ func getBuf(n int) (*[]byte, int) {
 // (or sets deadlines) when ctx ends, and the error that follows is reported as
 // ctx.Err().
 func Copy(ctx context.Context, dst io.Writer, src io.Reader, chain *Chain, observe func(n int, waited time.Duration)) (int64, error) {
-	bp, class := getBuf(chain.ChunkSize())
-	defer bufPools[class].Put(bp)
-	buf := *bp
+	buf, class := getBuf(chain.ChunkSize())
+	defer putBuf(buf, class)
 	var w waiter
 	defer w.stop()
 	var written int64
