@@ -41,6 +41,8 @@ type halfPipe struct {
 	flushed   time.Time // when unflushed was last reported
 	streaming bool      // the last step moved at least streamingStep bytes
 	err       error     // why run ended; nil at EOF
+	// peerRunning counts the session's running directions, this one included.
+	peerRunning *atomic.Int32
 }
 
 // streamingStep is the step size above which a direction counts as streaming. A
@@ -72,6 +74,7 @@ func (sess *session) relayTCP(target net.Conn, pending []byte) {
 		r.up.shape(r.lease.Upload())
 		r.down.shape(r.lease.Download())
 	}
+	r.up.peerRunning, r.down.peerRunning = &r.running, &r.running
 	sess.detached = true
 	r.running.Store(2)
 	go r.run(r.up, pending)
@@ -161,7 +164,11 @@ func (h *halfPipe) run() error {
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):
-			closeWrite(h.dst)
+			// When the other direction is done too, the close that follows at once
+			// sends the FIN; a shutdown first would be a system call for nothing.
+			if h.peerRunning.Load() > 1 {
+				closeWrite(h.dst)
+			}
 			return nil
 		case isTimeout(err) && (n > 0 || !h.sess.idleFor(idle)):
 		case isTimeout(err):
