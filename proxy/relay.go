@@ -10,13 +10,14 @@ import (
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
-// spliceChunk is how much an unshaped direction moves per io.CopyN before it
-// refreshes its deadlines and reports bytes: large enough that the kernel's splice
-// path dominates, small enough that counters move during long transfers.
+// spliceChunk is the most an unshaped direction moves in one step before it
+// refreshes its read deadline and may report bytes: large enough that the
+// kernel's splice path dominates, small enough that counters move during long
+// transfers.
 const spliceChunk = 4 << 20
 
-// reportEvery batches byte counts of the shaped path before they reach the
-// recorder, so metrics cost nothing per chunk.
+// reportEvery batches byte counts before they reach the recorder, so metrics cost
+// nothing per chunk or step.
 const reportEvery = 256 << 10
 
 // reportInterval bounds how stale the byte counters of a live session may be: a
@@ -124,15 +125,16 @@ func (r *tcpRelay) done() {
 	r.sess.end()
 }
 
-// closeReason names why a relay ended, for the accounting line.
-func (sess *session) closeReason(errs ...error) string {
+// closeReason names why a relay ended, for the accounting line, from the errors
+// that ended its two halves.
+func (sess *session) closeReason(first, second error) string {
 	switch {
 	case sess.stopping.Load():
 		return "shutdown"
-	case errors.Is(errs[0], errIdle) || errors.Is(errs[1], errIdle):
+	case errors.Is(first, errIdle) || errors.Is(second, errIdle):
 		return "idle"
 	}
-	for _, err := range errs {
+	for _, err := range []error{first, second} {
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			sess.log.Debug("relay error", "err", err)
 			return "error"
