@@ -182,6 +182,8 @@ func (s *Server) admit(conn net.Conn) {
 		return
 	}
 	sess := &session{srv: s, pol: p, conn: conn, client: client, id: s.nextID.Add(1), start: time.Now()}
+	// Before the session is visible to Shutdown, which may abort it at once.
+	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	if !s.addSession(sess) {
 		s.limits.releaseClient(client.Addr())
 		conn.Close()

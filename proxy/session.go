@@ -19,7 +19,8 @@ import (
 )
 
 // session is one client connection from accept to close. Its fields other than the
-// atomics are owned by the session's goroutine.
+// atomics and those under mu belong to the goroutine serving it: the handshake
+// goroutine, then, once detached, the relay goroutine that finishes last.
 type session struct {
 	srv    *Server
 	pol    *policy
@@ -51,7 +52,6 @@ type session struct {
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1024) }}
 
 func (sess *session) serve() {
-	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	sess.command, sess.app, sess.result = commandNone, shaping.Other, resultProtocolError
 	sess.log = sess.srv.log.With("session", sess.id, "client", sess.client.String())
 	defer func() {
