@@ -181,12 +181,16 @@ func (h *halfPipe) run() error {
 	}
 }
 
-// step waits until src has bytes, holding nothing, then moves what is there: with
-// splice when unshaped (io.Copy from a LimitedReader of a *net.TCPConn into a
-// *net.TCPConn), else in bucket-sized chunks through a pooled buffer.
+// step waits until src has bytes, holding nothing, then moves what is there: when
+// unshaped, a small message with one read and one write and a stream with splice
+// (io.Copy from a LimitedReader of a *net.TCPConn into a *net.TCPConn); when
+// shaped, in bucket-sized chunks, spliced or through a pooled buffer.
 func (h *halfPipe) step() (int64, error) {
 	if h.pacer != nil {
 		return h.spliceShaped()
+	}
+	if h.ready != nil && !h.streaming && h.chain == nil {
+		return h.copySmall()
 	}
 	avail := spliceChunk
 	if h.ready != nil && !h.streaming {
@@ -212,6 +216,26 @@ func (h *halfPipe) step() (int64, error) {
 	}
 	h.streaming = n >= streamingStep
 	return n, err
+}
+
+// copySmall waits until src has bytes, reads once what is there (up to
+// smallReadSize) and writes it to dst. A read that fills the buffer means a stream:
+// the steps that follow splice. Small messages, which most interactive sessions
+// consist of, thus cost one read and one write, where splice would take two calls
+// through a pipe plus a probe of the queued size.
+func (h *halfPipe) copySmall() (int64, error) {
+	buf, err := h.ready.read()
+	if err != nil {
+		return 0, err
+	}
+	if len(buf) == 0 {
+		return 0, io.EOF
+	}
+	n, err := h.dst.Write(buf)
+	h.ready.release()
+	h.count(int64(n))
+	h.streaming = len(buf) == smallReadSize
+	return int64(n), err
 }
 
 // spliceShaped waits until src has bytes, takes the tokens for up to one chunk of
