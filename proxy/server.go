@@ -122,9 +122,9 @@ func (s *Server) ActiveSessions() int {
 
 // ListenAndServe listens on the config's listen address and serves.
 func (s *Server) ListenAndServe() error {
-	ln, err := net.Listen("tcp", s.Config().Listen)
+	ln, err := Listen(context.Background(), s.Config().Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	return s.Serve(ln)
 }

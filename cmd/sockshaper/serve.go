@@ -91,9 +91,9 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 
 // run serves until SIGTERM or SIGINT, reloading on SIGHUP, then drains.
 func (d *daemon) run() error {
-	ln, err := net.Listen("tcp", d.cfg.Listen)
+	ln, err := proxy.Listen(context.Background(), d.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	admin, adminAddr, err := d.startAdmin()
 	if err != nil {
