@@ -32,6 +32,7 @@ type halfPipe struct {
 	sess      *session
 	dst, src  net.Conn
 	ready     *readiness // nil: the copy itself waits for data
+	splice    *splicer   // nil: not between two TCP sockets, or not on Linux
 	next      io.LimitedReader
 	direction string
 	bytes     *atomic.Int64
@@ -83,7 +84,8 @@ func (sess *session) relayTCP(target net.Conn, pending []byte) {
 }
 
 func (sess *session) newHalfPipe(dst, src net.Conn, direction string, bytes, throttled *atomic.Int64) *halfPipe {
-	h := &halfPipe{sess: sess, dst: dst, src: src, ready: newReadiness(src), direction: direction, bytes: bytes, throttled: throttled}
+	h := &halfPipe{sess: sess, dst: dst, src: src, ready: newReadiness(src), splice: newSplicer(dst, src),
+		direction: direction, bytes: bytes, throttled: throttled}
 	h.next.R = src
 	return h
 }
@@ -93,9 +95,7 @@ func (sess *session) newHalfPipe(dst, src net.Conn, direction string, bytes, thr
 // then splices exactly that, so shaping costs no buffer and no copy.
 func (h *halfPipe) shape(chain *shaping.Chain) {
 	h.chain = chain
-	_, srcTCP := h.src.(*net.TCPConn)
-	_, dstTCP := h.dst.(*net.TCPConn)
-	if h.ready != nil && srcTCP && dstTCP {
+	if h.ready != nil && h.splice != nil {
 		h.pacer = shaping.NewPacer(chain)
 	}
 }
@@ -182,14 +182,18 @@ func (h *halfPipe) run() error {
 }
 
 // step waits until src has bytes, holding nothing, then moves what is there: when
-// unshaped, a small message with one read and one write and a stream with splice
-// (io.Copy from a LimitedReader of a *net.TCPConn into a *net.TCPConn); when
-// shaped, in bucket-sized chunks, spliced or through a pooled buffer.
+// unshaped, a small message with one read and one write and a stream with
+// splice; when shaped, in bucket-sized chunks, spliced. Where splice or the
+// readiness check is missing (not two TCP sockets, not Linux), io.Copy or
+// shaping.Copy move the bytes.
 func (h *halfPipe) step() (int64, error) {
-	if h.pacer != nil {
+	switch {
+	case h.pacer != nil:
 		return h.spliceShaped()
-	}
-	if h.ready != nil && !h.streaming && h.chain == nil {
+	case h.chain != nil:
+	case h.streaming && h.splice != nil:
+		return h.spliceStream()
+	case !h.streaming && h.ready != nil:
 		return h.copySmall()
 	}
 	avail := spliceChunk
@@ -238,6 +242,16 @@ func (h *halfPipe) copySmall() (int64, error) {
 	return int64(n), err
 }
 
+// spliceStream splices what src has queued, up to a pipe's capacity, waiting
+// for it if there is nothing yet. A step that finds less than a small read's worth
+// ends the stream: the next one waits holding nothing and copies.
+func (h *halfPipe) spliceStream() (int64, error) {
+	n, err := h.splice.move(spliceChunk)
+	h.count(n)
+	h.streaming = n >= smallReadSize
+	return n, err
+}
+
 // spliceShaped waits until src has bytes, takes the tokens for up to one chunk of
 // them, and splices exactly that much. The bytes wait in the socket, not in a
 // buffer, so the sender is held back by TCP flow control as with a copy.
@@ -254,8 +268,7 @@ func (h *halfPipe) spliceShaped() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	h.next.N = int64(n)
-	moved, err := io.Copy(h.dst, &h.next)
+	moved, err := h.splice.moveAll(n)
 	h.observe(int(moved), waited)
 	return moved, err
 }
