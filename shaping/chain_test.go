@@ -73,23 +73,57 @@ func TestDefaultBurst(t *testing.T) {
 
 func TestChunkSize(t *testing.T) {
 	tests := []struct {
-		name    string
-		buckets []*bucket
-		want    int
+		name     string
+		buckets  []*bucket
+		sessions int32 // leases holding each bucket
+		want     int
 	}{
-		{"empty chain", nil, MaxChunk},
-		{"all unlimited", []*bucket{newBucket(0, 0), newBucket(0, 512)}, MaxChunk},
-		{"below 3.2 MiB/s: 32 KiB", []*bucket{newBucket(2*mib, 0)}, 32 * kib},
-		{"10 ms at the rate, in 32 KiB units", []*bucket{newBucket(64*mib, 0)}, 640 * kib},
-		{"fast rate capped", []*bucket{newBucket(1024*mib, 0)}, MaxChunk},
-		{"slowest rate binds", []*bucket{newBucket(32*mib, 0), newBucket(8*mib, 0)}, 64 * kib},
-		{"small burst raised", []*bucket{newBucket(4*mib, 512)}, MinChunk},
-		{"smallest burst", []*bucket{newBucket(4*mib, 16*kib), newBucket(mib, 8*kib), newBucket(0, 1)}, 8 * kib},
+		{"empty chain", nil, 2, MaxChunk},
+		{"all unlimited", []*bucket{newBucket(0, 0), newBucket(0, 512)}, 2, MaxChunk},
+		{"below 3.2 MiB/s: 32 KiB", []*bucket{newBucket(2*mib, 0)}, 2, 32 * kib},
+		{"10 ms at the rate, in 32 KiB units", []*bucket{newBucket(64*mib, 0)}, 2, 640 * kib},
+		{"fast rate capped", []*bucket{newBucket(1024*mib, 0)}, 2, MaxChunk},
+		{"slowest rate binds", []*bucket{newBucket(32*mib, 0), newBucket(8*mib, 0)}, 2, 64 * kib},
+		{"small burst raised", []*bucket{newBucket(4*mib, 512)}, 2, MinChunk},
+		{"smallest burst", []*bucket{newBucket(4*mib, 16*kib), newBucket(mib, 8*kib), newBucket(0, 1)}, 2, 8 * kib},
+		{"alone: 40 ms at the rate", []*bucket{newBucket(50*mib, 0)}, 1, 2 * mib},
+		{"alone: below 0.8 MiB/s: 32 KiB", []*bucket{newBucket(512*kib, 0)}, 1, 32 * kib},
+		{"alone: burst still binds", []*bucket{newBucket(50*mib, 256*kib)}, 1, 256 * kib},
+		{"alone: capped", []*bucket{newBucket(200*mib, 0)}, 1, MaxChunk},
 	}
 	for _, tc := range tests {
+		for _, bk := range tc.buckets {
+			bk.sessions.Store(tc.sessions)
+		}
 		if got := chainOf(tc.buckets...).ChunkSize(); got != tc.want {
 			t.Errorf("%s: ChunkSize() = %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestChunkSizeFollowsSessions checks that a user's chain takes large chunks
+// while the user has one session, and fine ones while a second session shares the
+// user's bucket.
+func TestChunkSizeFollowsSessions(t *testing.T) {
+	r := NewRegistry(oneGroup(50 * mib))
+	first := r.Acquire("alice", Other)
+	if got, want := first.Download().ChunkSize(), 2*mib; got != want {
+		t.Fatalf("one session: ChunkSize() = %d, want %d", got, want)
+	}
+	second := r.Acquire("alice", Other)
+	for _, l := range []*Lease{first, second} {
+		if got, want := l.Download().ChunkSize(), 512*kib; got != want {
+			t.Fatalf("two sessions: ChunkSize() = %d, want %d", got, want)
+		}
+	}
+	other := r.Acquire("bob", Other)
+	if got, want := other.Download().ChunkSize(), 2*mib; got != want {
+		t.Fatalf("another user's only session: ChunkSize() = %d, want %d", got, want)
+	}
+	second.Release()
+	second.Release() // idempotent: must not count twice
+	if got, want := first.Download().ChunkSize(), 2*mib; got != want {
+		t.Fatalf("after the second session ended: ChunkSize() = %d, want %d", got, want)
 	}
 }
 

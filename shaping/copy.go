@@ -8,11 +8,11 @@ import (
 	"unsafe"
 )
 
-// Buffer size classes: powers of two from 4 KiB to MaxChunk, each with its pool,
+// Buffer size classes: powers of two from 4 KiB to 1 MiB, each with its pool,
 // so a slow session borrows a small buffer and a fast one a large one.
 const (
 	minBufShift = 12 // 4 KiB
-	maxBufShift = 20 // MaxChunk, 1 MiB
+	maxBufShift = 20 // 1 MiB
 )
 
 // bufPools hold Copy's chunk buffers by size class, as pointers to their first
@@ -20,7 +20,7 @@ const (
 // allocation (the array), not two (array and slice header).
 var bufPools [maxBufShift - minBufShift + 1]sync.Pool
 
-// getBuf borrows a buffer of at least n bytes (at most MaxChunk); putBuf gives it
+// getBuf borrows a buffer of at least n bytes (at most 1 MiB); putBuf gives it
 // back to class.
 func getBuf(n int) ([]byte, int) {
 	class := 0

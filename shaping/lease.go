@@ -38,6 +38,11 @@ func (l *Lease) Release() {
 	if !l.released.CompareAndSwap(false, true) {
 		return
 	}
+	for d := range l.chains {
+		for _, bk := range l.chains[d].buckets[:l.chains[d].n] {
+			bk.sessions.Add(-1)
+		}
+	}
 	r := l.r
 	now := time.Now()
 	r.mu.Lock()

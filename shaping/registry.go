@@ -131,6 +131,9 @@ func (r *Registry) Acquire(user, app string) *Lease {
 		l.chains[d].add(ua[d])
 		l.chains[d].add(a.total[d])
 		l.chains[d].add(r.global[d])
+		for _, bk := range l.chains[d].buckets[:l.chains[d].n] {
+			bk.sessions.Add(1)
+		}
 	}
 	l.unshaped = !l.chains[upload].limited() && !l.chains[download].limited()
 	return l
