@@ -235,7 +235,12 @@ func (h *halfPipe) copySmall() (int64, error) {
 	if len(buf) == 0 {
 		return 0, io.EOF
 	}
-	n, err := h.dst.Write(buf)
+	var n int
+	if h.splice != nil {
+		n, err = h.splice.write(buf)
+	} else {
+		n, err = h.dst.Write(buf)
+	}
 	h.ready.release()
 	h.count(int64(n))
 	h.streaming = len(buf) == smallReadSize

@@ -12,3 +12,5 @@ func newSplicer(net.Conn, net.Conn) *splicer { return nil }
 func (*splicer) move(int) (int64, error) { return 0, nil }
 
 func (*splicer) moveAll(int) (int64, error) { return 0, nil }
+
+func (*splicer) write([]byte) (int, error) { return 0, nil }
