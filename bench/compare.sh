@@ -5,12 +5,14 @@
 # Figures: download over 1 and 8 connections, upload over 1, 64-byte latency,
 # session churn with 16 clients, memory per idle session, and the proxy's CPU
 # seconds per GiB relayed; then sockshaper's CPU per GiB for a download shaped
-# to 50 MiB/s against the same rate paced by the client (unshaped relay).
+# to 50 MiB/s against the same rate paced by the client and by the source
+# (unshaped relay). Churn runs wait until earlier runs' TIME_WAIT sockets expire.
 # Runs are interleaved across proxies (A B C A B C ...) for -rounds rounds; the
 # table shows the median, with the range of the rounds in brackets.
 #
 # usage: bench/compare.sh [-rounds N] [-quick] [-keep]
-#   -rounds N  rounds (default 3); -quick: 1 round of short runs (under a minute)
+#   -rounds N  rounds (default 3, about 10 minutes); -quick: 1 round of short
+#              runs (about 3 minutes, most of it waiting out TIME_WAIT)
 #   -keep      keep the work directory (configs, logs, every JSON result)
 # Needs root to install dante-server and microsocks and to create the system user
 # Dante authenticates (sockbench, removed again at exit if this run made it).
@@ -21,7 +23,7 @@ source "$(dirname "$0")/proxies.sh"
 # Idle sessions cost descriptors: two each here (client and target side) and two
 # or more in the proxy, under a hard RLIMIT_NOFILE that may be 20000 and need
 # CAP_SYS_RESOURCE to raise; 5000 sessions fit it at two per session.
-ROUNDS=3 DUR=3s LAT=2s CHURN=2s IDLE=5000 CPU_DUR=4s SHAPED_RATE=50MiB
+ROUNDS=3 DUR=3s LAT=2s CHURN=2s IDLE=5000 CPU_DUR=4s SHAPED_RATE=50MiB TW_MAX=1000
 while [ $# -gt 0 ]; do
   case $1 in
     -rounds) ROUNDS=$2; shift ;;
@@ -55,8 +57,28 @@ figures() {
   record up1 "$p" "$j" .total_mibps; record cpuup "$p" "$j" .proxy_cpu_seconds_per_gib; record err "$p" "$j" .errors
   j=$(bench latency "${conn[@]}" -duration "$LAT")
   record lat50 "$p" "$j" .round_trip.p50_ms; record lat99 "$p" "$j" .round_trip.p99_ms; record err "$p" "$j" .errors
+}
+
+# churn PROXY measures session churn on PROXY, once the TIME_WAIT sockets of
+# earlier runs are gone: every churn run leaves one or two per session for 60 s,
+# and a crowded ephemeral port range slows the connects of whoever runs next.
+churn() {
+  local p=$1 j conn
+  read -ra conn <<<"$(proxy_conn "$p")"
+  wait_timewait
   j=$(bench churn "${conn[@]}" -conns 16 -duration "$CHURN")
   record churn "$p" "$j" .sessions_per_second; record err "$p" "$j" .errors
+}
+
+# wait_timewait waits (at most 65 s, TIME_WAIT's 60 s and a margin) until at most
+# TW_MAX TCP sockets are in TIME_WAIT.
+wait_timewait() {
+  local start=$SECONDS n
+  while n=$(ss -Htan state time-wait | wc -l) && [ "$n" -gt "$TW_MAX" ] && [ $((SECONDS - start)) -lt 65 ]; do
+    sleep 1
+  done
+  [ $((SECONDS - start)) -gt 0 ] && log "waited $((SECONDS - start)) s for TIME_WAIT sockets to expire ($n left)"
+  return 0
 }
 
 # idle PROXY measures memory per idle session on PROXY.
@@ -78,6 +100,8 @@ shaped_cpu() {
   record shaped_rate sockshaper "$j" .total_mibps; record shaped_cpu sockshaper "$j" .proxy_cpu_seconds_per_gib
   j=$(bench download "${conn[@]}" -pid "$SS_MAIN_PID" -client-rate "$SHAPED_RATE" -duration "$CPU_DUR")
   record paced_rate sockshaper "$j" .total_mibps; record paced_cpu sockshaper "$j" .proxy_cpu_seconds_per_gib
+  j=$(bench download "${conn[@]}" -pid "$SS_MAIN_PID" -source-rate "$SHAPED_RATE" -duration "$CPU_DUR")
+  record source_rate sockshaper "$j" .total_mibps; record source_cpu sockshaper "$j" .proxy_cpu_seconds_per_gib
 }
 
 # shaped_idle measures memory and descriptors per idle session of the shaped
@@ -127,6 +151,7 @@ report() {
   echo "| --- | --- | --- | --- | --- |"
   echo "| shaped by sockshaper (group limit $SHAPED_RATE) | $(cell shaped_rate sockshaper) | $(cell shaped_cpu sockshaper) | $(cell shaped_rss sockshaper) | $(cell shaped_fds sockshaper) |"
   echo "| unshaped, paced by the client | $(cell paced_rate sockshaper) | $(cell paced_cpu sockshaper) | | |"
+  echo "| unshaped, paced by the source | $(cell source_rate sockshaper) | $(cell source_cpu sockshaper) | | |"
   echo "| unshaped, full speed | $(cell dl1 sockshaper) | $(cell cpu1 sockshaper) | $(cell rss sockshaper) | $(cell fds sockshaper) |"
 }
 
@@ -149,6 +174,7 @@ main() {
     [ "$SOCKSHAPER_OK" = 1 ] && shaped_idle
     for p in $names; do figures "$p"; done
     [ "$SOCKSHAPER_OK" = 1 ] && shaped_cpu
+    for p in $names; do churn "$p"; done
   done
   log "done in $((SECONDS - t0)) s"
   echo "sockbench compare: $ROUNDS round(s), transfers $DUR, latency $LAT, churn $CHURN, idle $IDLE sessions;" \

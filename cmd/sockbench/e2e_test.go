@@ -169,6 +169,12 @@ func TestDirect(t *testing.T) {
 	if dl.Bytes <= 0 || dl.Errors != 0 || dl.TotalMiBps > 33 {
 		t.Errorf("paced download: %d bytes at %.1f MiB/s, %d errors; want bytes at 30 MiB/s or less", dl.Bytes, dl.TotalMiBps, dl.Errors)
 	}
+	var src transferResult
+	runJSON(t, &src, "download", "-direct", "-conns", "2", "-duration", "300ms", "-source-rate", "20MiB")
+	if src.Bytes <= 0 || src.Errors != 0 || src.TotalMiBps > 23 || src.SourceRateBps != 20<<20 {
+		t.Errorf("source-paced download: %d bytes at %.1f MiB/s, %d errors, source rate %d; want bytes at 20 MiB/s or less",
+			src.Bytes, src.TotalMiBps, src.Errors, src.SourceRateBps)
+	}
 	var up transferResult
 	runJSON(t, &up, "upload", "-direct", "-conns", "2", "-duration", "300ms")
 	if up.Bytes <= 0 || up.Errors != 0 || len(up.PerConnMiBps) != 2 {

@@ -34,6 +34,7 @@ type options struct {
 	verbose   bool          // debug logging
 	pid       int           // proxy process to measure (CPU, memory, SIGHUP)
 	clientBps int64         // client-side pacing of a transfer, bytes/s; 0 = none
+	sourceBps int64         // download: the source target's pacing, bytes/s; 0 = none
 	sessions  int           // idle: sessions to open
 	hold      time.Duration // idle: how long to hold them
 	config    string        // rate-change: the live config file
@@ -45,7 +46,7 @@ type options struct {
 
 // rawFlags holds flag values that need parsing after flag.Parse.
 type rawFlags struct {
-	users, password, perConn, clientRate, newRate string
+	users, password, perConn, clientRate, sourceRate, newRate string
 }
 
 // parseOptions parses the flags of scenario name. It returns flag.ErrHelp for -h.
@@ -59,6 +60,9 @@ func parseOptions(name string, args []string, stderr io.Writer) (*options, error
 	case "download", "upload":
 		fs.StringVar(&raw.clientRate, "client-rate", "0", "pace the client to this total rate (e.g. 50MiB); 0: as fast as possible")
 		fs.IntVar(&o.pid, "pid", 0, "proxy process id: report its CPU seconds per GiB (0: skip)")
+		if name == "download" {
+			fs.StringVar(&raw.sourceRate, "source-rate", "0", "pace the source target to this total rate (e.g. 50MiB); 0: as fast as possible")
+		}
 	case "idle":
 		fs.IntVar(&o.sessions, "sessions", 1000, "sessions to open and hold")
 		fs.DurationVar(&o.hold, "hold", 2*time.Second, "how long to hold the sessions after they are all open")
@@ -117,6 +121,9 @@ func (o *options) finish(name string, raw rawFlags) error {
 		o.conns = len(o.perConn)
 	}
 	if o.clientBps, err = parseRate("-client-rate", raw.clientRate); err != nil {
+		return err
+	}
+	if o.sourceBps, err = parseRate("-source-rate", raw.sourceRate); err != nil {
 		return err
 	}
 	if o.newRate, err = parseRate("-new-rate", raw.newRate); err != nil {

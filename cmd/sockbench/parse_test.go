@@ -66,19 +66,29 @@ func TestParseOptions(t *testing.T) {
 	if o.conns != 3 || o.duration != 2*time.Second || o.clientBps != 1_000_000 || o.perConn[2].user != "bob" {
 		t.Errorf("got conns %d duration %v client rate %d per-conn %v", o.conns, o.duration, o.clientBps, o.perConn)
 	}
+	src, err := parseOptions("download", []string{"-source-rate", "50MiB"}, io.Discard)
+	if err != nil || src.sourceBps != 50<<20 {
+		t.Errorf("-source-rate 50MiB: %d, %v; want %d", src.sourceBps, err, 50<<20)
+	}
 	churn, err := parseOptions("churn", nil, io.Discard)
 	if err != nil || churn.conns != 16 || churn.duration != 5*time.Second {
 		t.Errorf("churn defaults: %+v, %v; want 16 clients for 5s", churn, err)
 	}
-	bad := map[string][]string{
-		"download":    {"-conns", "0"},
-		"latency":     {"-duration", "11m"},
-		"upload":      {"-client-rate", "8Mbps"},
-		"idle":        {"-sessions", "40000"},
-		"rate-change": {"-pid", "1", "-config", "a", "-new-config", "b"},
-		"churn":       {"extra"},
+	bad := []struct {
+		name string
+		args []string
+	}{
+		{"download", []string{"-conns", "0"}},
+		{"download", []string{"-source-rate", "fast"}},
+		{"latency", []string{"-duration", "11m"}},
+		{"upload", []string{"-client-rate", "8Mbps"}},
+		{"upload", []string{"-source-rate", "8MiB"}}, // the sink cannot be paced
+		{"idle", []string{"-sessions", "40000"}},
+		{"rate-change", []string{"-pid", "1", "-config", "a", "-new-config", "b"}},
+		{"churn", []string{"extra"}},
 	}
-	for name, args := range bad {
+	for _, tc := range bad {
+		name, args := tc.name, tc.args
 		if _, err := parseOptions(name, args, io.Discard); err == nil {
 			t.Errorf("%s %v: succeeded, want an error", name, args)
 		}

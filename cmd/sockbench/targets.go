@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // chunk is the size of one read or write of the bulk paths: large enough that
@@ -23,6 +24,7 @@ const echoSize = 64
 //
 //   - source: waits for one byte from the client, then writes until the
 //     connection closes, so no byte is in flight before the measured phase;
+//     paced to sourceBps per connection when that is set;
 //   - sink: reads an 8-byte big-endian connection id, then counts every further
 //     byte into that id's counter (see [targets.sinkCounter]);
 //   - echo: writes back whatever it reads.
@@ -33,6 +35,9 @@ type targets struct {
 	source netip.AddrPort
 	sink   netip.AddrPort
 	echo   netip.AddrPort
+	// sourceBps paces each source connection, bytes/s; 0: as fast as possible.
+	// Set before the first connection.
+	sourceBps float64
 
 	lns []net.Listener
 	wg  sync.WaitGroup
@@ -134,12 +139,7 @@ func (t *targets) serveSource(c net.Conn) {
 	if _, err := io.ReadFull(c, start[:]); err != nil {
 		return
 	}
-	buf := pattern(chunk)
-	for {
-		if _, err := c.Write(buf); err != nil {
-			return
-		}
-	}
+	pump(c.Write, nil, t.sourceBps, time.Now(), false)
 }
 
 func (t *targets) serveSink(c net.Conn) {

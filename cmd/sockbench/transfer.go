@@ -172,6 +172,9 @@ func runTransfer(ctx context.Context, o *options, log *slog.Logger, up bool) (re
 		return nil, err
 	}
 	defer t.Close()
+	if o.sourceBps > 0 {
+		t.sourceBps = float64(o.sourceBps) / float64(o.conns)
+	}
 	tr, err := newTransfer(ctx, o, log, t, up)
 	if err != nil {
 		return nil, err

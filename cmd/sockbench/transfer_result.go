@@ -17,6 +17,7 @@ type transferResult struct {
 	LiveConns     int            `json:"live_conns"`
 	Seconds       float64        `json:"seconds"`
 	ClientRateBps int64          `json:"client_rate_bps,omitempty"`
+	SourceRateBps int64          `json:"source_rate_bps,omitempty"`
 	Bytes         int64          `json:"bytes"`
 	TotalMiBps    float64        `json:"total_mibps"`
 	PerConnMiBps  []float64      `json:"per_conn_mibps"`
@@ -44,7 +45,7 @@ type userTotal struct {
 // a failed one) over elapsed.
 func newTransferResult(o *options, up bool, bytes []int64, elapsed time.Duration, errs *errorCount) *transferResult {
 	r := &transferResult{Scenario: "download", Via: newDialer(o).via(), Conns: len(bytes),
-		Seconds: elapsed.Seconds(), ClientRateBps: o.clientBps}
+		Seconds: elapsed.Seconds(), ClientRateBps: o.clientBps, SourceRateBps: o.sourceBps}
 	if up {
 		r.Scenario = "upload"
 	}
@@ -103,6 +104,9 @@ func (r *transferResult) table(w io.Writer) {
 	fmt.Fprintf(w, "%s via %s: %d connections (%d live), %.2f s", r.Scenario, r.Via, r.Conns, r.LiveConns, r.Seconds)
 	if r.ClientRateBps > 0 {
 		fmt.Fprintf(w, ", client paced to %.2f MiB/s", float64(r.ClientRateBps)/mib)
+	}
+	if r.SourceRateBps > 0 {
+		fmt.Fprintf(w, ", source paced to %.2f MiB/s", float64(r.SourceRateBps)/mib)
 	}
 	fmt.Fprintf(w, "\ntotal      %10.2f MiB/s  (%.1f MiB)\n", r.TotalMiBps, float64(r.Bytes)/mib)
 	fmt.Fprintf(w, "per conn   mean %.2f  min %.2f  max %.2f MiB/s  CV %.3f\n", r.MeanMiBps, r.MinMiBps, r.MaxMiBps, r.CV)
