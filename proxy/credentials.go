@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -35,6 +36,18 @@ type Credentials struct {
 	cacheKey [32]byte
 	mu       sync.Mutex
 	cache    map[[sha256.Size]byte]time.Time // keyed hash of user and password -> expiry
+	// inflight holds the checks running now, by the same key: sessions that bring a
+	// pair already being checked wait for that check instead of running bcrypt
+	// again. Without it, a client opening 16 sessions at once, or the sessions of
+	// a user whose cache entry just expired, pay 16 bcrypt runs.
+	inflight map[[sha256.Size]byte]*check
+	bcrypts  atomic.Int64 // bcrypt comparisons run, for tests
+}
+
+// check is one bcrypt comparison that other sessions may wait for.
+type check struct {
+	done chan struct{}
+	ok   bool
 }
 
 // LoadCredentials reads an htpasswd file of bcrypt lines ("user:$2y$..." as written
@@ -51,7 +64,8 @@ func LoadCredentials(path string, cacheTTL time.Duration) (*Credentials, error) 
 
 // ParseCredentials is [LoadCredentials] on an open reader; source names it in errors.
 func ParseCredentials(r io.Reader, source string, cacheTTL time.Duration) (*Credentials, error) {
-	c := &Credentials{hashes: map[string][]byte{}, ttl: cacheTTL, cache: map[[sha256.Size]byte]time.Time{}}
+	c := &Credentials{hashes: map[string][]byte{}, ttl: cacheTTL, cache: map[[sha256.Size]byte]time.Time{},
+		inflight: map[[sha256.Size]byte]*check{}}
 	sc := bufio.NewScanner(r)
 	maxCost := bcrypt.MinCost
 	for line := 1; sc.Scan(); line++ {
@@ -120,16 +134,37 @@ func (c *Credentials) Valid(user, password string) bool {
 	if c.cached(key) {
 		return true
 	}
+	c.mu.Lock()
+	if running, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		<-running.done
+		return running.ok
+	}
+	mine := &check{done: make(chan struct{})}
+	c.inflight[key] = mine
+	c.mu.Unlock()
+
+	mine.ok = c.compare(user, password)
+	if mine.ok {
+		c.remember(key)
+	}
+	c.mu.Lock()
+	delete(c.inflight, key)
+	c.mu.Unlock()
+	close(mine.done)
+	return mine.ok
+}
+
+// compare runs bcrypt against user's hash, or against the dummy hash for an
+// unknown user.
+func (c *Credentials) compare(user, password string) bool {
+	c.bcrypts.Add(1)
 	hash, known := c.hashes[user]
 	if !known {
 		_ = bcrypt.CompareHashAndPassword(c.dummy, []byte(password))
 		return false
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
-		return false
-	}
-	c.remember(key)
-	return true
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }
 
 // pairKey is a keyed hash, so the cache never holds a password or anything that

@@ -106,6 +106,48 @@ func TestCredentialCache(t *testing.T) {
 	}
 }
 
+// TestConcurrentChecksOfOnePairShareOneBcrypt: sessions that bring the same user
+// and password at the same moment (a client opening several connections, or a
+// user's sessions after the cache entry expired) run bcrypt once between them,
+// whether the password is right or wrong.
+func TestConcurrentChecksOfOnePairShareOneBcrypt(t *testing.T) {
+	// Cost 10, the htpasswd default: tens of milliseconds, so the checks overlap.
+	line, err := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		password string
+		want     bool
+	}{{"wonderland", true}, {"wrong", false}} {
+		c, err := ParseCredentials(strings.NewReader("alice:"+string(line)+"\n"), "users", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const sessions = 16
+		start := make(chan struct{})
+		results := make(chan bool, sessions)
+		for range sessions {
+			go func() {
+				<-start
+				results <- c.Valid("alice", tc.password)
+			}()
+		}
+		close(start)
+		for range sessions {
+			if got := <-results; got != tc.want {
+				t.Fatalf("password %q: Valid = %v, want %v", tc.password, got, tc.want)
+			}
+		}
+		if n := c.bcrypts.Load(); n != 1 {
+			t.Errorf("password %q: %d sessions at once ran bcrypt %d times, want once", tc.password, sessions, n)
+		}
+		if len(c.inflight) != 0 {
+			t.Errorf("password %q: %d checks left in flight", tc.password, len(c.inflight))
+		}
+	}
+}
+
 func TestHashPasswordWritesHtpasswdLine(t *testing.T) {
 	line, err := HashPassword("alice", "wonderland")
 	if err != nil {
