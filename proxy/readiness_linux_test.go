@@ -159,3 +159,33 @@ func TestReadinessReadAllocatesNothing(t *testing.T) {
 		t.Fatalf("%.2f allocations per read, want none", allocs)
 	}
 }
+
+func TestSockWriterWritesWhole(t *testing.T) {
+	local, peer := tcpPair(t)
+	s := newSockWriter(local)
+	// Larger than the socket buffers: the write waits while the peer reads.
+	big := bytes.Repeat([]byte("z"), 4<<20)
+	got := make(chan []byte)
+	go func() {
+		b := make([]byte, len(big))
+		n, _ := readFull(peer, b)
+		got <- b[:n]
+	}()
+	local.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := s.Write(big); n != len(big) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(big))
+	}
+	if b := <-got; !bytes.Equal(b, big) {
+		t.Fatalf("peer read %d bytes, not what was written", len(b))
+	}
+	peer.Close()
+	// The peer's reset shows up as an error, not as a short write reported as whole.
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = s.Write(big[:1024])
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil {
+		t.Fatal("writes to a closed peer kept succeeding")
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"unsafe"
 )
 
 // pipe is a kernel pipe that splice moves a stream's bytes through without
@@ -67,12 +66,12 @@ func (p *pipe) close() {
 type splicer struct {
 	src, dst syscall.RawConn
 	// Made once, so that a step allocates nothing.
-	drainFn, pumpFn, writeFn func(fd uintptr) bool
-	p                        *pipe
-	max                      int // most bytes to drain in this call
-	eof                      bool
-	err                      error
-	out                      []byte // what write has left to write
+	drainFn, pumpFn func(fd uintptr) bool
+	p               *pipe
+	max             int // most bytes to drain in this call
+	eof             bool
+	err             error
+	out             *sockWriter // small messages' writes to dst
 }
 
 // newSplicer returns nil when either side is not a TCP socket.
@@ -87,41 +86,15 @@ func newSplicer(dst, src net.Conn) *splicer {
 	if err1 != nil || err2 != nil {
 		return nil
 	}
-	sp := &splicer{src: src0, dst: dst0}
-	sp.drainFn, sp.pumpFn, sp.writeFn = sp.drain, sp.pump, sp.tryWrite
+	sp := &splicer{src: src0, dst: dst0, out: newSockWriter(d)}
+	sp.drainFn, sp.pumpFn = sp.drain, sp.pump
 	return sp
 }
 
-// write writes b to dst whole, waiting while dst is full, with the same
-// non-blocking raw calls as the splices: a small message's write does not hand
-// the processor over while the kernel delivers it.
-func (s *splicer) write(b []byte) (int, error) {
-	s.out, s.err = b, nil
-	err := s.dst.Write(s.writeFn)
-	if err == nil {
-		err = s.err
-	}
-	n := len(b) - len(s.out)
-	s.out = nil
-	return n, err
-}
-
-func (s *splicer) tryWrite(fd uintptr) bool {
-	for len(s.out) > 0 {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.out[0])), uintptr(len(s.out)))
-		switch errno {
-		case 0:
-			s.out = s.out[n:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			s.err = os.NewSyscallError("write", errno)
-			return true
-		}
-	}
-	return true
-}
+// write writes a small message to dst whole with the same raw calls as the
+// splices: its write does not hand the processor over while the kernel delivers
+// it over loopback.
+func (s *splicer) write(b []byte) (int, error) { return s.out.Write(b) }
 
 // move waits until src has bytes, moves up to max of them to dst and returns how
 // many it moved; 0 and io.EOF when src has reached its end. It holds a pipe only

@@ -1,0 +1,61 @@
+//go:build linux
+
+package proxy
+
+import (
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// sockWriter writes to a TCP socket with raw system calls on its non-blocking
+// descriptor, made only when the poller says they can proceed, honouring the
+// connection's write deadline; see splicer for why. The relay writes small
+// messages with it. Calls must not be concurrent.
+type sockWriter struct {
+	rc      syscall.RawConn
+	buf     []byte // the caller's buffer during a call
+	n       int
+	err     error
+	writeFn func(fd uintptr) bool // made once, so that a call allocates nothing
+}
+
+func newSockWriter(c *net.TCPConn) *sockWriter {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	s := &sockWriter{rc: rc}
+	s.writeFn = s.tryWrite
+	return s
+}
+
+// Write writes b whole, waiting while the socket's buffer is full.
+func (s *sockWriter) Write(b []byte) (int, error) {
+	s.buf, s.n, s.err = b, 0, nil
+	err := s.rc.Write(s.writeFn)
+	n := s.n
+	s.buf = nil
+	if err == nil {
+		err = s.err
+	}
+	return n, err
+}
+
+func (s *sockWriter) tryWrite(fd uintptr) bool {
+	for s.n < len(s.buf) {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.buf[s.n])), uintptr(len(s.buf)-s.n))
+		switch errno {
+		case 0:
+			s.n += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.err = os.NewSyscallError("write", errno)
+			return true
+		}
+	}
+	return true
+}
