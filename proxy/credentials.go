@@ -144,14 +144,17 @@ func (c *Credentials) Valid(user, password string) bool {
 	c.inflight[key] = mine
 	c.mu.Unlock()
 
+	// Deferred, so that waiters are released (refused) even if the check panics.
+	defer func() {
+		c.mu.Lock()
+		delete(c.inflight, key)
+		c.mu.Unlock()
+		close(mine.done)
+	}()
 	mine.ok = c.compare(user, password)
 	if mine.ok {
 		c.remember(key)
 	}
-	c.mu.Lock()
-	delete(c.inflight, key)
-	c.mu.Unlock()
-	close(mine.done)
 	return mine.ok
 }
 
