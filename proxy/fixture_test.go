@@ -58,7 +58,7 @@ timeouts: {handshake: 2s, dial: 2s, idle: 5s, drain: 2s}
 
 // harness is one running proxy with its recorder and logs.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	addr string
 	rec  *countingRecorder
@@ -82,7 +82,7 @@ func withShaper(sh *shaping.Registry) harnessOption { return func(o *Options) { 
 
 // newHarness starts a proxy on 127.0.0.1:0 with testConfig overridden by extra
 // YAML (merged key by key) and stops it when the test ends.
-func newHarness(t *testing.T, extra string, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, extra string, opts ...harnessOption) *harness {
 	t.Helper()
 	cfg := loadTestConfig(t, mergeYAML(t, testConfig, extra))
 	var creds *Credentials
@@ -241,7 +241,7 @@ func (r *countingRecorder) Dialed(res string, _ time.Duration) { r.add("dial "+r
 func (r *countingRecorder) Handshake(time.Duration)            { r.add("handshake", 1) }
 
 // startTarget runs a TCP server on 127.0.0.1:0 that hands each connection to serve.
-func startTarget(t *testing.T, serve func(net.Conn)) string {
+func startTarget(t testing.TB, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

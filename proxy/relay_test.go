@@ -20,7 +20,7 @@ import (
 )
 
 // dialVia connects to target through the proxy with golang.org/x/net/proxy.
-func dialVia(t *testing.T, proxyAddr, user, target string) net.Conn {
+func dialVia(t testing.TB, proxyAddr, user, target string) net.Conn {
 	t.Helper()
 	d, err := xproxy.SOCKS5("tcp", proxyAddr, &xproxy.Auth{User: user, Password: testPassword}, xproxy.Direct)
 	if err != nil {
