@@ -13,7 +13,8 @@ import (
 // spliceChunk is the most an unshaped direction moves in one step before it
 // refreshes its read deadline and may report bytes: large enough that the
 // kernel's splice path dominates, small enough that counters move during long
-// transfers.
+// transfers. The splicer moves at most a pipe's capacity (1 MiB) per step, so
+// the bound binds only io.Copy where there is no splicer.
 const spliceChunk = 4 << 20
 
 // reportEvery batches byte counts before they reach the recorder, so metrics cost
