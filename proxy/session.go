@@ -162,16 +162,18 @@ func (sess *session) idleFor(d time.Duration) bool {
 // finishes the session.
 func (sess *session) end() {
 	sess.finish()
-	sess.srv.limits.releaseClient(sess.client.Addr())
 	sess.srv.removeSession(sess)
 }
 
-// finish closes everything and writes the session's metrics and accounting line.
+// finish closes everything, gives back the session's limits and then writes its
+// metrics and accounting line: once a session shows as ended, its slots are free
+// for the next connection.
 func (sess *session) finish() {
 	sess.abort()
 	if sess.userAdmitted {
 		sess.srv.limits.releaseUser(sess.user)
 	}
+	sess.srv.limits.releaseClient(sess.client.Addr())
 	d := time.Since(sess.start)
 	if sess.opened {
 		sess.srv.rec.SessionClosed(sess.command, sess.app, sess.result, d)
