@@ -13,9 +13,10 @@ import (
 
 const (
 	// MinChunk is the smallest chunk [Copy] moves through a chain, even when a
-	// burst is smaller (Wait then splits the chunk). Below 1 KiB the syscall and
-	// limiter lock per chunk cost more than the pacing gains, and at 8 kbit/s a
-	// 1 KiB chunk is already a second of traffic.
+	// burst is smaller (Wait then splits the chunk), unless so many sessions wait
+	// on a bucket that a chunk each would take longer than fairRound: below 1 KiB
+	// the syscall and limiter lock per chunk cost more than the pacing gains, and
+	// at 8 kbit/s a 1 KiB chunk is already a second of traffic.
 	MinChunk = 1 << 10
 	// MaxChunk is the largest chunk moved at once. Per-chunk wake-ups and system
 	// calls, not bytes, dominate a fast shaped session's CPU, so fast sessions get
@@ -45,6 +46,15 @@ const (
 	// cost 0.96-1.06 s of CPU per GiB, 40 ms ones 0.66-0.76. It stays below the
 	// default burst (50 ms), so a chunk is never split.
 	soloChunkTime = 40 * time.Millisecond
+	// fairRound bounds how long the sessions waiting on one bucket take to get a
+	// chunk each: a bucket shared by more sessions than its rate can give a full
+	// chunk each per round hands out smaller chunks, down to a byte. Sessions
+	// queue first come, first served, so each one waits about one round between
+	// chunks however many share the bucket and however slow it is; without the
+	// bound, 1,000 sessions on a 4 Mbit/s bucket would each wait a minute for
+	// their 32 KiB. A chunk costs the same few system calls whatever its size, so
+	// the cost is chunks per second: the number of waiting sessions / fairRound.
+	fairRound = 500 * time.Millisecond
 
 	// minDefaultBurst is the floor of the default burst: 64 KiB, so that a default
 	// bucket's chunks are never tiny and a user back from idle starts at once.
@@ -78,6 +88,7 @@ type bucket struct {
 	lim      atomic.Pointer[rate.Limiter] // nil while unlimited
 	burst    atomic.Int64                 // lim's burst, 0 while unlimited
 	sessions atomic.Int32                 // live leases whose chains hold the bucket
+	waiting  atomic.Int32                 // callers of Chain.Wait holding or awaiting a reservation
 }
 
 // newBucket returns a full bucket of rate r (0: unlimited) and burst b (0: the
@@ -155,8 +166,11 @@ func (c *Chain) minBurst() int {
 // (soloChunkTime when c's session is alone on its limited buckets) of traffic at
 // the slowest limited bucket's rate rounded down to a multiple of baseChunk (and
 // at least baseChunk), no more than the smallest burst, kept within [MinChunk,
-// MaxChunk]; MaxChunk when no bucket on c is limited. Chunks no larger than the
-// burst are what make sessions of one user share its bucket fairly. It follows
+// MaxChunk]; and no more than a fair share of fairRound on any limited bucket
+// that other sessions are waiting on, however small that share is (at least one
+// byte). MaxChunk when no bucket on c is limited. Chunks no larger than the burst
+// are what make sessions of one user share its bucket fairly, and the fair share
+// is what keeps every session on a crowded or slow bucket moving. It follows
 // reloads and sessions coming and going.
 func (c *Chain) ChunkSize() int {
 	b := c.minBurst()
@@ -168,7 +182,35 @@ func (c *Chain) ChunkSize() int {
 		t = soloChunkTime
 	}
 	byRate := max(int(c.minRate()*t.Seconds())&^(baseChunk-1), baseChunk)
-	return min(max(min(b, byRate), MinChunk), MaxChunk)
+	size := min(max(min(b, byRate), MinChunk), MaxChunk)
+	return max(min(size, c.fairShare()), 1)
+}
+
+// fairShare returns the smallest, over c's limited buckets, of fairRound's worth
+// of the bucket's rate divided among the callers waiting on it and this one;
+// MaxChunk when no bucket is limited.
+func (c *Chain) fairShare() int {
+	share := float64(MaxChunk)
+	for _, bk := range c.buckets[:c.n] {
+		if lim := bk.limiter(); lim != nil {
+			waiting := float64(bk.waiting.Load() + 1)
+			share = min(share, float64(lim.Limit())*fairRound.Seconds()/waiting)
+		}
+	}
+	return int(share)
+}
+
+// enter and leave count a caller of Wait on c's buckets, for fairShare.
+func (c *Chain) enter() {
+	for _, bk := range c.buckets[:c.n] {
+		bk.waiting.Add(1)
+	}
+}
+
+func (c *Chain) leave() {
+	for _, bk := range c.buckets[:c.n] {
+		bk.waiting.Add(-1)
+	}
 }
 
 // solo reports whether no limited bucket on c is held by more than one session.
@@ -220,6 +262,8 @@ func (c *Chain) wait(ctx context.Context, n int, w *waiter) (waited time.Duratio
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	c.enter()
+	defer c.leave()
 	for n > 0 {
 		piece := min(n, c.minBurst())
 		if piece == 0 {

@@ -109,16 +109,17 @@ func TestCopyFairnessRealTime(t *testing.T) {
 
 func TestCopyCancelWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		// 1 KiB/s: after the burst, chunks of fairRound's worth (512 B) every 0.5 s.
 		c := chainOf(newBucket(kib, 64*kib))
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			time.Sleep(500 * time.Millisecond) // within the wait for the chunk after the burst
+			time.Sleep(750 * time.Millisecond) // within the wait for the second chunk after the burst
 			cancel()
 		}()
 		start := time.Now()
 		n, err := Copy(ctx, io.Discard, endless{}, c, nil)
-		if err != context.Canceled || n != 64*kib || time.Since(start) != 500*time.Millisecond {
-			t.Fatalf("Copy = %d, %v after %v; want the burst, canceled after 500ms", n, err, time.Since(start))
+		if err != context.Canceled || n != 64*kib+512 || time.Since(start) != 750*time.Millisecond {
+			t.Fatalf("Copy = %d, %v after %v; want the burst and one chunk, canceled after 750ms", n, err, time.Since(start))
 		}
 	})
 }
