@@ -55,6 +55,19 @@ const (
 	InboundUDPUnsolicited = "udp_unsolicited"
 )
 
+// Values of the reason label of sockshaper_sessions_reset_total: why the proxy cut
+// a session with a TCP reset.
+const (
+	ResetShutdown = "shutdown"
+	ResetRevoked  = "revoked"
+	ResetStalled  = "stalled"
+	ResetError    = "error"
+)
+
+// ResetReasons returns the values of the reason label of
+// sockshaper_sessions_reset_total.
+func ResetReasons() []string { return []string{ResetShutdown, ResetRevoked, ResetStalled, ResetError} }
+
 // Values of the result label of sockshaper_config_reloads_total.
 const (
 	reloadSuccess = "success"
@@ -93,6 +106,20 @@ func (m *Metrics) preinit(apps []string) {
 	}
 	for _, r := range []string{reloadSuccess, reloadError} {
 		m.configReloads.WithLabelValues(r)
+	}
+	for _, r := range ResetReasons() {
+		m.sessionsReset.WithLabelValues(r)
+	}
+	for _, app := range apps {
+		m.preinitApp(app)
+	}
+}
+
+// InitApps creates the zero series of app classes that a reload added, as [New]
+// does for those known at start; series of known classes are left as they are.
+func (m *Metrics) InitApps(apps []string) {
+	if m == nil {
+		return
 	}
 	for _, app := range apps {
 		m.preinitApp(app)

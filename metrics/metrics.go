@@ -55,6 +55,7 @@ type Metrics struct {
 	configReloads     *prometheus.CounterVec   // sockshaper_config_reloads_total{result}
 	lastReloadSuccess prometheus.Gauge         // sockshaper_config_last_reload_success_timestamp_seconds, no labels
 	perUser           *perUser                 // sockshaper_user_transferred_bytes_total{user, app, direction}, sockshaper_user_series_dropped_bytes_total{app, direction}
+	sessionsReset     *prometheus.CounterVec   // sockshaper_sessions_reset_total{reason}
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -127,12 +128,17 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 			Help:      "Unix time of the last successful config load, the one at start included.",
 		}),
 		perUser: newPerUser(opts.PerUser, opts.PerUserMaxUsers),
+		sessionsReset: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "sessions_reset_total",
+			Help:      "Sessions the proxy cut with a TCP reset, by reason (shutdown: still running when the drain ended; revoked: user removed at a reload; stalled: a peer took no byte for the idle timeout; error: a socket error on either side).",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(
 		m.sessionsActive, m.sessionsTotal, m.authAttempts, m.transferred,
 		m.throttled, m.inboundRefused, m.dialDuration, m.handshakeDuration,
 		m.sessionDuration, m.usersActive, m.configReloads, m.lastReloadSuccess,
-		m.perUser.bytes, m.perUser.dropped,
+		m.perUser.bytes, m.perUser.dropped, m.sessionsReset,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -65,6 +65,7 @@ func designTable() []designMetric {
 		{"sockshaper_config_last_reload_success_timestamp_seconds", g, nil},
 		{"sockshaper_user_transferred_bytes_total", c, []string{"app", "direction", "user"}},
 		{"sockshaper_user_series_dropped_bytes_total", c, []string{"app", "direction"}},
+		{"sockshaper_sessions_reset_total", c, []string{"reason"}},
 	}
 }
 

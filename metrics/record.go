@@ -137,3 +137,12 @@ func (m *Metrics) SetPerUser(perUser bool, maxUsers int) {
 func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixNano()) / float64(time.Second)
 }
+
+// SessionReset counts a session the proxy cut with a TCP reset in
+// sockshaper_sessions_reset_total{reason}; reason is one of [ResetReasons].
+func (m *Metrics) SessionReset(reason string) {
+	if m == nil {
+		return
+	}
+	m.sessionsReset.WithLabelValues(reason).Inc()
+}

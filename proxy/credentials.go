@@ -128,6 +128,12 @@ func parseUserLine(text string) (string, []byte, error) {
 // Users returns the number of users.
 func (c *Credentials) Users() int { return len(c.hashes) }
 
+// Has reports whether user is in the users file.
+func (c *Credentials) Has(user string) bool {
+	_, ok := c.hashes[user]
+	return ok
+}
+
 // Valid reports whether password is user's password.
 func (c *Credentials) Valid(user, password string) bool {
 	key := c.pairKey(user, password)

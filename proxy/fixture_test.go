@@ -239,6 +239,7 @@ func (r *countingRecorder) Throttled(a, d string, w time.Duration) {
 func (r *countingRecorder) InboundRefused(reason string)       { r.add("inbound "+reason, 1) }
 func (r *countingRecorder) Dialed(res string, _ time.Duration) { r.add("dial "+res, 1) }
 func (r *countingRecorder) Handshake(time.Duration)            { r.add("handshake", 1) }
+func (r *countingRecorder) SessionReset(reason string)         { r.add("reset "+reason, 1) }
 
 // startTarget runs a TCP server on 127.0.0.1:0 that hands each connection to serve.
 func startTarget(t testing.TB, serve func(net.Conn)) string {

@@ -25,6 +25,9 @@ type Recorder interface {
 	Dialed(result string, d time.Duration)
 	// Handshake observes the time from accept to the request's reply.
 	Handshake(d time.Duration)
+	// SessionReset counts a session the proxy cut with a TCP reset, by reason
+	// (shutdown, revoked, stalled, error).
+	SessionReset(reason string)
 }
 
 // Label values shared with metrics and the accounting log.
@@ -58,3 +61,4 @@ func (nopRecorder) Throttled(string, string, time.Duration)             {}
 func (nopRecorder) InboundRefused(string)                               {}
 func (nopRecorder) Dialed(string, time.Duration)                        {}
 func (nopRecorder) Handshake(time.Duration)                             {}
+func (nopRecorder) SessionReset(string)                                 {}

@@ -10,11 +10,11 @@ import (
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
-// spliceChunk is the most an unshaped direction moves in one step before it
-// refreshes its read deadline and may report bytes: large enough that the
-// kernel's splice path dominates, small enough that counters move during long
-// transfers. The splicer moves at most a pipe's capacity (1 MiB) per step, so
-// the bound binds only io.Copy where there is no splicer.
+// spliceChunk is the most an unshaped direction moves in one step without a
+// splicer (io.Copy, where the relay is not between two TCP sockets on Linux):
+// large enough that the copy dominates, small enough that counters move and the
+// relay sees a reload that shapes the session. The splicer moves at most a
+// pipe's capacity (1 MiB) per step.
 const spliceChunk = 4 << 20
 
 // reportEvery batches byte counts before they reach the recorder, so metrics cost
@@ -26,6 +26,13 @@ const reportEvery = 256 << 10
 // Each direction wakes this often while its peer is silent, which costs one timer.
 const reportInterval = 5 * time.Second
 
+// maxDeadlineSlack is the longest a direction goes on with deadlines it set
+// before it sets them again: moving a deadline is a timer operation, and a
+// chatty session takes thousands of steps a second. The slack is a quarter of
+// the read deadline's distance, at most this, so deadlines stay at least three
+// quarters of their distance away.
+const maxDeadlineSlack = time.Second
+
 var errIdle = errors.New("idle timeout")
 
 // halfPipe is one direction of a relayed TCP session.
@@ -35,15 +42,21 @@ type halfPipe struct {
 	ready     *readiness // nil: the copy itself waits for data
 	splice    *splicer   // nil: not between two TCP sockets, or not on Linux
 	next      io.LimitedReader
+	out       stallWriter // dst for the copies that are not the splicer's
 	direction string
 	bytes     *atomic.Int64
 	throttled *atomic.Int64
-	chain     *shaping.Chain // nil: unshaped, zero-copy
-	pacer     *shaping.Pacer // shaped and spliced: tokens first, then splice
-	unflushed int64
-	flushed   time.Time // when unflushed was last reported
-	streaming bool      // the last step moved at least streamingStep bytes
-	err       error     // why run ended; nil at EOF
+	// chain is the direction's buckets (nil without a shaper). The direction
+	// takes the shaped path while any of them has a rate, which a reload may
+	// change at any time, and the zero-copy path otherwise.
+	chain      *shaping.Chain
+	pacer      *shaping.Pacer // tokens first, then splice; nil without readiness and splicer
+	unflushed  int64
+	flushed    time.Time // when unflushed was last reported
+	deadlineAt time.Time // when the deadlines were last set
+	slack      time.Duration
+	streaming  bool  // the last step moved at least streamingStep bytes
+	err        error // why run ended; nil at EOF
 	// peerRunning counts the session's running directions, this one included.
 	peerRunning *atomic.Int32
 }
@@ -73,7 +86,7 @@ func (sess *session) relayTCP(target net.Conn, pending []byte) {
 	sess.touch()
 	r.up = sess.newHalfPipe(target, sess.conn, directionUpload, &sess.up, &sess.throttledUp)
 	r.down = sess.newHalfPipe(sess.conn, target, directionDownload, &sess.down, &sess.throttledDown)
-	if r.lease.shaped() {
+	if r.lease.Lease != nil {
 		r.up.shape(r.lease.Upload())
 		r.down.shape(r.lease.Download())
 	}
@@ -85,15 +98,23 @@ func (sess *session) relayTCP(target net.Conn, pending []byte) {
 }
 
 func (sess *session) newHalfPipe(dst, src net.Conn, direction string, bytes, throttled *atomic.Int64) *halfPipe {
+	idle := sess.pol.cfg.Timeouts.Idle
 	h := &halfPipe{sess: sess, dst: dst, src: src, ready: newReadiness(src), splice: newSplicer(dst, src),
 		direction: direction, bytes: bytes, throttled: throttled}
 	h.next.R = src
+	h.out = stallWriter{conn: dst, stall: stallDeadline{conn: dst, after: idle}}
+	h.slack = min(min(idle, reportInterval)/4, maxDeadlineSlack)
+	if h.splice != nil {
+		h.splice.stall.after = idle
+		h.splice.onPipeFailure = sess.srv.pipeFailed
+	}
 	return h
 }
 
 // shape puts the direction through chain. Between two TCP sockets with a
-// readiness check it stays zero-copy: it takes the tokens for what is queued and
-// then splices exactly that, so shaping costs no buffer and no copy.
+// readiness check it stays zero-copy while shaped: it takes the tokens for what
+// is queued and then splices exactly that, so shaping costs no buffer and no
+// copy.
 func (h *halfPipe) shape(chain *shaping.Chain) {
 	h.chain = chain
 	if h.ready != nil && h.splice != nil {
@@ -107,12 +128,19 @@ func (r *tcpRelay) run(h *halfPipe, pending []byte) {
 		defer h.pacer.Stop()
 	}
 	defer r.sess.srv.recoverSession(r.sess)
+	h.setDeadlines(time.Now())
 	h.err = h.writePending(pending)
 	if h.err == nil {
 		h.err = h.run()
 	}
-	if h.err != nil {
-		r.sess.abort() // wakes the other direction
+	switch {
+	case h.err == nil:
+	case errors.Is(h.err, errIdle), errors.Is(h.err, net.ErrClosed):
+		// Idle, or the session already ended: nothing was cut short. Closing
+		// wakes the other direction.
+		r.sess.abort()
+	default:
+		r.sess.cut(reasonOf(h.err))
 	}
 }
 
@@ -126,29 +154,37 @@ func (r *tcpRelay) done() {
 	r.sess.end()
 }
 
+// reasonOf names why a relay error cut a session.
+func reasonOf(err error) string {
+	if errors.Is(err, errStalled) {
+		return reasonStalled
+	}
+	return reasonError
+}
+
 // closeReason names why a relay ended, for the accounting line, from the errors
 // that ended its two halves.
 func (sess *session) closeReason(first, second error) string {
-	switch {
-	case sess.stopping.Load():
-		return "shutdown"
-	case errors.Is(first, errIdle) || errors.Is(second, errIdle):
-		return "idle"
+	if r := sess.cutBy.Load(); r != nil {
+		return *r
+	}
+	if errors.Is(first, errIdle) || errors.Is(second, errIdle) {
+		return reasonIdle
 	}
 	for _, err := range []error{first, second} {
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			sess.log.Debug("relay error", "err", err)
-			return "error"
+			return reasonError
 		}
 	}
-	return "eof"
+	return reasonEOF
 }
 
 func (h *halfPipe) writePending(pending []byte) error {
 	if len(pending) == 0 {
 		return nil
 	}
-	n, err := h.dst.Write(pending)
+	n, err := h.out.Write(pending)
 	h.count(int64(n))
 	return err
 }
@@ -157,9 +193,9 @@ func (h *halfPipe) writePending(pending []byte) error {
 func (h *halfPipe) run() error {
 	idle := h.sess.pol.cfg.Timeouts.Idle
 	for {
-		// Only reads get a deadline: a read that times out loses nothing, while a
-		// write that times out midway would drop bytes already taken from src.
-		h.src.SetReadDeadline(time.Now().Add(min(idle, reportInterval)))
+		if now := time.Now(); now.Sub(h.deadlineAt) >= h.slack {
+			h.setDeadlines(now)
+		}
 		n, err := h.step()
 		if err != nil || h.unflushed >= reportEvery || time.Since(h.flushed) >= reportInterval {
 			h.flush()
@@ -182,130 +218,17 @@ func (h *halfPipe) run() error {
 	}
 }
 
-// step waits until src has bytes, holding nothing, then moves what is there: when
-// unshaped, a small message with one read and one write and a stream with
-// splice; when shaped, in bucket-sized chunks, spliced. Where splice or the
-// readiness check is missing (not two TCP sockets, not Linux), io.Copy or
-// shaping.Copy move the bytes.
-func (h *halfPipe) step() (int64, error) {
-	switch {
-	case h.pacer != nil:
-		return h.spliceShaped()
-	case h.chain != nil:
-	case h.streaming && h.splice != nil:
-		return h.spliceStream()
-	case !h.streaming && h.ready != nil:
-		return h.copySmall()
-	}
-	avail := spliceChunk
-	if h.ready != nil && !h.streaming {
-		var err error
-		if avail, err = h.ready.wait(); err != nil {
-			return 0, err
-		}
-		if avail == 0 {
-			return 0, io.EOF
-		}
-	}
-	h.next.N = int64(min(avail, spliceChunk))
-	var n int64
-	var err error
-	if h.chain != nil {
-		n, err = shaping.Copy(h.sess.ctx, h.dst, &h.next, h.chain, h.observe)
-	} else {
-		n, err = io.Copy(h.dst, &h.next)
-		h.count(n)
-	}
-	if n == 0 && err == nil {
-		err = io.EOF // without a readiness check, the limited read found EOF
-	}
-	h.streaming = n >= streamingStep
-	return n, err
-}
-
-// copySmall waits until src has bytes, reads once what is there (up to
-// smallReadSize) and writes it to dst. A read that fills the buffer means a stream:
-// the steps that follow splice. Small messages, which most interactive sessions
-// consist of, thus cost one read and one write, where splice would take two calls
-// through a pipe plus a probe of the queued size.
-func (h *halfPipe) copySmall() (int64, error) {
-	buf, err := h.ready.read()
-	if err != nil {
-		return 0, err
-	}
-	if len(buf) == 0 {
-		return 0, io.EOF
-	}
-	var n int
-	if h.splice != nil {
-		n, err = h.splice.write(buf)
-	} else {
-		n, err = h.dst.Write(buf)
-	}
-	h.ready.release()
-	h.count(int64(n))
-	h.streaming = len(buf) == smallReadSize
-	return int64(n), err
-}
-
-// spliceStream splices what src has queued, up to a pipe's capacity, waiting
-// for it if there is nothing yet. A step that finds less than a small read's worth
-// ends the stream: the next one waits holding nothing and copies.
-func (h *halfPipe) spliceStream() (int64, error) {
-	n, err := h.splice.move(spliceChunk)
-	h.count(n)
-	h.streaming = n >= smallReadSize
-	return n, err
-}
-
-// spliceShaped waits until src has bytes, takes the tokens for up to one chunk of
-// them, and splices exactly that much. The bytes wait in the socket, not in a
-// buffer, so the sender is held back by TCP flow control as with a copy.
-func (h *halfPipe) spliceShaped() (int64, error) {
-	avail, err := h.ready.wait()
-	if err != nil {
-		return 0, err
-	}
-	if avail == 0 {
-		return 0, io.EOF
-	}
-	n := min(avail, h.chain.ChunkSize())
-	waited, err := h.pacer.Wait(h.sess.ctx, n)
-	if err != nil {
-		return 0, err
-	}
-	moved, err := h.splice.moveAll(n)
-	h.observe(int(moved), waited)
-	return moved, err
-}
-
-// count records bytes of the unshaped path, which learns them per chunk.
-func (h *halfPipe) count(n int64) {
-	if n > 0 {
-		h.bytes.Add(n)
-		h.unflushed += n
-		h.sess.touch()
-	}
-}
-
-// observe is the shaped copy's per-chunk callback; it must not allocate.
-func (h *halfPipe) observe(n int, waited time.Duration) {
-	h.count(int64(n))
-	if waited > 0 {
-		h.throttled.Add(int64(waited))
-		h.sess.srv.rec.Throttled(h.sess.app, h.direction, waited)
-	}
-	if h.unflushed >= reportEvery {
-		h.flush()
-	}
-}
-
-func (h *halfPipe) flush() {
-	h.flushed = time.Now()
-	if h.unflushed > 0 {
-		h.sess.srv.rec.Transferred(h.sess.user, h.sess.app, h.direction, "tcp", h.unflushed)
-		h.unflushed = 0
-	}
+// setDeadlines bounds the next steps: reads wake at least every reportInterval
+// (to report bytes and check for idleness); a write that makes no progress for
+// timeouts.idle fails (see stallDeadline), so a peer that stops reading cannot
+// hold the session forever. A read that times out loses nothing, and a write
+// that times out is retried while it progresses, so no byte taken from src is
+// dropped before then.
+func (h *halfPipe) setDeadlines(now time.Time) {
+	idle := h.sess.pol.cfg.Timeouts.Idle
+	h.deadlineAt = now
+	h.src.SetReadDeadline(now.Add(min(idle, reportInterval)))
+	h.dst.SetWriteDeadline(now.Add(idle))
 }
 
 // closeWrite passes a half-close on, so a destination that sends and then closes
@@ -328,8 +251,6 @@ func (sess *session) acquire() sessionLease {
 	}
 	return sessionLease{sess.srv.shaper.Acquire(sess.user, sess.app)}
 }
-
-func (l sessionLease) shaped() bool { return l.Lease != nil && !l.Lease.Unshaped() }
 
 func (l sessionLease) release() {
 	if l.Lease != nil {

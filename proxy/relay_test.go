@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,6 +253,9 @@ func TestIdleTimeout(t *testing.T) {
 	waitFor(t, "accounting line", func() bool { return strings.Contains(h.logs.String(), "close_reason=idle") })
 }
 
+// TestShutdownDrainsThenCloses checks that draining sessions keep working and that
+// those still running when the drain ends are reset, not closed: a client must
+// see a transfer cut by the drain as an error, never as a complete one.
 func TestShutdownDrainsThenCloses(t *testing.T) {
 	h := newHarness(t, "")
 	target := startTarget(t, echo)
@@ -272,10 +276,13 @@ func TestShutdownDrainsThenCloses(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown = %v, want DeadlineExceeded after closing the session", err)
 	}
-	if _, err := io.ReadAll(c); err != nil {
-		t.Fatalf("session not closed after the drain time: %v", err)
+	if _, err := io.ReadAll(c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("session after the drain time: read error %v, want a reset", err)
 	}
 	waitFor(t, "accounting line", func() bool { return strings.Contains(h.logs.String(), "close_reason=shutdown") })
+	if got := h.rec.get("reset shutdown"); got != 1 {
+		t.Errorf("sessions reset for shutdown = %d, want 1", got)
+	}
 }
 
 // splitHostPort splits a test address.

@@ -55,16 +55,20 @@ func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
 	return append(b, byte(ap.Port()>>8), byte(ap.Port()))
 }
 
-// addrPortOf converts a net.Addr of a TCP or UDP socket.
+// addrPortOf converts a net.Addr of a TCP or UDP socket, with an IPv4-mapped
+// IPv6 address (a dual-stack socket's IPv4 peer) in its IPv4 form, so that an
+// IPv4 client is logged and matched as the IPv4 address it is.
 func addrPortOf(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
 	switch a := a.(type) {
 	case *net.TCPAddr:
-		return a.AddrPort()
+		ap = a.AddrPort()
 	case *net.UDPAddr:
-		return a.AddrPort()
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
 	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // dialReplyCode maps a dial error to the reply a client can act on.

@@ -63,6 +63,8 @@ type Server struct {
 	limits   sessionLimits
 	throttle authThrottle
 	nextID   atomic.Uint64
+	// pipeWarned is when pipeFailed last logged, in Unix nanoseconds.
+	pipeWarned atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -104,10 +106,35 @@ func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
 }
 
 // Reload applies a new config and users to new sessions; live sessions keep the
-// policy they started with (their buckets follow the shaper's own Update). Listen
-// addresses are not changed by a reload.
-func (s *Server) Reload(cfg *configs.Config, creds *Credentials) {
+// policy they started with (their buckets follow the shaper's own Update), except
+// that the sessions of users no longer in creds are cut: it returns how many.
+// Listen addresses are not changed by a reload. Update the shaper first, so that
+// sessions started on the new config find their new limits.
+func (s *Server) Reload(cfg *configs.Config, creds *Credentials) int {
 	s.policy.Store(&policy{cfg: cfg, creds: creds, classifier: shaping.NewClassifier(cfg.Apps)})
+	if creds == nil {
+		return 0
+	}
+	return s.cutSessions(func(user string) bool { return !creds.Has(user) }, reasonRevoked)
+}
+
+// cutSessions cuts the live sessions of users for whom match is true, and
+// returns how many. A session whose login is still under way is checked against
+// the policy in force when it is admitted (see session.admitUser).
+func (s *Server) cutSessions(match func(user string) bool, reason string) int {
+	s.mu.Lock()
+	var victims []*session
+	for sess := range s.sessions {
+		if u, ok := sess.owner(); ok && match(u) {
+			victims = append(victims, sess)
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range victims {
+		sess.log.Info("session cut", "reason", reason)
+		sess.cut(reason)
+	}
+	return len(victims)
 }
 
 // Config returns the config in force.
@@ -279,10 +306,29 @@ func (s *Server) Close() error {
 
 func (s *Server) closeSessions() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	sessions := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
-		sess.shutdown()
+		sessions = append(sessions, sess)
 	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.cut(reasonShutdown)
+	}
+}
+
+// pipeLogEvery spaces the warnings about splice pipes that could not be made.
+const pipeLogEvery = time.Minute
+
+// pipeFailed hears that a relay could not make a splice pipe (out of
+// descriptors) and copied through a buffer instead; it warns at most once per
+// pipeLogEvery.
+func (s *Server) pipeFailed(err error) {
+	now := time.Now().UnixNano()
+	last := s.pipeWarned.Load()
+	if now-last < int64(pipeLogEvery) || !s.pipeWarned.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("splice pipe unavailable; relaying through buffers", "err", err)
 }
 
 // recoverSession keeps one session's bug from taking the daemon down.

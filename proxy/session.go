@@ -38,10 +38,11 @@ type session struct {
 	opened, userAdmitted       bool
 	detached                   bool // relay goroutines took over the end
 
-	up, down                   atomic.Int64 // bytes
-	throttledUp, throttledDown atomic.Int64 // nanoseconds
-	lastActivity               atomic.Int64 // unix nanoseconds
-	stopping                   atomic.Bool  // the server closed the session
+	up, down                   atomic.Int64           // bytes
+	throttledUp, throttledDown atomic.Int64           // nanoseconds
+	lastActivity               atomic.Int64           // unix nanoseconds
+	tokenWaits                 atomic.Int32           // directions waiting for tokens now
+	cutBy                      atomic.Pointer[string] // why the proxy cut the session, if it did
 
 	mu      sync.Mutex
 	aborted bool
@@ -102,13 +103,27 @@ func (sess *session) refuse(code byte, result string) {
 	sess.result = result
 }
 
-// admitUser applies max_sessions_per_user; the caller refuses on false.
+// admitUser applies max_sessions_per_user and makes the session one of its
+// user's, which a reload that removes the user cuts; the caller refuses on
+// false. A user removed by a reload during the login is refused here.
 func (sess *session) admitUser() bool {
+	if cur := sess.srv.policy.Load(); cur != sess.pol && cur.creds != nil && !cur.creds.Has(sess.user) {
+		return false
+	}
 	if !sess.srv.limits.admitUser(sess.user, sess.pol.cfg.Limits.MaxSessionsPerUser) {
 		return false
 	}
+	sess.mu.Lock()
 	sess.userAdmitted = true
+	sess.mu.Unlock()
 	return true
+}
+
+// owner returns the session's user once admitUser has made it theirs.
+func (sess *session) owner() (string, bool) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.user, sess.userAdmitted
 }
 
 // open marks the session as relaying, for the active-session gauge.
@@ -145,16 +160,48 @@ func (sess *session) abort() {
 	}
 }
 
-// shutdown aborts the session because the server is closing.
-func (sess *session) shutdown() {
-	sess.stopping.Store(true)
+// Close reasons of the accounting line. The proxy cuts a session (with a reset,
+// see cut) for shutdown, revoked, stalled and error.
+const (
+	reasonEOF      = "eof"      // both ends closed
+	reasonIdle     = "idle"     // no byte moved for timeouts.idle
+	reasonError    = "error"    // a socket error on either side
+	reasonShutdown = "shutdown" // still running when the drain ended
+	reasonRevoked  = "revoked"  // the user was removed at a reload
+	reasonStalled  = "stalled"  // a peer took no byte for timeouts.idle
+)
+
+// cut ends the session from outside its flow for reason: both sockets are reset
+// rather than closed, so that a client (or destination) sees an error and never
+// takes a transfer cut short for a complete one. The first reason sticks.
+func (sess *session) cut(reason string) {
+	sess.cutBy.CompareAndSwap(nil, &reason)
+	sess.mu.Lock()
+	resetOnClose(sess.conn)
+	for _, c := range sess.closers {
+		resetOnClose(c)
+	}
+	sess.mu.Unlock()
+	sess.srv.rec.SessionReset(reason)
 	sess.abort()
+}
+
+// resetOnClose makes the coming close of a TCP socket send a reset (SO_LINGER 0).
+func resetOnClose(c any) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }
 
 func (sess *session) touch() { sess.lastActivity.Store(time.Now().UnixNano()) }
 
-// idleFor reports whether no byte moved in either direction for d.
+// idleFor reports whether no byte moved in either direction for d. A direction
+// waiting for tokens is not idle, however long the wait.
 func (sess *session) idleFor(d time.Duration) bool {
+	if sess.tokenWaits.Load() > 0 {
+		sess.touch()
+		return false
+	}
 	return time.Since(time.Unix(0, sess.lastActivity.Load())) >= d
 }
 

@@ -15,6 +15,7 @@ import (
 // messages with it. Calls must not be concurrent.
 type sockWriter struct {
 	rc      syscall.RawConn
+	stall   stallDeadline
 	buf     []byte // the caller's buffer during a call
 	n       int
 	err     error
@@ -26,21 +27,31 @@ func newSockWriter(c *net.TCPConn) *sockWriter {
 	if err != nil {
 		return nil
 	}
-	s := &sockWriter{rc: rc}
+	s := &sockWriter{rc: rc, stall: stallDeadline{conn: c}}
 	s.writeFn = s.tryWrite
 	return s
 }
 
-// Write writes b whole, waiting while the socket's buffer is full.
+// Write writes b whole, waiting while the socket's buffer is full. When the
+// write deadline passes, it goes on if bytes went out since the deadline was
+// set, and fails with errStalled if none did.
 func (s *sockWriter) Write(b []byte) (int, error) {
 	s.buf, s.n, s.err = b, 0, nil
-	err := s.rc.Write(s.writeFn)
+	mark := 0
+	var err error
+	for {
+		err = s.rc.Write(s.writeFn)
+		if !s.stall.retry(err, s.n > mark) {
+			break
+		}
+		mark = s.n
+	}
 	n := s.n
 	s.buf = nil
 	if err == nil {
 		err = s.err
 	}
-	return n, err
+	return n, s.stall.named(err)
 }
 
 func (s *sockWriter) tryWrite(fd uintptr) bool {

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // pipe is a kernel pipe that splice moves a stream's bytes through without
@@ -72,6 +73,13 @@ type splicer struct {
 	eof             bool
 	err             error
 	out             *sockWriter // small messages' writes to dst
+	stall           *stallDeadline
+	// read holds bytes read instead of spliced when no pipe could be made (the
+	// process is out of descriptors): the session goes on through a pooled
+	// buffer rather than end. onPipeFailure, if set, hears of each such step.
+	read          *[smallReadSize]byte
+	readN         int
+	onPipeFailure func(error)
 }
 
 // newSplicer returns nil when either side is not a TCP socket.
@@ -87,6 +95,7 @@ func newSplicer(dst, src net.Conn) *splicer {
 		return nil
 	}
 	sp := &splicer{src: src0, dst: dst0, out: newSockWriter(d)}
+	sp.stall = &sp.out.stall
 	sp.drainFn, sp.pumpFn = sp.drain, sp.pump
 	return sp
 }
@@ -104,21 +113,43 @@ func (s *splicer) move(max int) (int64, error) {
 	if err := s.src.Read(s.drainFn); err != nil {
 		return 0, err
 	}
-	if s.err != nil {
+	switch {
+	case s.err != nil:
 		return 0, s.err
-	}
-	if s.eof {
+	case s.eof:
 		return 0, io.EOF
+	case s.read != nil:
+		return s.writeRead()
 	}
 	n := int64(s.p.data)
-	err := s.dst.Write(s.pumpFn)
-	if err == nil {
-		err = s.err
-	}
+	err := s.pumpAll()
 	n -= int64(s.p.data)
 	putPipe(s.p)
 	s.p = nil
 	return n, err
+}
+
+// pumpAll splices the pipe's bytes to dst, past the write deadline while dst
+// keeps taking them (see stallDeadline).
+func (s *splicer) pumpAll() error {
+	for {
+		before := s.p.data
+		err := s.dst.Write(s.pumpFn)
+		if !s.stall.retry(err, s.p.data < before) {
+			if err == nil {
+				err = s.err
+			}
+			return s.stall.named(err)
+		}
+	}
+}
+
+// writeRead writes the bytes drain read into a buffer, for want of a pipe.
+func (s *splicer) writeRead() (int64, error) {
+	n, err := s.out.Write(s.read[:s.readN])
+	smallReads.Put(s.read)
+	s.read = nil
+	return int64(n), err
 }
 
 // moveAll moves exactly n bytes that src already holds (a shaped chunk whose
@@ -140,8 +171,10 @@ func (s *splicer) drain(fd uintptr) bool {
 	if p == nil {
 		var err error
 		if p, err = getPipe(); err != nil {
-			s.err = err
-			return true
+			if s.onPipeFailure != nil {
+				s.onPipeFailure(err)
+			}
+			return s.readInstead(fd)
 		}
 	}
 	for {
@@ -165,6 +198,33 @@ func (s *splicer) drain(fd uintptr) bool {
 		default:
 			putPipe(p)
 			s.err = os.NewSyscallError("splice", errno)
+			return true
+		}
+	}
+}
+
+// readInstead is drain through a pooled buffer: one read of up to s.max bytes.
+func (s *splicer) readInstead(fd uintptr) bool {
+	b := smallReads.Get().(*[smallReadSize]byte)
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(min(s.max, smallReadSize)))
+		switch errno {
+		case 0:
+			if n == 0 {
+				s.eof = true
+				smallReads.Put(b)
+				return true
+			}
+			s.read, s.readN = b, int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			smallReads.Put(b)
+			return false
+		default:
+			smallReads.Put(b)
+			s.err = os.NewSyscallError("read", errno)
 			return true
 		}
 	}

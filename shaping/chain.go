@@ -140,8 +140,9 @@ func (c *Chain) add(bk *bucket) {
 	c.n++
 }
 
-// limited reports whether some bucket on c has a rate now.
-func (c *Chain) limited() bool {
+// Limited reports whether some bucket on c has a rate now. It costs an atomic
+// load per bucket, so a relay can ask before every step.
+func (c *Chain) Limited() bool {
 	for _, bk := range c.buckets[:c.n] {
 		if bk.limiter() != nil {
 			return true

@@ -135,7 +135,7 @@ func (r *Registry) Acquire(user, app string) *Lease {
 			bk.sessions.Add(1)
 		}
 	}
-	l.unshaped = !l.chains[upload].limited() && !l.chains[download].limited()
+	l.unshaped = !l.chains[upload].Limited() && !l.chains[download].Limited()
 	return l
 }
 

@@ -159,15 +159,18 @@ func (d *daemon) reload() {
 	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen {
 		d.log.Warn("listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen, "admin_listen", d.cfg.AdminListen)
 	}
-	d.server.Reload(cfg, creds)
+	// Buckets and metric series first: a session the server admits on the new
+	// config must find its new limits and its app class's series.
 	d.shaper.Update(cfg.Shaping)
+	d.metrics.InitApps(shaping.NewClassifier(cfg.Apps).Names())
 	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
+	revoked := d.server.Reload(cfg, creds)
 	d.metrics.ConfigReloaded(true, time.Now())
 	users := 0
 	if creds != nil {
 		users = creds.Users()
 	}
-	d.log.Info("reloaded", "config", cfg.Source, "users", users)
+	d.log.Info("reloaded", "config", cfg.Source, "users", users, "sessions_revoked", revoked)
 }
 
 // startAdmin serves /metrics, /healthz and /readyz when admin_listen is set.
