@@ -107,6 +107,9 @@ func (sess *session) newHalfPipe(dst, src net.Conn, direction string, bytes, thr
 	if h.splice != nil {
 		h.splice.stall.after = idle
 		h.splice.onPipeFailure = sess.srv.pipeFailed
+		if sess.srv.pipes != nil {
+			h.splice.newPipe = sess.srv.pipes
+		}
 	}
 	return h
 }

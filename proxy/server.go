@@ -65,6 +65,9 @@ type Server struct {
 	nextID   atomic.Uint64
 	// pipeWarned is when pipeFailed last logged, in Unix nanoseconds.
 	pipeWarned atomic.Int64
+	// pipes is where relays take splice pipes; nil: the shared pool. Tests set
+	// it to make pipes fail, as they do when the process is out of descriptors.
+	pipes func() (*pipe, error)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

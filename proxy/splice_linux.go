@@ -80,6 +80,7 @@ type splicer struct {
 	read          *[smallReadSize]byte
 	readN         int
 	onPipeFailure func(error)
+	newPipe       func() (*pipe, error) // getPipe, unless a test needs failures
 }
 
 // newSplicer returns nil when either side is not a TCP socket.
@@ -94,7 +95,7 @@ func newSplicer(dst, src net.Conn) *splicer {
 	if err1 != nil || err2 != nil {
 		return nil
 	}
-	sp := &splicer{src: src0, dst: dst0, out: newSockWriter(d)}
+	sp := &splicer{src: src0, dst: dst0, out: newSockWriter(d), newPipe: getPipe}
 	sp.stall = &sp.out.stall
 	sp.drainFn, sp.pumpFn = sp.drain, sp.pump
 	return sp
@@ -170,7 +171,7 @@ func (s *splicer) drain(fd uintptr) bool {
 	p := s.p
 	if p == nil {
 		var err error
-		if p, err = getPipe(); err != nil {
+		if p, err = s.newPipe(); err != nil {
 			if s.onPipeFailure != nil {
 				s.onPipeFailure(err)
 			}

@@ -5,7 +5,13 @@ package proxy
 import "net"
 
 // splicer is Linux only; elsewhere io.Copy moves the bytes.
-type splicer struct{}
+type splicer struct {
+	stall         *stallDeadline
+	onPipeFailure func(error)
+	newPipe       func() (*pipe, error)
+}
+
+type pipe struct{}
 
 func newSplicer(net.Conn, net.Conn) *splicer { return nil }
 

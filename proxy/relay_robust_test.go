@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/shaping"
+)
+
+// streamForever is a target that writes until the connection fails.
+func streamForever(c net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// TestTokenWaitIsNotIdleness queues a session behind 4 s of reservations on its
+// user's bucket, with timeouts.idle at 1 s: the session must wait for its turn,
+// not time out as idle, and then get bytes. Before, the wait counted as idleness
+// and outlasted the read deadline, whose passing lost the tokens.
+func TestTokenWaitIsNotIdleness(t *testing.T) {
+	const rate = 2000
+	sh := shaping.NewRegistry(configs.Shaping{DefaultGroup: "g",
+		Groups: map[string]configs.Limit{"g": {Download: rate, Burst: 2 * rate}}})
+	h := newHarness(t, "timeouts: {idle: 1s}\n", withShaper(sh))
+	// Two reservations of the whole burst: the bucket is empty, then 2 s in debt.
+	hog := sh.Acquire("alice", shaping.Other)
+	defer hog.Release()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range 2 {
+		wg.Go(func() { hog.Download().Wait(context.Background(), 2*rate) })
+	}
+	time.Sleep(100 * time.Millisecond)
+	c := dialVia(t, h.addr, "alice", startTarget(t, streamForever))
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(6 * time.Second))
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("no byte after %v of waiting for tokens: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("first byte after %v; the test needs a wait longer than the idle timeout", waited)
+	}
+	if strings.Contains(h.logs.String(), "close_reason") {
+		t.Fatalf("session ended while waiting for tokens:\n%s", h.logs.String())
+	}
+}
+
+// TestStalledReaderEndsSession: clients that half-close and stop reading while
+// the destination keeps sending (200 of them held their sessions, ~4 fds each,
+// forever) are cut, with a reset, once their writes made no progress for
+// timeouts.idle.
+func TestStalledReaderEndsSession(t *testing.T) {
+	h := newHarness(t, "timeouts: {idle: 1s}\n")
+	target := startTarget(t, streamForever)
+	const sessions = 50
+	conns := make([]*net.TCPConn, sessions)
+	for i := range conns {
+		conns[i] = rawConnect(t, h.addr, target)
+		conns[i].SetReadBuffer(4 << 10)
+		conns[i].CloseWrite() // and never read
+		defer conns[i].Close()
+	}
+	waitForWithin(t, 10*time.Second, "stalled sessions ended", func() bool { return h.srv.ActiveSessions() == 0 })
+	if got := h.rec.get("reset stalled"); got != sessions {
+		t.Errorf("sessions reset as stalled = %d, want %d", got, sessions)
+	}
+	if got := strings.Count(h.logs.String(), "close_reason=stalled"); got != sessions {
+		t.Errorf("accounting lines with close_reason=stalled: %d, want %d", got, sessions)
+	}
+	// What the client gets when it reads at last: the bytes buffered for it,
+	// then a reset, not an end of stream.
+	conns[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, conns[0]); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("client read after the cut: %v, want a reset", err)
+	}
+}
+
+// TestSlowReaderIsNotStalled: a client that reads slowly but steadily, so that
+// the proxy's writes wait on full buffers for longer than timeouts.idle in all,
+// keeps its session and gets every byte: only writes that make no progress for
+// the idle timeout end a session.
+func TestSlowReaderIsNotStalled(t *testing.T) {
+	h := newHarness(t, "timeouts: {idle: 300ms}\n")
+	payload := make([]byte, 16<<20)
+	rand.Read(payload)
+	target := startTarget(t, sendThenClose(payload))
+	c := rawConnect(t, h.addr, target)
+	defer c.Close()
+	s := sha256.New()
+	buf := make([]byte, 64<<10)
+	start := time.Now()
+	for {
+		n, err := c.Read(buf)
+		s.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read after %v: %v", time.Since(start), err)
+		}
+		time.Sleep(10 * time.Millisecond) // at most 6.4 MB/s: 2.6 s for 16 MiB
+	}
+	if want := sha256.Sum256(payload); [32]byte(s.Sum(nil)) != want {
+		t.Fatal("payload corrupted")
+	}
+	if got := h.rec.get("reset stalled"); got != 0 {
+		t.Errorf("a reading client's session was reset as stalled")
+	}
+}
+
+// waitForWithin polls cond for up to d.
+func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNoPipeFallsBackToBuffers: when no splice pipe can be made (the process is
+// out of descriptors: pipe2 fails with EMFILE), sessions go on through pooled
+// buffers, unshaped and shaped, and every byte arrives. Before, the relay ended
+// a streaming session that was established long before the descriptors ran out.
+func TestNoPipeFallsBackToBuffers(t *testing.T) {
+	payload := make([]byte, 8<<20)
+	rand.Read(payload)
+	want := sha256.Sum256(payload)
+	for _, tc := range []struct {
+		name string
+		opts []harnessOption
+	}{
+		{"unshaped", nil},
+		{"shaped", []harnessOption{withShaper(shaping.NewRegistry(configs.Shaping{
+			Global: configs.Limit{Upload: 1 << 30, Download: 1 << 30}}))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "", tc.opts...)
+			h.srv.pipes = func() (*pipe, error) { return nil, syscall.EMFILE }
+			c := dialVia(t, h.addr, "alice", startTarget(t, sendThenClose(payload)))
+			defer c.Close()
+			got, err := io.ReadAll(c)
+			if err != nil || sha256.Sum256(got) != want {
+				t.Fatalf("read %d of %d bytes (intact: %v), %v", len(got), len(payload), sha256.Sum256(got) == want, err)
+			}
+			if !strings.Contains(h.logs.String(), "splice pipe unavailable") {
+				t.Error("no warning that pipes were unavailable")
+			}
+		})
+	}
+}
