@@ -105,7 +105,7 @@ func TestUDPStrangerRefusedByDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	relay := udpAssociateRaw(t, d.listen)
+	relay, _ := udpAssociateRaw(t, d.listen)
 	client.WriteToUDPAddrPort(append(udpRequestHeader(echo), "ping"...), relay)
 	buf := make([]byte, 2048)
 	client.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -131,9 +131,9 @@ func TestUDPStrangerRefusedByDaemon(t *testing.T) {
 }
 
 // udpAssociateRaw logs in as alice, asks for an association with an unknown
-// client address, and returns the relay address. The control connection stays
-// open until the test ends.
-func udpAssociateRaw(t *testing.T, proxyAddr string) netip.AddrPort {
+// client address, and returns the relay address and the control connection,
+// which stays open until the test ends.
+func udpAssociateRaw(t *testing.T, proxyAddr string) (netip.AddrPort, net.Conn) {
 	t.Helper()
 	ctl, err := net.Dial("tcp", proxyAddr)
 	if err != nil {
@@ -150,7 +150,7 @@ func udpAssociateRaw(t *testing.T, proxyAddr string) netip.AddrPort {
 		t.Fatalf("associate: %x, %v", got, err)
 	}
 	ctl.SetDeadline(time.Time{})
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(got[8:12])), uint16(got[12])<<8|uint16(got[13]))
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(got[8:12])), uint16(got[12])<<8|uint16(got[13])), ctl
 }
 
 // udpRequestHeader is the RFC 1928 UDP request header for an IPv4 destination.
