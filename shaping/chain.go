@@ -99,9 +99,15 @@ func newBucket(r configs.Rate, b configs.ByteSize) *bucket {
 	return bk
 }
 
-// set applies rate r and burst b to the bucket. A limited bucket is changed in
-// place, so reservations already made keep their time and the next ones see the
-// new values; a bucket that becomes limited starts full.
+// set applies rate r and burst b to the bucket. A bucket that becomes limited
+// starts full. A faster rate or another burst is applied in place, so that the
+// reservations already made keep their time and the next ones see the new
+// values. A slower rate starts a new, empty limiter instead: the old one's debt
+// (the chunks already queued, about fairRound of traffic at the old rate) would
+// take far longer at the new rate — the queue of a 100 Mbit/s session's 4 MiB
+// chunk is two minutes at 256 kbit/s — and every session on the bucket would
+// wait that long for its next byte. Reservations made on the old limiter keep
+// their time.
 func (bk *bucket) set(r configs.Rate, b configs.ByteSize) {
 	if r <= 0 {
 		bk.burst.Store(0)
@@ -112,11 +118,16 @@ func (bk *bucket) set(r configs.Rate, b configs.ByteSize) {
 	if b <= 0 {
 		burst = defaultBurst(r)
 	}
-	if lim := bk.lim.Load(); lim != nil {
+	switch lim := bk.lim.Load(); {
+	case lim == nil:
+		bk.lim.Store(rate.NewLimiter(rate.Limit(r), burst))
+	case rate.Limit(r) < lim.Limit():
+		slower := rate.NewLimiter(rate.Limit(r), burst)
+		slower.AllowN(time.Now(), burst)
+		bk.lim.Store(slower)
+	default:
 		lim.SetBurst(burst)
 		lim.SetLimit(rate.Limit(r))
-	} else {
-		bk.lim.Store(rate.NewLimiter(rate.Limit(r), burst))
 	}
 	bk.burst.Store(int64(burst))
 }

@@ -111,3 +111,34 @@ func TestChunkSizeFollowsWaitingSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowerRateDoesNotInheritDebt: sessions queued on a fast bucket are not held
+// back for the old queue's length at the new, slower rate when a reload (or a
+// time window) lowers it: within a second every one of them moves again.
+func TestSlowerRateDoesNotInheritDebt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const fast, slow = 100 << 20, 32_000 // 100 MiB/s, then 256 kbit/s
+		r := NewRegistry(oneGroup(fast))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		const sessions = 4
+		var last [sessions]time.Time
+		var wg sync.WaitGroup
+		for i := range sessions {
+			l := r.Acquire("u", Other)
+			wg.Go(func() {
+				defer l.Release()
+				Copy(ctx, io.Discard, endless{}, l.Download(), func(int, time.Duration) { last[i] = time.Now() })
+			})
+		}
+		time.Sleep(time.Second)
+		r.Update(oneGroup(slow))
+		changed := time.Now()
+		wg.Wait()
+		for i, at := range last {
+			if since := at.Sub(changed); since < time.Second {
+				t.Errorf("session %d last moved %v after the rate fell, want it still moving in the last of the 2 s that followed", i, since)
+			}
+		}
+	})
+}
