@@ -25,6 +25,17 @@ type Recorder interface {
 	Dialed(result string, d time.Duration)
 	// Handshake observes the time from accept to the request's reply.
 	Handshake(d time.Duration)
+	// HandshakeStarted counts a connection that took a handshake slot;
+	// HandshakeEnded one that gave it back (its handshake ended or it was evicted),
+	// once per HandshakeStarted.
+	HandshakeStarted()
+	HandshakeEnded()
+	// HandshakeEvicted counts an unfinished handshake closed to make room for a new
+	// connection; scope says which cap was full (client or global).
+	HandshakeEvicted(scope string)
+	// Budget reports a connection budget in force by its config key (such as
+	// max_handshakes), at start and after each reload.
+	Budget(name string, value int)
 }
 
 // Label values shared with metrics and the accounting log.
@@ -58,3 +69,7 @@ func (nopRecorder) Throttled(string, string, time.Duration)             {}
 func (nopRecorder) InboundRefused(string)                               {}
 func (nopRecorder) Dialed(string, time.Duration)                        {}
 func (nopRecorder) Handshake(time.Duration)                             {}
+func (nopRecorder) HandshakeStarted()                                   {}
+func (nopRecorder) HandshakeEnded()                                     {}
+func (nopRecorder) HandshakeEvicted(string)                             {}
+func (nopRecorder) Budget(string, int)                                  {}
