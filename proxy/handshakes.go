@@ -7,65 +7,36 @@ import (
 	"sync"
 )
 
-// A handshake's stage decides the order of eviction: connections that have sent
-// nothing go before those that have started talking, oldest first within a stage. A
-// real client sends its greeting with its first packet, so a flood of silent
-// connections only ever replaces its own.
-const (
-	stageSilent  = iota // accepted, no byte received yet
-	stageTalking        // sent at least one byte of its handshake
-	stages
-)
-
 // handshakeSlot is one connection's place in the handshake budget, from accept until
 // its request has been read (or it ended, or was evicted).
 type handshakeSlot struct {
-	key       netip.Prefix
-	owner     *session
-	stage     int
-	all, mine *list.Element
-	held      bool
-}
-
-// handshakeQueue holds slots by stage, oldest first in each.
-type handshakeQueue struct {
-	byStage [stages]list.List
-	n       int
-}
-
-// oldest returns the slot to evict: the oldest of the earliest stage.
-func (q *handshakeQueue) oldest() *handshakeSlot {
-	for i := range q.byStage {
-		if e := q.byStage[i].Front(); e != nil {
-			return e.Value.(*handshakeSlot)
-		}
-	}
-	return nil
-}
-
-func (q *handshakeQueue) push(s *handshakeSlot) *list.Element {
-	q.n++
-	return q.byStage[s.stage].PushBack(s)
-}
-
-func (q *handshakeQueue) remove(s *handshakeSlot, e *list.Element) {
-	q.n--
-	q.byStage[s.stage].Remove(e)
+	key   netip.Prefix
+	owner *session
+	stage int
+	elem  *list.Element // in its client's queue
+	held  bool
 }
 
 // handshakeBudget counts connections that have not finished their handshake, in
-// total and per client key. When a client (or the whole proxy) is at its cap, a
-// new connection takes the place of an unfinished handshake there (see stageSilent
-// for which) instead of being refused. Refusing would let a slowloris lock out
-// everyone behind its address (a campus NAT, a VPN concentrator) by holding the
-// cap with silent connections, for as long as it likes. Evicting costs a real
-// client nothing: it finishes its handshake in milliseconds, so it is almost never
-// the oldest, while the attacker's connections are cut as soon as newer ones
-// arrive and must be reopened again and again.
+// total and per client key, and makes room when a cap is full by closing an
+// unfinished handshake rather than refusing the new connection. Refusing would let
+// a slowloris lock out everyone behind its address (a campus NAT, a VPN
+// concentrator) by holding the cap with silent connections, for as long as it
+// likes. Evicting costs a real client almost nothing: it finishes its handshake in
+// milliseconds, so it is rarely the one chosen, while the attacker's connections
+// are cut as soon as newer ones arrive and must be reopened again and again.
+//
+// Which one goes: at a client's cap, that client's oldest silent handshake (then
+// its oldest talking one). At the proxy's cap, the oldest silent handshake of the
+// client holding the most silent ones (then the same among talking ones): a flood
+// comes from fewer addresses than the users it competes with, so its addresses
+// always hold the most, and a real user's single handshake is never the one cut
+// however fast the flood reconnects.
 type handshakeBudget struct {
 	mu       sync.Mutex
-	all      handshakeQueue
+	n        int
 	byClient map[netip.Prefix]*handshakeQueue
+	heavy    [stages]heaviest
 	rec      Recorder
 }
 
@@ -87,30 +58,58 @@ func (h *handshakeBudget) admit(key netip.Prefix, owner *session, b Budgets) (*h
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var victim *handshakeSlot
-	mine := h.byClient[key]
-	switch {
+	switch mine := h.byClient[key]; {
 	case mine != nil && mine.n >= b.MaxHandshakesPerClient:
 		victim = mine.oldest()
 		h.rec.HandshakeEvicted(evictedClient)
-	case h.all.n >= b.MaxHandshakes:
-		victim = h.all.oldest()
+	case h.n >= b.MaxHandshakes:
+		victim = h.heaviestOldest()
 		h.rec.HandshakeEvicted(evictedGlobal)
 	}
 	if victim != nil {
 		h.remove(victim)
-		mine = h.byClient[key] // remove may have dropped the queue
-	}
-	if mine == nil {
-		mine = &handshakeQueue{}
-		h.byClient[key] = mine
 	}
 	s := &handshakeSlot{key: key, owner: owner, held: true}
-	s.all, s.mine = h.all.push(s), mine.push(s)
+	h.push(s)
 	h.rec.HandshakeStarted()
 	if victim == nil {
 		return s, nil
 	}
 	return s, victim.owner
+}
+
+// heaviestOldest returns the oldest slot of the client with the most slots in the
+// earliest stage that has any; h.mu is held and at least one slot exists.
+func (h *handshakeBudget) heaviestOldest() *handshakeSlot {
+	for st := range h.heavy {
+		if key, ok := h.heavy[st].top(); ok {
+			return h.byClient[key].byStage[st].Front().Value.(*handshakeSlot)
+		}
+	}
+	return nil
+}
+
+// push adds a slot in its stage; h.mu is held.
+func (h *handshakeBudget) push(s *handshakeSlot) {
+	q := h.byClient[s.key]
+	if q == nil {
+		q = &handshakeQueue{}
+		h.byClient[s.key] = q
+	}
+	q.push(s)
+	h.heavy[s.stage].add(s.key, 1)
+	h.n++
+}
+
+// pull takes a slot out of its stage; h.mu is held.
+func (h *handshakeBudget) pull(s *handshakeSlot) {
+	q := h.byClient[s.key]
+	q.remove(s)
+	if q.n == 0 {
+		delete(h.byClient, s.key)
+	}
+	h.heavy[s.stage].add(s.key, -1)
+	h.n--
 }
 
 // talking moves a silent slot to the talking stage: its client sent a byte.
@@ -120,11 +119,9 @@ func (h *handshakeBudget) talking(s *handshakeSlot) {
 	if !s.held || s.stage != stageSilent {
 		return
 	}
-	mine := h.byClient[s.key]
-	h.all.remove(s, s.all)
-	mine.remove(s, s.mine)
+	h.pull(s)
 	s.stage = stageTalking
-	s.all, s.mine = h.all.push(s), mine.push(s)
+	h.push(s)
 }
 
 // release gives s back and reports whether it was still held: false when it was
@@ -142,15 +139,10 @@ func (h *handshakeBudget) release(s *handshakeSlot) bool {
 	return true
 }
 
-// remove takes a held slot out of both queues; h.mu is held.
+// remove gives back a held slot; h.mu is held.
 func (h *handshakeBudget) remove(s *handshakeSlot) {
 	s.held = false
-	h.all.remove(s, s.all)
-	mine := h.byClient[s.key]
-	mine.remove(s, s.mine)
-	if mine.n == 0 {
-		delete(h.byClient, s.key)
-	}
+	h.pull(s)
 	h.rec.HandshakeEnded()
 }
 
@@ -158,7 +150,7 @@ func (h *handshakeBudget) remove(s *handshakeSlot) {
 func (h *handshakeBudget) active() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.all.n
+	return h.n
 }
 
 // handshakeReader is what the handshake reads the client through: it moves the

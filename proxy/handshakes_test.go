@@ -12,70 +12,101 @@ import (
 	xproxy "golang.org/x/net/proxy"
 )
 
-func TestHandshakeBudgetEvictsOldest(t *testing.T) {
-	rec := newCountingRecorder()
-	var h handshakeBudget
-	h.init(rec)
-	b := Budgets{MaxHandshakes: 4, MaxHandshakesPerClient: 2}
-	a, c := clientKey(netip.MustParseAddr("10.0.0.1")), clientKey(netip.MustParseAddr("10.0.0.2"))
-	owners := make([]*session, 8)
-	for i := range owners {
-		owners[i] = &session{id: uint64(i)}
-	}
-	admit := func(key netip.Prefix, i int) (*handshakeSlot, *session) { return h.admit(key, owners[i], b) }
+// budgetUnderTest is a handshake budget with numbered owners and named clients.
+type budgetUnderTest struct {
+	t      *testing.T
+	h      handshakeBudget
+	rec    *countingRecorder
+	b      Budgets
+	owners []*session
+	slots  []*handshakeSlot
+}
 
-	s0, v := admit(a, 0)
-	s1, _ := admit(a, 1)
-	if v != nil || h.active() != 2 {
-		t.Fatalf("under the caps: victim %v, active %d", v, h.active())
+func newBudgetUnderTest(t *testing.T, b Budgets) *budgetUnderTest {
+	u := &budgetUnderTest{t: t, rec: newCountingRecorder(), b: b}
+	u.h.init(u.rec)
+	return u
+}
+
+// admit connects owner number len(owners) from 10.0.0.client and checks which
+// owner (-1: none) lost its slot.
+func (u *budgetUnderTest) admit(client byte, wantVictim int) {
+	u.t.Helper()
+	owner := &session{id: uint64(len(u.owners))}
+	u.owners = append(u.owners, owner)
+	s, v := u.h.admit(clientKey(netip.AddrFrom4([4]byte{10, 0, 0, client})), owner, u.b)
+	u.slots = append(u.slots, s)
+	got := -1
+	if v != nil {
+		got = int(v.id)
 	}
-	// a is at its cap: its oldest (0) makes room, not c's.
-	if _, v = admit(a, 2); v != owners[0] {
-		t.Fatalf("client cap: victim %v, want session 0", v)
+	if got != wantVictim {
+		u.t.Fatalf("connection %d from 10.0.0.%d evicted %d, want %d", owner.id, client, got, wantVictim)
 	}
-	if h.release(s0) {
+}
+
+func TestHandshakeBudgetEvictsOldestOfHeaviest(t *testing.T) {
+	u := newBudgetUnderTest(t, Budgets{MaxHandshakes: 4, MaxHandshakesPerClient: 3})
+	u.admit(1, -1) // 0
+	u.admit(1, -1) // 1
+	u.admit(1, -1) // 2
+	u.admit(1, 0)  // 3: 10.0.0.1 is at its cap: its oldest goes
+	u.admit(2, -1) // 4: the proxy is full now
+	u.admit(3, 1)  // 5: 10.0.0.1 holds the most: its oldest goes, not 4
+	u.admit(2, 2)  // 6: 10.0.0.1 still holds the most (2 and 3, against 4)
+	if u.h.release(u.slots[0]) || u.h.release(u.slots[1]) {
 		t.Error("release of an evicted slot reported held")
 	}
-	admit(c, 3)
-	admit(c, 4) // total 4: a has 1 and 2, c has 3 and 4
-	// The proxy is at its cap; the new client's connection replaces the oldest of all.
-	if _, v = admit(clientKey(netip.MustParseAddr("10.0.0.3")), 5); v != owners[1] {
-		t.Fatalf("global cap: victim %v, want session 1", v)
+	if c, g := u.rec.get("evicted client"), u.rec.get("evicted global"); c != 1 || g != 2 {
+		t.Errorf("evictions counted: client %d, global %d; want 1, 2", c, g)
 	}
-	if h.release(s1) {
-		t.Error("second release reported held")
-	}
-	if got := rec.get("evicted client") + rec.get("evicted global"); got != 2 || rec.get("evicted global") != 1 {
-		t.Errorf("evictions counted: client %d, global %d; want 1, 1", rec.get("evicted client"), rec.get("evicted global"))
-	}
-	if h.active() != 4 || rec.get("handshakes") != 4 {
-		t.Errorf("active %d, gauge %d; want 4, 4", h.active(), rec.get("handshakes"))
+	if u.h.active() != 4 || u.rec.get("handshakes") != 4 {
+		t.Errorf("active %d, gauge %d; want 4, 4", u.h.active(), u.rec.get("handshakes"))
 	}
 }
 
 func TestHandshakeBudgetEvictsSilentBeforeTalking(t *testing.T) {
-	var h handshakeBudget
-	h.init(newCountingRecorder())
-	b := Budgets{MaxHandshakes: 3, MaxHandshakesPerClient: 3}
-	key := clientKey(netip.MustParseAddr("10.0.0.1"))
-	owners := []*session{{id: 0}, {id: 1}, {id: 2}, {id: 3}, {id: 4}}
-	talker, _ := h.admit(key, owners[0], b) // the oldest, but it has spoken
-	h.talking(talker)
-	h.admit(key, owners[1], b)
-	h.admit(key, owners[2], b)
-	for _, want := range []*session{owners[1], owners[2]} {
-		if _, v := h.admit(key, owners[3], b); v != want {
-			t.Fatalf("victim %v, want the oldest silent one %v", v, want)
-		}
+	u := newBudgetUnderTest(t, Budgets{MaxHandshakes: 5, MaxHandshakesPerClient: 3})
+	u.admit(1, -1) // 0
+	u.admit(1, -1) // 1
+	u.h.talking(u.slots[0])
+	u.h.talking(u.slots[1])
+	u.admit(2, -1) // 2
+	u.admit(2, -1) // 3
+	u.admit(1, -1) // 4: the proxy is full
+	u.admit(1, 4)  // 5: 10.0.0.1 is at its cap: its silent one goes, not older talkers
+	u.admit(3, 2)  // 6: 10.0.0.2 holds the most silent ones (2 and 3)
+	u.h.talking(u.slots[5])
+	u.h.talking(u.slots[6])
+	u.admit(4, 3) // 7: 10.0.0.1 holds the most, but talking; 3 is the last silent
+	u.h.talking(u.slots[7])
+	u.h.talking(u.slots[7]) // a second call changes nothing
+	u.admit(5, 0)           // 8: none silent: the oldest talker of the heaviest
+	if u.h.active() != 5 {
+		t.Errorf("active %d, want 5", u.h.active())
 	}
-	// Only talking ones left besides the newest silent: that one goes first.
-	_, v := h.admit(key, owners[4], b)
-	if v != owners[3] {
-		t.Fatalf("victim %v, want the silent %v", v, owners[3])
+}
+
+func TestHeaviest(t *testing.T) {
+	var x heaviest
+	a, b := clientKey(netip.MustParseAddr("10.0.0.1")), clientKey(netip.MustParseAddr("2001:db8::1"))
+	if _, ok := x.top(); ok {
+		t.Fatal("top of an empty index")
 	}
-	h.talking(talker) // a second call changes nothing
-	if h.active() != 3 || !talker.held {
-		t.Errorf("active %d, talker held %v", h.active(), talker.held)
+	x.add(a, 1)
+	x.add(b, 1)
+	x.add(b, 1)
+	if k, _ := x.top(); k != b {
+		t.Errorf("top %v, want %v", k, b)
+	}
+	x.add(b, -1)
+	x.add(b, -1)
+	if k, _ := x.top(); k != a || x.max != 1 {
+		t.Errorf("top %v max %d, want %v 1", k, x.max, a)
+	}
+	x.add(a, -1)
+	if _, ok := x.top(); ok || len(x.count) != 0 {
+		t.Errorf("index not empty: %+v", x)
 	}
 }
 
