@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	be "encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,5 +288,42 @@ func (d *process) waitMetricAtLeast(series string, min float64) {
 			d.t.Fatalf("%s = %v, want at least %v", series, got, min)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestExplicitLimitsAboveDescriptorLimitWarn: explicit limits are honoured, but
+// check-config and the start-up log say when they cannot fit the descriptor limit.
+func TestExplicitLimitsAboveDescriptorLimitWarn(t *testing.T) {
+	prlimit := requireTool(t, "prlimit", "util-linux")
+	limited := []string{prlimit, "--nofile=1024:1024"}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "users.htpasswd"), usersFile())
+	for _, tt := range []struct {
+		limits string
+		warn   bool
+	}{
+		{"", false}, // derived: fits by construction
+		{"limits: {max_sessions: 200, max_handshakes: 100}\n", false},
+		{"limits: {max_sessions: 5000}\n", true},
+	} {
+		config := filepath.Join(dir, "sockshaper.yaml")
+		writeFile(t, config, floodConfig+tt.limits)
+		cmd := exec.Command(limited[0], append(limited[1:], binary, "check-config", "-config", config)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("check-config %q: %v\n%s%s", tt.limits, err, &stdout, &stderr)
+		}
+		if !strings.Contains(stdout.String(), "budgets at this process's descriptor limit 1024: max_handshakes=") {
+			t.Errorf("check-config %q: no budgets line in %q", tt.limits, &stdout)
+		}
+		if got := strings.Contains(stderr.String(), "warning: limits: max_handshakes"); got != tt.warn {
+			t.Errorf("check-config %q: warning %v, want %v: %q", tt.limits, got, tt.warn, &stderr)
+		}
+	}
+	d := startDaemonWrapped(t, limited, floodConfig+"limits: {max_sessions: 5000}\n", usersFile())
+	warn := d.records("budgets exceed the descriptor limit")
+	if len(warn) != 1 || !strings.Contains(fmt.Sprint(warn[0]["err"]), "max_sessions 5000") {
+		t.Errorf("start-up warning: %v", warn)
 	}
 }
