@@ -42,34 +42,41 @@ func (q *handshakeQueue) remove(s *handshakeSlot) {
 	q.byStage[s.stage].Remove(s.elem)
 }
 
-// heaviest finds, in O(1), a client with the most slots in one stage.
+// heaviest finds, in O(1), a client with the most slots in one stage: each count
+// has a list of the clients with that count (lists, not maps, so that finding one
+// never scans a large, mostly emptied table).
 type heaviest struct {
-	count   map[netip.Prefix]int
-	byCount []map[netip.Prefix]struct{} // byCount[n]: the clients with n slots
+	at      map[netip.Prefix]*list.Element // a client's place in byCount; Value is *heavyCount
+	byCount []*list.List                   // byCount[n]: the clients with n slots
 	max     int
+}
+
+type heavyCount struct {
+	key netip.Prefix
+	n   int
 }
 
 // add changes key's count by d (+1 or -1).
 func (x *heaviest) add(key netip.Prefix, d int) {
-	if x.count == nil {
-		x.count = map[netip.Prefix]int{}
+	if x.at == nil {
+		x.at = map[netip.Prefix]*list.Element{}
 	}
-	n := x.count[key]
-	if n > 0 {
-		delete(x.byCount[n], key)
+	c := &heavyCount{key: key}
+	if e := x.at[key]; e != nil {
+		c = e.Value.(*heavyCount)
+		x.byCount[c.n].Remove(e)
 	}
-	n += d
-	if n <= 0 {
-		delete(x.count, key)
+	c.n += d
+	if c.n <= 0 {
+		delete(x.at, key)
 	} else {
-		x.count[key] = n
-		for len(x.byCount) <= n {
-			x.byCount = append(x.byCount, map[netip.Prefix]struct{}{})
+		for len(x.byCount) <= c.n {
+			x.byCount = append(x.byCount, list.New())
 		}
-		x.byCount[n][key] = struct{}{}
-		x.max = max(x.max, n)
+		x.at[key] = x.byCount[c.n].PushBack(c)
+		x.max = max(x.max, c.n)
 	}
-	for x.max > 0 && len(x.byCount[x.max]) == 0 {
+	for x.max > 0 && x.byCount[x.max].Len() == 0 {
 		x.max--
 	}
 }
@@ -79,8 +86,5 @@ func (x *heaviest) top() (netip.Prefix, bool) {
 	if x.max == 0 {
 		return netip.Prefix{}, false
 	}
-	for k := range x.byCount[x.max] {
-		return k, true
-	}
-	return netip.Prefix{}, false
+	return x.byCount[x.max].Front().Value.(*heavyCount).key, true
 }

@@ -105,7 +105,7 @@ func TestHeaviest(t *testing.T) {
 		t.Errorf("top %v max %d, want %v 1", k, x.max, a)
 	}
 	x.add(a, -1)
-	if _, ok := x.top(); ok || len(x.count) != 0 {
+	if _, ok := x.top(); ok || len(x.at) != 0 {
 		t.Errorf("index not empty: %+v", x)
 	}
 }
@@ -228,5 +228,27 @@ func TestHandshakeSlotReleasedOnPanic(t *testing.T) {
 	waitFor(t, "sessions to end", func() bool { return h.srv.ActiveSessions() == 0 })
 	if n, g := h.srv.ActiveHandshakes(), h.rec.get("handshakes"); n != 0 || g != 0 {
 		t.Errorf("after panics: %d handshakes held, gauge %d; want 0", n, g)
+	}
+}
+
+// BenchmarkHandshakeBudgetFlood is the accept loop's cost per connection when
+// every new one evicts: a full budget of the largest derived size, 40 flooding
+// addresses and a steady trickle of talking ones.
+func BenchmarkHandshakeBudgetFlood(b *testing.B) {
+	var h handshakeBudget
+	h.init(nopRecorder{})
+	budget := Budgets{MaxHandshakes: maxHandshakes, MaxHandshakesPerClient: maxHandshakes / perClientDivisor}
+	keys := make([]netip.Prefix, 4096)
+	for i := range keys {
+		keys[i] = clientKey(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}))
+	}
+	owner := &session{}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s, _ := h.admit(keys[i%40], owner, budget)
+		if i%16 == 0 {
+			s, _ = h.admit(keys[40+i%(len(keys)-40)], owner, budget)
+			h.talking(s)
+		}
 	}
 }
