@@ -190,8 +190,9 @@ func isTemporary(err error) bool {
 }
 
 // admit applies the checks that need no byte from the client, takes a handshake
-// slot (closing the oldest unfinished handshake when the budget is full), then
-// starts the session's goroutine. A refused connection is closed at once.
+// slot (closing an unfinished handshake when a budget is full; see
+// handshakeBudget), then starts the session's goroutine. A refused connection is
+// closed at once.
 func (s *Server) admit(conn net.Conn) {
 	p := s.policy.Load()
 	client := addrPortOf(conn.RemoteAddr())
