@@ -75,11 +75,22 @@ type Timeouts struct {
 	Drain time.Duration `yaml:"drain"`
 }
 
-// Limits caps concurrent sessions.
+// Limits caps concurrent connections. A connection counts as a handshake from accept
+// until its SOCKS request is read, then as a session. Per-client caps count an IPv6
+// client by its /64. For the fields where zero means "derive", the proxy derives the
+// value from the descriptor limit (RLIMIT_NOFILE) at start, so that handshakes can
+// never take the descriptors that established sessions need.
 type Limits struct {
-	MaxSessions            int `yaml:"max_sessions"`
+	// MaxSessions caps established sessions; 0 derives it.
+	MaxSessions int `yaml:"max_sessions"`
+	// MaxSessionsPerClientIP caps established sessions per client address; at least 1.
 	MaxSessionsPerClientIP int `yaml:"max_sessions_per_client_ip"`
-	MaxSessionsPerUser     int `yaml:"max_sessions_per_user"`
+	// MaxSessionsPerUser caps established sessions per user; at least 1.
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
+	// MaxHandshakes caps connections still in their handshake; 0 derives it.
+	MaxHandshakes int `yaml:"max_handshakes"`
+	// MaxHandshakesPerClientIP caps handshakes per client address; 0 derives it.
+	MaxHandshakesPerClientIP int `yaml:"max_handshakes_per_client_ip"`
 }
 
 // Rate is a transfer rate in bytes per second. Zero means unlimited. In YAML it is

@@ -54,7 +54,7 @@ func goodConfig(t *testing.T) *Config {
 				"198.51.100.0/24", "203.0.113.9/32"),
 		},
 		Timeouts: Timeouts{Handshake: 5 * time.Second, Dial: 3 * time.Second, Idle: 2 * time.Minute, Drain: 90 * time.Second},
-		Limits:   Limits{MaxSessions: 100, MaxSessionsPerClientIP: 10, MaxSessionsPerUser: 5},
+		Limits:   Limits{MaxSessions: 100, MaxSessionsPerClientIP: 10, MaxSessionsPerUser: 5, MaxHandshakes: 300, MaxHandshakesPerClientIP: 20},
 		Shaping: Shaping{
 			DefaultGroup: "students",
 			Groups: map[string]Limit{

@@ -27,7 +27,10 @@ testdata/bad-domain.yaml:3: apps.skype.domains[2]: "192.0.2.1" is an IP address;
 		"bad-duration.yaml":              `testdata/bad-duration.yaml:2: timeouts.idle: must be a duration with a unit, such as 10s, 5m or 1h`,
 		"bad-empty-client-networks.yaml": `testdata/bad-empty-client-networks.yaml:2: access.client_networks: is empty, so no client could connect`,
 		"bad-int.yaml":                   `testdata/bad-int.yaml:1: limits.max_sessions: must be a whole number`,
-		"bad-list-scalar.yaml":           `testdata/bad-list-scalar.yaml:2: access.client_networks: must be a list, such as [a, b]`,
+		"bad-limits.yaml": `testdata/bad-limits.yaml:2: limits.max_sessions_per_client_ip: must be at least 1
+testdata/bad-limits.yaml:3: limits.max_handshakes: must not be negative (0 derives it from the descriptor limit)
+testdata/bad-limits.yaml:4: limits.max_handshakes_per_client_ip: must not be negative (0 derives it from the descriptor limit)`,
+		"bad-list-scalar.yaml": `testdata/bad-list-scalar.yaml:2: access.client_networks: must be a list, such as [a, b]`,
 		"bad-listen.yaml": `testdata/bad-listen.yaml:1: listen: port "socks" is not a number from 0 to 65535
 testdata/bad-listen.yaml:2: admin_listen: "localhost" is not host:port, such as 127.0.0.1:1080 or [::1]:1080`,
 		"bad-admin-same.yaml": `testdata/bad-admin-same.yaml:2: admin_listen: must differ from listen`,
@@ -36,7 +39,7 @@ testdata/bad-many.yaml:3: auth.users_file: empty means no authentication, which 
 testdata/bad-many.yaml:4: auth.cache_ttl: must not be negative (0 disables the cache)
 testdata/bad-many.yaml:6: access.client_networks[1]: "10.1.2.3/40" is not a CIDR or IP address: prefix length out of range
 testdata/bad-many.yaml:7: timeouts.dial: must be greater than 0
-testdata/bad-many.yaml:8: limits.max_sessions: must be at least 1
+testdata/bad-many.yaml:8: limits.max_sessions: must not be negative (0 derives it from the descriptor limit)
 testdata/bad-many.yaml:9: shaping.default_group: must name the group of users not in shaping.members, one of students
 testdata/bad-many.yaml:13: shaping.members["j.doe"]: group "staff" is not defined under shaping.groups (defined: students)
 testdata/bad-many.yaml:14: shaping.idle_eviction: must be greater than 0
@@ -158,10 +161,10 @@ func TestValidateGoConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil || len(cfg.Access.DeniedPrefixes) != 14 {
 		t.Errorf("second Validate() = %v, %d denied prefixes; want nil, 14", err, len(cfg.Access.DeniedPrefixes))
 	}
-	cfg.Limits.MaxSessions = 0
+	cfg.Limits.MaxSessions = -1
 	cfg.Shaping.Global.Upload = -1
 	cfg.Apps[0].AnyAddressPorts = []PortRange{{Transport: "sctp", First: 1, Last: 2}, {First: 9, Last: 8}}
-	want := `test: limits.max_sessions: must be at least 1
+	want := `test: limits.max_sessions: must not be negative (0 derives it from the descriptor limit)
 test: shaping.global.upload: must not be negative
 test: apps.skype.any_address_ports[0]: unknown transport "sctp"; use tcp, udp or empty for both
 test: apps.skype.any_address_ports[1]: first port is above the last`

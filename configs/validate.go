@@ -46,9 +46,11 @@ func validate(c *Config, doc *document) []error {
 	v.positive(path("timeouts", "dial"), c.Timeouts.Dial)
 	v.positive(path("timeouts", "idle"), c.Timeouts.Idle)
 	v.positive(path("timeouts", "drain"), c.Timeouts.Drain)
-	v.atLeastOne(path("limits", "max_sessions"), c.Limits.MaxSessions)
+	v.notNegative(path("limits", "max_sessions"), c.Limits.MaxSessions)
 	v.atLeastOne(path("limits", "max_sessions_per_client_ip"), c.Limits.MaxSessionsPerClientIP)
 	v.atLeastOne(path("limits", "max_sessions_per_user"), c.Limits.MaxSessionsPerUser)
+	v.notNegative(path("limits", "max_handshakes"), c.Limits.MaxHandshakes)
+	v.notNegative(path("limits", "max_handshakes_per_client_ip"), c.Limits.MaxHandshakesPerClientIP)
 	v.shaping(&c.Shaping, c.Apps)
 	v.apps(c.Apps)
 	if c.Metrics.PerUserMaxUsers < 0 || c.Metrics.PerUser && c.Metrics.PerUserMaxUsers < 1 {
@@ -87,6 +89,13 @@ func (v *validator) positive(p fieldPath, d time.Duration) {
 func (v *validator) atLeastOne(p fieldPath, n int) {
 	if n < 1 {
 		v.add(p, nil, "must be at least 1")
+	}
+}
+
+// notNegative checks a count where 0 means "derive from the descriptor limit".
+func (v *validator) notNegative(p fieldPath, n int) {
+	if n < 0 {
+		v.add(p, nil, "must not be negative (0 derives it from the descriptor limit)")
 	}
 }
 

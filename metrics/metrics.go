@@ -56,6 +56,7 @@ type Metrics struct {
 	lastReloadSuccess prometheus.Gauge         // sockshaper_config_last_reload_success_timestamp_seconds, no labels
 	perUser           *perUser                 // sockshaper_user_transferred_bytes_total{user, app, direction}, sockshaper_user_series_dropped_bytes_total{app, direction}
 	sessionsReset     *prometheus.CounterVec   // sockshaper_sessions_reset_total{reason}
+	budget            *budgetMetrics           // sockshaper_handshakes_active, sockshaper_handshakes_evicted_total{scope}, sockshaper_limits{limit}
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -143,6 +144,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	m.preinit(opts.Apps)
+	m.budget = newBudgetMetrics(reg)
 	return m
 }
 

@@ -37,6 +37,11 @@ func exercise(m *Metrics) {
 	m.Handshake(5 * time.Millisecond)
 	m.ConfigLoaded(time.Unix(1700000000, 0))
 	m.ConfigReloaded(false, time.Unix(1700000100, 0))
+	m.HandshakeStarted()
+	m.HandshakeStarted()
+	m.HandshakeEnded()
+	m.HandshakeEvicted(EvictedClient)
+	m.Budget("max_handshakes", 2468)
 }
 
 // designMetric is one row of DESIGN.md's metrics table.
@@ -66,6 +71,9 @@ func designTable() []designMetric {
 		{"sockshaper_user_transferred_bytes_total", c, []string{"app", "direction", "user"}},
 		{"sockshaper_user_series_dropped_bytes_total", c, []string{"app", "direction"}},
 		{"sockshaper_sessions_reset_total", c, []string{"reason"}},
+		{"sockshaper_handshakes_active", g, nil},
+		{"sockshaper_handshakes_evicted_total", c, []string{"scope"}},
+		{"sockshaper_limits", g, []string{"limit"}},
 	}
 }
 
@@ -142,6 +150,10 @@ func TestRecordedValues(t *testing.T) {
 		{"reloads error", m.configReloads.WithLabelValues(reloadError), 1},
 		{"reloads success", m.configReloads.WithLabelValues(reloadSuccess), 0},
 		{"last reload", m.lastReloadSuccess, 1700000000},
+		{"handshakes_active", m.budget.handshakesActive, 1},
+		{"evicted client", m.budget.evicted.WithLabelValues(EvictedClient), 1},
+		{"evicted global", m.budget.evicted.WithLabelValues(EvictedGlobal), 0},
+		{"limits", m.budget.limits.WithLabelValues("max_handshakes"), 2468},
 	}
 	for _, c := range checks {
 		if got := testutil.ToFloat64(c.c); got != c.want {
@@ -175,6 +187,7 @@ func TestPreinitialisedZeros(t *testing.T) {
 		"transferred":     {m.transferred, 2 * 2 * 2},
 		"throttled":       {m.throttled, 2 * 2},
 		"dropped":         {m.perUser.dropped, 2 * 2},
+		"evicted":         {m.budget.evicted, 2},
 	}
 	for name, c := range counts {
 		if got := testutil.CollectAndCount(c.c); got != c.want {

@@ -240,6 +240,14 @@ func (r *countingRecorder) InboundRefused(reason string)       { r.add("inbound 
 func (r *countingRecorder) Dialed(res string, _ time.Duration) { r.add("dial "+res, 1) }
 func (r *countingRecorder) Handshake(time.Duration)            { r.add("handshake", 1) }
 func (r *countingRecorder) SessionReset(reason string)         { r.add("reset "+reason, 1) }
+func (r *countingRecorder) HandshakeStarted()                  { r.add("handshakes", 1) }
+func (r *countingRecorder) HandshakeEnded()                    { r.add("handshakes", -1) }
+func (r *countingRecorder) HandshakeEvicted(scope string)      { r.add("evicted "+scope, 1) }
+func (r *countingRecorder) Budget(name string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.counts["budget "+name] = int64(n)
+}
 
 // startTarget runs a TCP server on 127.0.0.1:0 that hands each connection to serve.
 func startTarget(t testing.TB, serve func(net.Conn)) string {

@@ -4,37 +4,41 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/sockshaper/sockshaper/configs"
 )
 
-// sessionLimits counts live sessions in total, per client address and per user.
+// sessionLimits counts established sessions in total, per client key (see
+// [clientKey]) and per user. A connection takes its session slot once its
+// handshake is over; until then the handshake budget counts it.
 type sessionLimits struct {
 	mu       sync.Mutex
 	total    int
-	byClient map[netip.Addr]int
+	byClient map[netip.Prefix]int
 	byUser   map[string]int
 }
 
 func (l *sessionLimits) init() {
-	l.byClient = map[netip.Addr]int{}
+	l.byClient = map[netip.Prefix]int{}
 	l.byUser = map[string]int{}
 }
 
-// admitClient reserves a session slot for client, or reports false when the global
-// or per-client cap is reached.
-func (l *sessionLimits) admitClient(client netip.Addr, lim configs.Limits) bool {
+// admitClient reserves a session slot for client, or returns the reply code to
+// refuse with when the client's cap (not allowed: a policy on that client) or the
+// proxy's (a general failure: the server is full) is reached.
+func (l *sessionLimits) admitClient(client netip.Prefix, b Budgets) (ok bool, code byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= lim.MaxSessions || l.byClient[client] >= lim.MaxSessionsPerClientIP {
-		return false
+	if l.byClient[client] >= b.MaxSessionsPerClient {
+		return false, replyNotAllowed
+	}
+	if l.total >= b.MaxSessions {
+		return false, replyGeneralFailure
 	}
 	l.total++
 	l.byClient[client]++
-	return true
+	return true, 0
 }
 
-func (l *sessionLimits) releaseClient(client netip.Addr) {
+func (l *sessionLimits) releaseClient(client netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--

@@ -28,6 +28,17 @@ type Recorder interface {
 	// SessionReset counts a session the proxy cut with a TCP reset, by reason
 	// (shutdown, revoked, stalled, error).
 	SessionReset(reason string)
+	// HandshakeStarted counts a connection that took a handshake slot;
+	// HandshakeEnded one that gave it back (its handshake ended or it was evicted),
+	// once per HandshakeStarted.
+	HandshakeStarted()
+	HandshakeEnded()
+	// HandshakeEvicted counts an unfinished handshake closed to make room for a new
+	// connection; scope says which cap was full (client or global).
+	HandshakeEvicted(scope string)
+	// Budget reports a connection budget in force by its config key (such as
+	// max_handshakes), at start and after each reload.
+	Budget(name string, value int)
 }
 
 // Label values shared with metrics and the accounting log.
@@ -62,3 +73,7 @@ func (nopRecorder) InboundRefused(string)                               {}
 func (nopRecorder) Dialed(string, time.Duration)                        {}
 func (nopRecorder) Handshake(time.Duration)                             {}
 func (nopRecorder) SessionReset(string)                                 {}
+func (nopRecorder) HandshakeStarted()                                   {}
+func (nopRecorder) HandshakeEnded()                                     {}
+func (nopRecorder) HandshakeEvicted(string)                             {}
+func (nopRecorder) Budget(string, int)                                  {}

@@ -198,7 +198,7 @@ func TestClientOutsideNetworksClosedBeforeReading(t *testing.T) {
 }
 
 func TestSessionLimits(t *testing.T) {
-	h := newHarness(t, "limits: {max_sessions: 3, max_sessions_per_client_ip: 2, max_sessions_per_user: 1}\n")
+	h := newHarness(t, "limits: {max_sessions: 2, max_sessions_per_client_ip: 2, max_sessions_per_user: 1}\n")
 	target := startTarget(t, echo)
 	first := dialVia(t, h.addr, "alice", target)
 	defer first.Close()
@@ -212,16 +212,26 @@ func TestSessionLimits(t *testing.T) {
 
 	second := dialVia(t, h.addr, "bob", target) // second from 127.0.0.1: allowed
 	defer second.Close()
-	c, err := net.Dial("tcp", h.addr) // third from 127.0.0.1: closed at once
+	// The caps count established sessions, so they answer after the handshake:
+	// the third from 127.0.0.1 is over its address's cap (0x02)...
+	if got := exchange(t, h.addr, cat(loggedIn(), requestMsg(1, host, port))); !bytes.Equal(got, cat(okAuth, failReply(replyNotAllowed))) {
+		t.Errorf("over the per-client limit: got %x, want 0x02", got)
+	}
+	// ...and one from another address is over the proxy's (0x01).
+	c, err := dialerFrom("127.0.0.3").Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
-		t.Errorf("over the per-client limit: got %x, %v; want an immediate close", b, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(cat(loggedIn(), requestMsg(1, host, port)))
+	if got, _ := io.ReadAll(c); !bytes.Equal(got, cat(okAuth, failReply(replyGeneralFailure))) {
+		t.Errorf("over max_sessions: got %x, want 0x01", got)
 	}
-	c.Close()
-	waitFor(t, "per-client limit", func() bool { return h.rec.get("rejected none other limit_reached") == 1 })
+	waitFor(t, "session limits", func() bool { return h.rec.get("rejected connect other limit_reached") == 3 })
+	if n := h.srv.ActiveHandshakes(); n != 0 {
+		t.Errorf("%d handshakes still held", n)
+	}
 	assertOpenSessionsStillWork(t, first, second)
 }
 

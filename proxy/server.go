@@ -41,6 +41,10 @@ type Options struct {
 	Resolver Resolver
 	// Shaper hands out token buckets. Nil relays every session unshaped.
 	Shaper *shaping.Registry
+	// FDLimit is the descriptor limit that zero limits are derived from (see
+	// [DeriveBudgets]), read once so that every reload derives the same budgets.
+	// Zero reads the process's own ([FDLimit]).
+	FDLimit int
 }
 
 // policy is everything a reload replaces, swapped in one atomic store so a session
@@ -49,6 +53,7 @@ type policy struct {
 	cfg        *configs.Config
 	creds      *Credentials // nil: no authentication
 	classifier *shaping.Classifier
+	budgets    Budgets
 }
 
 // Server is a SOCKS5 server. Create it with [New]; it is safe for concurrent use.
@@ -59,10 +64,13 @@ type Server struct {
 	resolver Resolver
 	shaper   *shaping.Registry
 
-	policy   atomic.Pointer[policy]
-	limits   sessionLimits
-	throttle authThrottle
-	nextID   atomic.Uint64
+	fdLimit int
+
+	policy     atomic.Pointer[policy]
+	handshakes handshakeBudget
+	limits     sessionLimits
+	throttle   authThrottle
+	nextID     atomic.Uint64
 	// pipeWarned is when pipeFailed last logged, in Unix nanoseconds.
 	pipeWarned atomic.Int64
 	// pipes is where relays take splice pipes; nil: the shared pool. Tests set
@@ -85,6 +93,7 @@ func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
 		rec:       opts.Recorder,
 		resolver:  opts.Resolver,
 		shaper:    opts.Shaper,
+		fdLimit:   opts.FDLimit,
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		idle:      make(chan struct{}),
@@ -102,6 +111,10 @@ func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
 	if s.resolver == nil {
 		s.resolver = net.DefaultResolver
 	}
+	if s.fdLimit == 0 {
+		s.fdLimit = FDLimit()
+	}
+	s.handshakes.init(s.rec)
 	s.limits.init()
 	s.throttle.init()
 	s.Reload(cfg, creds)
@@ -111,10 +124,15 @@ func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
 // Reload applies a new config and users to new sessions; live sessions keep the
 // policy they started with (their buckets follow the shaper's own Update), except
 // that the sessions of users no longer in creds are cut: it returns how many.
-// Listen addresses are not changed by a reload. Update the shaper first, so that
+// Listen addresses are not changed by a reload. The budgets are derived again
+// from the descriptor limit read at [New]. Update the shaper first, so that
 // sessions started on the new config find their new limits.
 func (s *Server) Reload(cfg *configs.Config, creds *Credentials) int {
-	s.policy.Store(&policy{cfg: cfg, creds: creds, classifier: shaping.NewClassifier(cfg.Apps)})
+	b := DeriveBudgets(cfg.Limits, s.fdLimit)
+	s.policy.Store(&policy{cfg: cfg, creds: creds, classifier: shaping.NewClassifier(cfg.Apps), budgets: b})
+	for _, c := range b.caps() {
+		s.rec.Budget(c.name, c.n)
+	}
 	if creds == nil {
 		return 0
 	}
@@ -140,6 +158,9 @@ func (s *Server) cutSessions(match func(user string) bool, reason string) int {
 	return len(victims)
 }
 
+// Budgets returns the connection budgets in force.
+func (s *Server) Budgets() Budgets { return s.policy.Load().budgets }
+
 // Config returns the config in force.
 func (s *Server) Config() *configs.Config { return s.policy.Load().cfg }
 
@@ -149,6 +170,9 @@ func (s *Server) ActiveSessions() int {
 	defer s.mu.Unlock()
 	return len(s.sessions)
 }
+
+// ActiveHandshakes returns the number of connections still in their handshake.
+func (s *Server) ActiveHandshakes() int { return s.handshakes.active() }
 
 // ListenAndServe listens on the config's listen address and serves.
 func (s *Server) ListenAndServe() error {
@@ -195,8 +219,10 @@ func isTemporary(err error) bool {
 	return errors.As(err, &ne) && ne.Temporary() || isTimeout(err)
 }
 
-// admit applies the checks that need no byte from the client, then starts the
-// session's goroutine. A refused connection is closed at once.
+// admit applies the checks that need no byte from the client, takes a handshake
+// slot (closing an unfinished handshake when a budget is full; see
+// handshakeBudget), then starts the session's goroutine. A refused connection is
+// closed at once.
 func (s *Server) admit(conn net.Conn) {
 	p := s.policy.Load()
 	client := addrPortOf(conn.RemoteAddr())
@@ -206,18 +232,17 @@ func (s *Server) admit(conn net.Conn) {
 		s.log.Info("client refused", "client", client.String(), "reason", resultClientDenied)
 		return
 	}
-	if !s.limits.admitClient(client.Addr(), p.cfg.Limits) {
-		conn.Close()
-		s.rec.SessionRejected(commandNone, shaping.Other, resultLimitReached)
-		return
-	}
 	sess := &session{srv: s, pol: p, conn: conn, client: client, id: s.nextID.Add(1), start: time.Now()}
 	// Before the session is visible to Shutdown, which may abort it at once.
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	if !s.addSession(sess) {
-		s.limits.releaseClient(client.Addr())
 		conn.Close()
 		return
+	}
+	var victim *session
+	sess.hs, victim = s.handshakes.admit(clientKey(client.Addr()), sess, p.budgets)
+	if victim != nil {
+		victim.evict()
 	}
 	go sess.serve()
 }

@@ -36,13 +36,16 @@ type session struct {
 	requested, dialled         string
 	reason                     string
 	opened, userAdmitted       bool
-	detached                   bool // relay goroutines took over the end
+	clientAdmitted             bool           // holds a session slot of its client
+	hs                         *handshakeSlot // set by admit, before serve
+	detached                   bool           // relay goroutines took over the end
 
 	up, down                   atomic.Int64           // bytes
 	throttledUp, throttledDown atomic.Int64           // nanoseconds
 	lastActivity               atomic.Int64           // unix nanoseconds
 	tokenWaits                 atomic.Int32           // directions waiting for tokens now
 	cutBy                      atomic.Pointer[string] // why the proxy cut the session, if it did
+	evicted                    atomic.Bool            // its handshake slot went to a newer connection
 
 	mu      sync.Mutex
 	aborted bool
@@ -64,13 +67,16 @@ func (sess *session) serve() {
 
 	sess.conn.SetDeadline(sess.start.Add(sess.pol.cfg.Timeouts.Handshake))
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(sess.conn)
+	br.Reset(&handshakeReader{sess: sess})
 	req, err := sess.handshake(br)
 	pending := takeBuffered(br)
 	br.Reset(nil)
 	readerPool.Put(br)
 	if err != nil {
 		sess.logHandshakeError(err)
+		return
+	}
+	if !sess.establish() {
 		return
 	}
 	sess.dispatch(req, pending)
@@ -217,10 +223,13 @@ func (sess *session) end() {
 // for the next connection.
 func (sess *session) finish() {
 	sess.abort()
+	sess.srv.handshakes.release(sess.hs) // no-op unless the handshake never ended
 	if sess.userAdmitted {
 		sess.srv.limits.releaseUser(sess.user)
 	}
-	sess.srv.limits.releaseClient(sess.client.Addr())
+	if sess.clientAdmitted {
+		sess.srv.limits.releaseClient(clientKey(sess.client.Addr()))
+	}
 	d := time.Since(sess.start)
 	if sess.opened {
 		sess.srv.rec.SessionClosed(sess.command, sess.app, sess.result, d)
@@ -265,6 +274,9 @@ func (sess *session) logHandshakeError(err error) {
 	}
 	if isTimeout(err) {
 		sess.reason = "handshake_timeout"
+	}
+	if sess.evicted.Load() {
+		sess.result, sess.reason, level = resultLimitReached, reasonEvicted, slog.LevelDebug
 	}
 	sess.log.Log(context.Background(), level, "handshake failed", "result", sess.result, "err", err)
 }

@@ -69,6 +69,13 @@ type process struct {
 // config runs the embedded default.
 func startDaemon(t *testing.T, config, users string, extraArgs ...string) *process {
 	t.Helper()
+	return startDaemonWrapped(t, nil, config, users, extraArgs...)
+}
+
+// startDaemonWrapped is startDaemon with the binary run by a wrapper command, such
+// as prlimit with its options, that execs it (so the process is the daemon).
+func startDaemonWrapped(t *testing.T, wrapper []string, config, users string, extraArgs ...string) *process {
+	t.Helper()
 	d := &process{t: t, dir: t.TempDir(), exited: make(chan error, 1)}
 	args := []string{"-log-format", "json", "-log-level", "debug"}
 	if config != "" {
@@ -78,7 +85,8 @@ func startDaemon(t *testing.T, config, users string, extraArgs ...string) *proce
 	if users != "" {
 		writeFile(t, filepath.Join(d.dir, "users.htpasswd"), users)
 	}
-	d.cmd = exec.Command(binary, append(args, extraArgs...)...)
+	argv := append(append(append(wrapper[:len(wrapper):len(wrapper)], binary), args...), extraArgs...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -110,6 +110,7 @@ func (d *daemon) run() error {
 	served := make(chan error, 1)
 	go func() { served <- d.server.Serve(ln) }()
 	d.ready.Store(true)
+	logBudgets(d.log, d.server.Budgets())
 	d.log.Info("serving", "listen", ln.Addr().String(), "admin", adminAddr, "config", d.cfg.Source, "version", version)
 	for {
 		select {
@@ -171,6 +172,16 @@ func (d *daemon) reload() {
 		users = creds.Users()
 	}
 	d.log.Info("reloaded", "config", cfg.Source, "users", users, "sessions_revoked", revoked)
+	logBudgets(d.log, d.server.Budgets())
+}
+
+// logBudgets logs the descriptor limit and the connection budgets in force, and
+// warns when explicit limits could exhaust the descriptors.
+func logBudgets(log *slog.Logger, b proxy.Budgets) {
+	log.Info("budgets", b.LogAttrs()...)
+	if err := b.Fits(); err != nil {
+		log.Warn("budgets exceed the descriptor limit", "err", err)
+	}
 }
 
 // startAdmin serves /metrics, /healthz and /readyz when admin_listen is set.

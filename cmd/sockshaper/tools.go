@@ -29,6 +29,11 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		users = fmt.Sprintf("%d users from %s", creds.Users(), cfg.Auth.UsersFile)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, users)
+	b := proxy.DeriveBudgets(cfg.Limits, proxy.FDLimit())
+	fmt.Fprintf(stdout, "budgets at this process's descriptor limit %d: %s\n", b.FDLimit, b)
+	if err := b.Fits(); err != nil {
+		fmt.Fprintln(stderr, "warning:", err)
+	}
 	return 0
 }
 

@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"container/list"
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// handshakeSlot is one connection's place in the handshake budget, from accept until
+// its request has been read (or it ended, or was evicted).
+type handshakeSlot struct {
+	key   netip.Prefix
+	owner *session
+	stage int
+	elem  *list.Element // in its client's queue
+	held  bool
+}
+
+// handshakeBudget counts connections that have not finished their handshake, in
+// total and per client key, and makes room when a cap is full by closing an
+// unfinished handshake rather than refusing the new connection. Refusing would let
+// a slowloris lock out everyone behind its address (a campus NAT, a VPN
+// concentrator) by holding the cap with silent connections, for as long as it
+// likes. Evicting costs a real client almost nothing: it finishes its handshake in
+// milliseconds, so it is rarely the one chosen, while the attacker's connections
+// are cut as soon as newer ones arrive and must be reopened again and again.
+//
+// Which one goes: at a client's cap, that client's oldest silent handshake (then
+// its oldest talking one). At the proxy's cap, the oldest silent handshake of the
+// client holding the most silent ones (then the same among talking ones): a flood
+// comes from fewer addresses than the users it competes with, so its addresses
+// always hold the most, and a real user's single handshake is never the one cut
+// however fast the flood reconnects.
+type handshakeBudget struct {
+	mu       sync.Mutex
+	n        int
+	byClient map[netip.Prefix]*handshakeQueue
+	heavy    [stages]heaviest
+	rec      Recorder
+}
+
+func (h *handshakeBudget) init(rec Recorder) {
+	h.byClient = map[netip.Prefix]*handshakeQueue{}
+	h.rec = rec
+}
+
+// eviction scopes, for metrics: which cap made room.
+const (
+	evictedClient = "client"
+	evictedGlobal = "global"
+)
+
+// admit gives owner a slot under key within b's caps. It returns the session whose
+// slot it took, if any, for the caller to close outside the lock; that session's
+// own release is then a no-op.
+func (h *handshakeBudget) admit(key netip.Prefix, owner *session, b Budgets) (*handshakeSlot, *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var victim *handshakeSlot
+	switch mine := h.byClient[key]; {
+	case mine != nil && mine.n >= b.MaxHandshakesPerClient:
+		victim = mine.oldest()
+		h.rec.HandshakeEvicted(evictedClient)
+	case h.n >= b.MaxHandshakes:
+		victim = h.heaviestOldest()
+		h.rec.HandshakeEvicted(evictedGlobal)
+	}
+	if victim != nil {
+		h.remove(victim)
+	}
+	s := &handshakeSlot{key: key, owner: owner, held: true}
+	h.push(s)
+	h.rec.HandshakeStarted()
+	if victim == nil {
+		return s, nil
+	}
+	return s, victim.owner
+}
+
+// heaviestOldest returns the oldest slot of the client with the most slots in the
+// earliest stage that has any; h.mu is held and at least one slot exists.
+func (h *handshakeBudget) heaviestOldest() *handshakeSlot {
+	for st := range h.heavy {
+		if key, ok := h.heavy[st].top(); ok {
+			return h.byClient[key].byStage[st].Front().Value.(*handshakeSlot)
+		}
+	}
+	return nil
+}
+
+// push adds a slot in its stage; h.mu is held.
+func (h *handshakeBudget) push(s *handshakeSlot) {
+	q := h.byClient[s.key]
+	if q == nil {
+		q = &handshakeQueue{}
+		h.byClient[s.key] = q
+	}
+	q.push(s)
+	h.heavy[s.stage].add(s.key, 1)
+	h.n++
+}
+
+// pull takes a slot out of its stage; h.mu is held.
+func (h *handshakeBudget) pull(s *handshakeSlot) {
+	q := h.byClient[s.key]
+	q.remove(s)
+	if q.n == 0 {
+		delete(h.byClient, s.key)
+	}
+	h.heavy[s.stage].add(s.key, -1)
+	h.n--
+}
+
+// talking moves a silent slot to the talking stage: its client sent a byte.
+func (h *handshakeBudget) talking(s *handshakeSlot) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !s.held || s.stage != stageSilent {
+		return
+	}
+	h.pull(s)
+	s.stage = stageTalking
+	h.push(s)
+}
+
+// release gives s back and reports whether it was still held: false when it was
+// released already or evicted. It is safe to call more than once.
+func (h *handshakeBudget) release(s *handshakeSlot) bool {
+	if s == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !s.held {
+		return false
+	}
+	h.remove(s)
+	return true
+}
+
+// remove gives back a held slot; h.mu is held.
+func (h *handshakeBudget) remove(s *handshakeSlot) {
+	s.held = false
+	h.pull(s)
+	h.rec.HandshakeEnded()
+}
+
+// active returns the number of connections in their handshake.
+func (h *handshakeBudget) active() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// handshakeReader is what the handshake reads the client through: it moves the
+// session's slot out of the silent stage when the first bytes arrive.
+type handshakeReader struct {
+	sess *session
+	seen bool
+}
+
+func (r *handshakeReader) Read(p []byte) (int, error) {
+	n, err := r.sess.conn.Read(p)
+	if n > 0 && !r.seen {
+		r.seen = true
+		r.sess.srv.handshakes.talking(r.sess.hs)
+	}
+	return n, err
+}
+
+// reasonEvicted is the close reason of a connection whose unfinished handshake
+// made room for a newer one.
+const reasonEvicted = "handshake_evicted"
+
+// evict closes a session whose handshake slot a newer connection took. A reset
+// rather than a close: the client (most likely a slowloris) learns at once, and the
+// proxy keeps no TIME_WAIT for it.
+func (sess *session) evict() {
+	sess.evicted.Store(true)
+	if tc, ok := sess.conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	sess.abort()
+}
+
+// establish moves the session from the handshake budget to the session budget. On
+// false it has ended: evicted just before its request was read, or refused with a
+// reply because its client or the proxy has no session slot left.
+func (sess *session) establish() bool {
+	if !sess.srv.handshakes.release(sess.hs) {
+		sess.result, sess.reason = resultLimitReached, reasonEvicted
+		return false
+	}
+	ok, code := sess.srv.limits.admitClient(clientKey(sess.client.Addr()), sess.pol.budgets)
+	if !ok {
+		sess.refuse(code, resultLimitReached)
+		return false
+	}
+	sess.clientAdmitted = true
+	return true
+}
