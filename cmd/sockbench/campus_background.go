@@ -31,13 +31,14 @@ func (cs *campus) browse(ctx context.Context, u int) {
 	mean := cs.o.campus.browse
 	pause := time.Duration(rng.Float64() * float64(mean))
 	msg, buf := pattern(echoSize), make([]byte, echoSize)
+	pop := cs.mix.role[u].browsePop()
 	for sleepCtx(ctx, pause) {
 		pause = time.Duration(rng.ExpFloat64() * float64(mean))
 		t0 := time.Now()
 		conn, err := cs.dialer(u).dial(ctx, cs.cred(u), cs.targets.echo[rng.IntN(len(cs.targets.echo))])
 		if err != nil {
 			if ctx.Err() == nil {
-				cs.events.fail("browse", err)
+				cs.events.fail(pop, err)
 			}
 			continue
 		}
@@ -49,7 +50,7 @@ func (cs *campus) browse(ctx context.Context, u int) {
 		case err == nil:
 			cs.events.browsed(login, time.Since(t0), echoSize)
 		case ctx.Err() == nil:
-			cs.events.fail("browse", &stepError{"io", err})
+			cs.events.fail(pop, &stepError{"io", err})
 		}
 	}
 }

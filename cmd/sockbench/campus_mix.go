@@ -43,6 +43,22 @@ const (
 	roleBulk
 )
 
+// browsePop names the browsing of a user of role r in error kinds: a user's
+// short sessions share its buckets with its long flows.
+func (r role) browsePop() string {
+	switch r {
+	case roleHeavy:
+		return "browse (heavy user)"
+	case roleDownload:
+		return "browse (downloader)"
+	case roleCall:
+		return "browse (caller)"
+	case roleBulk:
+		return "browse (skype bulk user)"
+	}
+	return "browse"
+}
+
 // campusMix is who does what: the users, their addresses and roles.
 type campusMix struct {
 	users     []string
