@@ -106,6 +106,8 @@ func (c *campusOptions) check(password string, duration time.Duration) error {
 		return errors.New("-downloaders, -callers and -skype-bulk: want shares from 0 to 1")
 	case c.browse <= 0 || c.guessGap <= 0:
 		return errors.New("-browse-every and -guess-every: want more than 0")
+	case c.heavy*c.heavySess > maxConns || c.slowloris > maxConns || c.guessers > maxConns:
+		return fmt.Errorf("-heavy × -heavy-sessions, -slowloris and -guessers: at most %d each", maxConns)
 	case c.slowloris < 0 || c.guessers < 0 || c.slowAddrs < 1 || c.guessAddr < 1 || c.slowAddrs > 254 || c.guessAddr > 254:
 		return errors.New("-slowloris and -guessers: want 0 or more; their -addrs: 1 to 254")
 	case c.window < time.Second || c.window > duration:
