@@ -174,3 +174,15 @@ num() {
 median() {
   sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
 }
+
+# settle_timewait MAX waits (at most 65 s: TIME_WAIT's 60 s and a margin) until at
+# most MAX TCP sockets are in TIME_WAIT, so that a run's connects do not compete
+# with an earlier run's leftovers for ephemeral ports.
+settle_timewait() {
+  local start=$SECONDS n
+  while n=$(ss -Htan state time-wait | wc -l) && [ "$n" -gt "$1" ] && [ $((SECONDS - start)) -lt 65 ]; do
+    sleep 1
+  done
+  [ $((SECONDS - start)) -gt 0 ] && log "waited $((SECONDS - start)) s for TIME_WAIT sockets to expire ($n left)"
+  return 0
+}

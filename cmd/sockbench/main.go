@@ -14,6 +14,10 @@
 //	idle              open sessions held idle: proxy memory per session
 //	rate-change       a download across a config rewrite and SIGHUP: how long the
 //	                  achieved rate takes to reach the new limit
+//	campus            thousands of users behind NAT addresses browsing, downloading
+//	                  and in calls, under a slowloris and a guessing background:
+//	                  per 10 s window, starved sessions, each limit's rate against
+//	                  its setting, fairness, login times, proxy CPU and memory
 //
 // Results go to standard output as a table, or as one JSON object with -json;
 // progress and errors go to standard error.
@@ -45,6 +49,8 @@ scenarios:
   churn        -conns clients loop whole sessions (greeting, auth, CONNECT, 64 B, close)
   idle         open -sessions sessions, hold them; proxy memory per session (-pid)
   rate-change  download, copy -new-config over -config, SIGHUP -pid, time to -new-rate
+  campus       a campus's users, calls, downloads and attackers against -config's proxy
+               (sockbench campus -setup DIR writes the users file and the config)
 
 Run "sockbench SCENARIO -h" for the flags of one scenario.
 `
@@ -67,6 +73,7 @@ func scenarios() map[string]scenario {
 		"churn":       runChurn,
 		"idle":        runIdle,
 		"rate-change": runRateChange,
+		"campus":      runCampus,
 	}
 }
 

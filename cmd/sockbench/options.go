@@ -42,6 +42,7 @@ type options struct {
 	newRate   int64         // rate-change: the limit the new config sets, bytes/s
 	before    time.Duration // rate-change: download time before the SIGHUP
 	after     time.Duration // rate-change: download time after the SIGHUP
+	campus    campusOptions // campus: the mix, the background and the windows
 }
 
 // rawFlags holds flag values that need parsing after flag.Parse.
@@ -74,9 +75,15 @@ func parseOptions(name string, args []string, stderr io.Writer) (*options, error
 		fs.StringVar(&raw.newRate, "new-rate", "", "the limit the new config sets for this download (e.g. 8MiB)")
 		fs.DurationVar(&o.before, "before", 3*time.Second, "download time before the change")
 		fs.DurationVar(&o.after, "after", 4*time.Second, "download time after the change")
+	case "campus":
+		o.campus.register(fs)
+		fs.IntVar(&o.pid, "pid", 0, "proxy process id: its CPU, memory and descriptors per window (0: skip)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if name == "campus" {
+		o.campus.applyQuick(fs, o)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -95,6 +102,8 @@ func commonFlags(fs *flag.FlagSet, o *options, raw *rawFlags, name string) {
 		conns, duration = 16, 5*time.Second
 	case "rate-change":
 		conns = 4
+	case "campus":
+		duration = 2 * time.Minute
 	}
 	fs.StringVar(&o.proxy, "proxy", "127.0.0.1:1080", "SOCKS5 proxy host:port")
 	fs.BoolVar(&o.direct, "direct", false, "connect to the targets without a proxy (the ceiling)")
@@ -132,8 +141,11 @@ func (o *options) finish(name string, raw rawFlags) error {
 	if err := o.checkBounds(); err != nil {
 		return err
 	}
-	if name == "rate-change" {
+	switch name {
+	case "rate-change":
 		return o.checkRateChange()
+	case "campus":
+		return o.campus.check(raw.password, o.duration)
 	}
 	return nil
 }

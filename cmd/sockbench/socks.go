@@ -24,6 +24,14 @@ const (
 	atypIPv6       = 0x04
 )
 
+// errRejected is a refused RFC 1929 login.
+var errRejected = errors.New("rejected")
+
+// replyError is a SOCKS5 reply other than success; its value is the reply code.
+type replyError byte
+
+func (e replyError) Error() string { return fmt.Sprintf("refused with reply %#02x", byte(e)) }
+
 // stepError is a failed session step; step names it for error counts ("dial",
 // "greeting", "auth", "connect", "io").
 type stepError struct {
@@ -47,6 +55,7 @@ func errStep(err error) string {
 type dialer struct {
 	proxy   string        // proxy host:port; "" dials the target directly
 	timeout time.Duration // bounds the TCP connect plus the whole handshake
+	from    netip.Addr    // source address to bind; the zero Addr lets the kernel choose
 }
 
 // newDialer returns the dialer the options ask for.
@@ -69,6 +78,9 @@ func (d dialer) via() string {
 // dial connects to target (an IP:port) as c. Errors are [*stepError]s.
 func (d dialer) dial(ctx context.Context, c credential, target netip.AddrPort) (net.Conn, error) {
 	nd := net.Dialer{Timeout: d.timeout}
+	if d.from.IsValid() {
+		nd.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(d.from, 0))
+	}
 	if d.proxy == "" {
 		conn, err := nd.DialContext(ctx, "tcp", target.String())
 		if err != nil {
@@ -141,7 +153,7 @@ func authenticate(rw io.ReadWriter, c credential) error {
 		return err
 	}
 	if reply[1] != 0 {
-		return fmt.Errorf("rejected (status %d)", reply[1])
+		return fmt.Errorf("%w (status %d)", errRejected, reply[1])
 	}
 	return nil
 }
@@ -159,7 +171,7 @@ func connect(rw io.ReadWriter, target netip.AddrPort) error {
 	}
 	err := skipAddress(rw, head[3])
 	if head[1] != 0 {
-		return fmt.Errorf("refused with reply %#02x", head[1])
+		return replyError(head[1])
 	}
 	return err
 }
