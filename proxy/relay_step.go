@@ -98,10 +98,9 @@ func (h *halfPipe) spliceStream() (int64, error) {
 // buffer, so the sender is held back by TCP flow control as with a copy.
 //
 // Waiting for tokens is not idleness: while it lasts the session does not time
-// out, and once the tokens are taken the deadlines are set afresh, so that the
-// splice of bytes already paid for cannot fail on a deadline that passed during
-// the wait (which would lose the tokens and, on a crowded bucket, stall the
-// session for good).
+// out, and a deadline that passed during the wait cannot fail the splice of the
+// bytes paid for (which would lose the tokens and, on a crowded bucket, stall
+// the session for good).
 func (h *halfPipe) spliceShaped() (int64, error) {
 	avail, err := h.ready.wait()
 	if err != nil {
@@ -111,18 +110,32 @@ func (h *halfPipe) spliceShaped() (int64, error) {
 		return 0, io.EOF
 	}
 	n := min(avail, h.chain.ChunkSize())
-	h.sess.tokenWaits.Add(1)
-	waited, err := h.pacer.Wait(h.sess.ctx, n)
-	h.sess.tokenWaits.Add(-1)
+	waited, err := h.takeTokens(avail, n)
 	if err != nil {
 		return 0, err
-	}
-	if waited > 0 {
-		h.setDeadlines(time.Now())
 	}
 	moved, err := h.splice.moveAll(n)
 	h.observe(int(moved), waited)
 	return moved, err
+}
+
+// takeTokens takes n bytes' worth of tokens for a shaped step that found avail
+// bytes queued. A sparse message (all there is fits shaping.SparseMessage) takes
+// them at once, ahead of the bulk sessions queued on the buckets, when the
+// buckets can give them that way; anything else waits its turn. The deadlines
+// are set afresh after a wait, so that the splice of bytes already paid for
+// cannot fail on a deadline that passed during the wait.
+func (h *halfPipe) takeTokens(avail, n int) (time.Duration, error) {
+	if avail <= shaping.SparseMessage && h.chain.Allow(n) {
+		return 0, nil
+	}
+	h.sess.tokenWaits.Add(1)
+	waited, err := h.pacer.Wait(h.sess.ctx, n)
+	h.sess.tokenWaits.Add(-1)
+	if err == nil && waited > 0 {
+		h.setDeadlines(time.Now())
+	}
+	return waited, err
 }
 
 // count records bytes of the unshaped path, which learns them per chunk.

@@ -61,9 +61,12 @@ func Copy(ctx context.Context, dst io.Writer, src io.Reader, chain *Chain, obser
 		if err := ctx.Err(); err != nil {
 			return written, err
 		}
-		nr, rerr := src.Read(buf[:min(chain.ChunkSize(), len(buf))])
+		want := min(chain.ChunkSize(), len(buf))
+		nr, rerr := src.Read(buf[:want])
 		if nr > 0 {
-			nw, waited, err := writeChunk(ctx, dst, buf[:nr], chain, &w)
+			// A read that did not fill its chunk took all there was: a message.
+			sparse := nr < want && nr <= SparseMessage
+			nw, waited, err := writeChunk(ctx, dst, buf[:nr], sparse, chain, &w)
 			written += int64(nw)
 			if observe != nil && nw > 0 {
 				observe(nw, waited)
@@ -81,11 +84,15 @@ func Copy(ctx context.Context, dst io.Writer, src io.Reader, chain *Chain, obser
 	}
 }
 
-// writeChunk waits for chunk's tokens on chain, then writes it to dst.
-func writeChunk(ctx context.Context, dst io.Writer, chunk []byte, chain *Chain, w *waiter) (int, time.Duration, error) {
-	waited, err := chain.wait(ctx, len(chunk), w)
-	if err != nil {
-		return 0, waited, err
+// writeChunk takes chunk's tokens on chain (at once for a sparse message, see
+// [SparseMessage]; waiting its turn otherwise), then writes it to dst.
+func writeChunk(ctx context.Context, dst io.Writer, chunk []byte, sparse bool, chain *Chain, w *waiter) (int, time.Duration, error) {
+	var waited time.Duration
+	if !sparse || !chain.Allow(len(chunk)) {
+		var err error
+		if waited, err = chain.wait(ctx, len(chunk), w); err != nil {
+			return 0, waited, err
+		}
 	}
 	n, err := dst.Write(chunk)
 	if err == nil && n != len(chunk) {

@@ -142,3 +142,47 @@ func TestSlowerRateDoesNotInheritDebt(t *testing.T) {
 		}
 	})
 }
+
+// TestDatagramsAndSparseMessagesPassBusyBucket: while bulk sessions keep a
+// bucket saturated (their reservations always ahead of its tokens), a call's
+// datagrams and small messages still go through at once, and the bucket's
+// rate holds for all of them together. Before, Allow needed the tokens now and
+// dropped every datagram while the bucket was busy.
+func TestDatagramsAndSparseMessagesPassBusyBucket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rate = 1 << 20
+		r := NewRegistry(oneGroup(rate))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var bulk int64
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 8 {
+			l := r.Acquire("u", Other)
+			wg.Go(func() {
+				defer l.Release()
+				Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {
+					mu.Lock()
+					bulk += int64(n)
+					mu.Unlock()
+				})
+			})
+		}
+		call := r.Acquire("u", Other)
+		defer call.Release()
+		sent, dropped := 0, 0
+		for ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond) // 160 kbit/s of 400-byte frames
+			if call.Download().Allow(400) {
+				sent++
+			} else {
+				dropped++
+			}
+		}
+		wg.Wait()
+		if dropped > 0 {
+			t.Errorf("%d of %d datagrams dropped beside bulk sessions", dropped, sent+dropped)
+		}
+		within(t, "bytes of bulk and datagrams", bulk+int64(sent*400), int64(10*rate+defaultBurst(rate)), 0.05)
+	})
+}

@@ -213,6 +213,18 @@ func (d *process) waitMetric(series string, want float64) {
 	}
 }
 
+// waitMetricAbove waits up to 5 s for series to exceed floor.
+func (d *process) waitMetricAbove(series string, floor float64) {
+	d.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for got := d.metric(series); got <= floor; got = d.metric(series) {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s = %v, want above %v", series, got, floor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	body, _ := httpGetStatus(t, url)
