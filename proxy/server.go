@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -47,7 +48,7 @@ type Options struct {
 // sees one consistent config from its handshake to its end.
 type policy struct {
 	cfg        *configs.Config
-	creds      *Credentials // nil: no authentication
+	authn      *auth.Authenticator // nil: no authentication
 	classifier *shaping.Classifier
 }
 
@@ -59,10 +60,12 @@ type Server struct {
 	resolver Resolver
 	shaper   *shaping.Registry
 
-	policy   atomic.Pointer[policy]
-	limits   sessionLimits
-	throttle authThrottle
-	nextID   atomic.Uint64
+	policy atomic.Pointer[policy]
+	limits sessionLimits
+	// gate is the login throttle and the password-check workers: they outlive
+	// reloads, so a reload neither forgives failures nor drops queued logins.
+	gate   *auth.Gate
+	nextID atomic.Uint64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -72,9 +75,9 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// New returns a Server applying cfg; creds may be nil only when cfg has no users
-// file. It starts no goroutine.
-func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
+// New returns a Server applying cfg, checking passwords with users; users may be
+// nil only when cfg has no users file (no authentication). It starts no goroutine.
+func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 	s := &Server{
 		log:       opts.Logger,
 		rec:       opts.Recorder,
@@ -98,16 +101,23 @@ func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
 		s.resolver = net.DefaultResolver
 	}
 	s.limits.init()
-	s.throttle.init()
-	s.Reload(cfg, creds)
+	s.gate = auth.NewGate(auth.GateOptions{Throttle: cfg.Auth.Throttle})
+	s.Reload(cfg, users)
 	return s
 }
 
 // Reload applies a new config and users to new sessions; live sessions keep the
 // policy they started with (their buckets follow the shaper's own Update). Listen
-// addresses are not changed by a reload.
-func (s *Server) Reload(cfg *configs.Config, creds *Credentials) {
-	s.policy.Store(&policy{cfg: cfg, creds: creds, classifier: shaping.NewClassifier(cfg.Apps)})
+// addresses are not changed by a reload. The cache of verified logins starts
+// empty; the throttle's counts and the queued logins carry over, under the new
+// allowance.
+func (s *Server) Reload(cfg *configs.Config, users auth.Verifier) {
+	s.gate.SetThrottle(cfg.Auth.Throttle)
+	var authn *auth.Authenticator
+	if users != nil {
+		authn = s.gate.Authenticator(users, cfg.Auth.CacheTTL)
+	}
+	s.policy.Store(&policy{cfg: cfg, authn: authn, classifier: shaping.NewClassifier(cfg.Apps)})
 }
 
 // Config returns the config in force.
@@ -240,7 +250,7 @@ func (s *Server) removeSession(sess *session) {
 }
 
 // Shutdown stops accepting, lets sessions finish until ctx ends, then closes the
-// rest and waits for their goroutines. It returns ctx's error when sessions had to
+// rest and waits for their goroutines and for the password checks running. It returns ctx's error when sessions had to
 // be closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -264,6 +274,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closeSessions()
 	}
 	s.wg.Wait()
+	s.gate.Close() // password checks that no session waits for any more
 	return err
 }
 

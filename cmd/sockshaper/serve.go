@@ -65,7 +65,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		}
 		accounting, _ = newLogger(d.access, o.logFormat, "info")
 	}
-	cfg, creds, err := loadAll(o.configPath)
+	cfg, users, err := loadAll(o.configPath)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		Apps:            shaping.NewClassifier(cfg.Apps).Names(),
 	})
 	d.metrics.ConfigLoaded(time.Now())
-	d.server = proxy.New(cfg, creds, proxy.Options{
+	d.server = proxy.New(cfg, verifier(users), proxy.Options{
 		Logger:     log,
 		Accounting: accounting,
 		Recorder:   d.metrics,
@@ -150,7 +150,7 @@ func (d *daemon) reload() {
 			d.log.Error("reopen access log", "err", err)
 		}
 	}
-	cfg, creds, err := loadAll(d.opts.configPath)
+	cfg, users, err := loadAll(d.opts.configPath)
 	if err != nil {
 		d.metrics.ConfigReloaded(false, time.Now())
 		d.log.Error("reload failed; keeping the running config", "err", err)
@@ -159,15 +159,15 @@ func (d *daemon) reload() {
 	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen {
 		d.log.Warn("listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen, "admin_listen", d.cfg.AdminListen)
 	}
-	d.server.Reload(cfg, creds)
+	d.server.Reload(cfg, verifier(users))
 	d.shaper.Update(cfg.Shaping)
 	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
 	d.metrics.ConfigReloaded(true, time.Now())
-	users := 0
-	if creds != nil {
-		users = creds.Users()
+	n := 0
+	if users != nil {
+		n = users.Users()
 	}
-	d.log.Info("reloaded", "config", cfg.Source, "users", users)
+	d.log.Info("reloaded", "config", cfg.Source, "users", n)
 }
 
 // startAdmin serves /metrics, /healthz and /readyz when admin_listen is set.

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sockshaper/sockshaper/configs"
-	"github.com/sockshaper/sockshaper/proxy"
+	"github.com/sockshaper/sockshaper/proxy/auth"
 )
 
 // checkConfig validates a config and loads its users file, as a reload would.
@@ -19,22 +19,31 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	cfg, creds, err := loadAll(o.configPath)
+	cfg, users, err := loadAll(o.configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	users := "no authentication (loopback clients only)"
-	if creds != nil {
-		users = fmt.Sprintf("%d users from %s", creds.Users(), cfg.Auth.UsersFile)
+	summary := "no authentication (loopback clients only)"
+	if users != nil {
+		summary = fmt.Sprintf("%d users from %s", users.Users(), cfg.Auth.UsersFile)
 	}
-	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, users)
+	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, summary)
 	return 0
 }
 
+// verifier is users as an auth.Verifier: nil (no authentication) when there is no
+// users file, never a nil *UsersFile in a non-nil interface.
+func verifier(users *auth.UsersFile) auth.Verifier {
+	if users == nil {
+		return nil
+	}
+	return users
+}
+
 // loadAll loads the config (the embedded default when path is empty) and its users
-// file.
-func loadAll(path string) (*configs.Config, *proxy.Credentials, error) {
+// file, nil when the config has none.
+func loadAll(path string) (*configs.Config, *auth.UsersFile, error) {
 	var cfg *configs.Config
 	var err error
 	if path == "" {
@@ -48,11 +57,11 @@ func loadAll(path string) (*configs.Config, *proxy.Credentials, error) {
 	if cfg.Auth.UsersFile == "" {
 		return cfg, nil, nil
 	}
-	creds, err := proxy.LoadCredentials(cfg.Auth.UsersFile, cfg.Auth.CacheTTL)
+	users, err := auth.LoadUsersFile(cfg.Auth.UsersFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: auth.users_file: %w", cfg.Source, err)
 	}
-	return cfg, creds, nil
+	return cfg, users, nil
 }
 
 // passwd prints an htpasswd line for USER with a password read from stdin (without
@@ -67,7 +76,7 @@ func passwd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sockshaper passwd:", err)
 		return 1
 	}
-	line, err := proxy.HashPassword(args[0], password)
+	line, err := auth.HashPassword(args[0], password)
 	if err != nil {
 		fmt.Fprintln(stderr, "sockshaper passwd:", err)
 		return 1
