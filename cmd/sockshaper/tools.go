@@ -13,7 +13,8 @@ import (
 	"github.com/sockshaper/sockshaper/proxy/auth"
 )
 
-// checkConfig validates a config and loads its users file, as a reload would.
+// checkConfig validates a config and loads its users file, as a reload would, and
+// warns (on stderr, still exit 0) about users whose bcrypt cost is below 10.
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags("check-config", args, stderr)
 	if err != nil {
@@ -27,9 +28,27 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	summary := "no authentication (loopback clients only)"
 	if users != nil {
 		summary = fmt.Sprintf("%d users from %s", users.Users(), cfg.Auth.UsersFile)
+		warnWeakHashes(stderr, users)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, summary)
 	return 0
+}
+
+// warnWeakHashes names the users whose hashes are cheap to crack from a stolen
+// file. Logins stay safe from timing: a wrong password costs the time of the
+// file's strongest hash whatever the user's own cost.
+func warnWeakHashes(w io.Writer, users *auth.UsersFile) {
+	weak := users.WeakHashes()
+	if len(weak) == 0 {
+		return
+	}
+	names := make([]string, len(weak))
+	for i, h := range weak {
+		names[i] = fmt.Sprintf("%q (line %d, cost %d)", h.User, h.Line, h.Cost)
+	}
+	fmt.Fprintf(w, "warning: %s: bcrypt cost below %d for %d users: %s; a stolen copy of the file is cheap to crack. "+
+		"Rehash them with `sockshaper passwd USER` or `htpasswd -B -C %d`.\n",
+		users.Source(), auth.RecommendedCost, len(weak), strings.Join(names, ", "), auth.RecommendedCost)
 }
 
 // verifier is users as an auth.Verifier: nil (no authentication) when there is no
