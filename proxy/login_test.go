@@ -290,3 +290,22 @@ func TestFailedLoginsThrottleTheUserAtTheAddress(t *testing.T) {
 		t.Error("the throttled session's accounting line does not say auth_throttled")
 	}
 }
+
+// TestReloadKeepsTheThrottleAndDropsTheCache: a reload forgives no failure, and
+// forgets verified logins (a removed user's cached password must not outlive it).
+func TestReloadKeepsTheThrottleAndDropsTheCache(t *testing.T) {
+	cfg := loadTestConfig(t, testConfig)
+	users := &countingVerifier{Verifier: loadUsers(t, cfg)}
+	h := startHarness(t, cfg, users)
+	login(t, h.addr, "", "alice", testPassword)
+	for i := range 10 {
+		login(t, h.addr, "", "bob", fmt.Sprint("guess", i))
+	}
+	h.srv.Reload(cfg, users)
+	if got, _ := login(t, h.addr, "", "bob", testPassword); !bytes.Equal(got, loginFailed) {
+		t.Errorf("bob after the reload: %x, want still throttled", got)
+	}
+	if got, _ := login(t, h.addr, "", "alice", testPassword); !bytes.Equal(got, loginOK) || users.calls.Load() != 12 {
+		t.Errorf("alice after the reload: %x after %d checks, want ok from a new check (12)", got, users.calls.Load())
+	}
+}
