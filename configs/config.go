@@ -41,6 +41,31 @@ type Auth struct {
 	// CacheTTL is how long a verified user/password pair is remembered so that a
 	// returning client does not pay for bcrypt again. Zero disables the cache.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// Throttle bounds password guessing.
+	Throttle AuthThrottle `yaml:"throttle"`
+}
+
+// AuthThrottle is the allowance of failed logins. Failures are counted per client
+// address (an IPv6 client's /64) and user, and per client address, in windows that
+// start at the first failure; a login over either allowance is refused without a
+// check. Logins that could not be checked (queue full, directory unavailable, client
+// gone before the answer) are not failures.
+type AuthThrottle struct {
+	// FailuresPerUser is how many failed logins of one user from one address a
+	// window allows. At least 1.
+	FailuresPerUser int `yaml:"failures_per_user"`
+	// FailuresPerAddress is how many failed logins of any users from one address a
+	// window allows, so that one address cannot guess many accounts. Higher than
+	// FailuresPerUser, since one NAT address can hold a whole lab; at least
+	// FailuresPerUser.
+	FailuresPerAddress int `yaml:"failures_per_address"`
+	// Window is how long failures are remembered, from the first. Greater than 0.
+	Window time.Duration `yaml:"window"`
+	// RememberVerified exempts a user who logged in from an address within this
+	// long from that address's FailuresPerAddress (never from FailuresPerUser), so
+	// that guessing behind a NAT address does not lock out the people who use it.
+	// Zero turns the exemption off.
+	RememberVerified time.Duration `yaml:"remember_verified"`
 }
 
 // Access is the policy: who may use the proxy, for what, to where.

@@ -37,7 +37,9 @@ func Defaults() Config {
 	return Config{
 		Listen:      "127.0.0.1:1080",
 		AdminListen: "127.0.0.1:9180",
-		Auth:        Auth{CacheTTL: time.Minute},
+		Auth: Auth{CacheTTL: time.Minute, Throttle: AuthThrottle{
+			FailuresPerUser: 10, FailuresPerAddress: 100, Window: time.Minute, RememberVerified: 24 * time.Hour,
+		}},
 		Access: Access{
 			ClientNetworks:   []string{"127.0.0.0/8", "::1/128"},
 			DenyDestinations: []string{"loopback", "private", "link-local", "metadata"},

@@ -43,7 +43,9 @@ func goodConfig(t *testing.T) *Config {
 	return &Config{
 		Listen:      "[::]:1081",
 		AdminListen: "",
-		Auth:        Auth{UsersFile: abs, CacheTTL: 30 * time.Second},
+		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, Throttle: AuthThrottle{
+			FailuresPerUser: 5, FailuresPerAddress: 50, Window: 2 * time.Minute, RememberVerified: 0,
+		}},
 		Access: Access{
 			ClientNetworks:   []string{"10.0.0.0/8", "192.0.2.7", "::ffff:172.16.0.0/108", "10.1.2.3/16"},
 			DenyDestinations: []string{"metadata", "198.51.100.0/24", "203.0.113.9"},

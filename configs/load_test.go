@@ -57,8 +57,13 @@ testdata/bad-many.yaml:17: metrics.per_user_max_users: must be at least 1 when m
 		"bad-shaping-app.yaml":   `testdata/bad-shaping-app.yaml:3: shaping.apps.zoom: app class "zoom" is not defined under the top-level apps key (defined: skype)`,
 		"bad-syntax.yaml":        `testdata/bad-syntax.yaml:3: invalid YAML: did not find expected ',' or ']'`,
 		"bad-two-documents.yaml": `testdata/bad-two-documents.yaml:2: a second YAML document starts here; a config is one document`,
-		"bad-unknown-key.yaml":   `testdata/bad-unknown-key.yaml:4: timeouts.handshak: unknown field; known fields are handshake, dial, idle, drain`,
-		"bad-zero-timeout.yaml":  `testdata/bad-zero-timeout.yaml:3: timeouts.dial: must be greater than 0`,
+		"bad-throttle.yaml": `testdata/bad-throttle.yaml:4: auth.throttle.failures_per_user: must be at least 1
+testdata/bad-throttle.yaml:5: auth.throttle.failures_per_address: must be at least 1
+testdata/bad-throttle.yaml:6: auth.throttle.window: must be greater than 0
+testdata/bad-throttle.yaml:7: auth.throttle.remember_verified: must not be negative (0 turns the exemption off)`,
+		"bad-throttle-ceiling.yaml": `testdata/bad-throttle-ceiling.yaml:3: auth.throttle.failures_per_address: must be at least failures_per_user (20): one address can hold many users`,
+		"bad-unknown-key.yaml":      `testdata/bad-unknown-key.yaml:4: timeouts.handshak: unknown field; known fields are handshake, dial, idle, drain`,
+		"bad-zero-timeout.yaml":     `testdata/bad-zero-timeout.yaml:3: timeouts.dial: must be greater than 0`,
 	}
 }
 

@@ -138,6 +138,7 @@ func (v *validator) auth(c *Config) {
 	if c.Auth.CacheTTL < 0 {
 		v.add(path("auth", "cache_ttl"), nil, "must not be negative (0 disables the cache)")
 	}
+	v.throttle(c.Auth.Throttle)
 	if c.Auth.UsersFile != "" {
 		return
 	}
@@ -147,6 +148,20 @@ func (v *validator) auth(c *Config) {
 				"when every access.client_networks entry is loopback; set a users file or restrict client_networks")
 			return
 		}
+	}
+}
+
+func (v *validator) throttle(t AuthThrottle) {
+	v.atLeastOne(path("auth", "throttle", "failures_per_user"), t.FailuresPerUser)
+	switch p := path("auth", "throttle", "failures_per_address"); {
+	case t.FailuresPerAddress < 1:
+		v.atLeastOne(p, t.FailuresPerAddress)
+	case t.FailuresPerAddress < t.FailuresPerUser:
+		v.add(p, nil, fmt.Sprintf("must be at least failures_per_user (%d): one address can hold many users", t.FailuresPerUser))
+	}
+	v.positive(path("auth", "throttle", "window"), t.Window)
+	if t.RememberVerified < 0 {
+		v.add(path("auth", "throttle", "remember_verified"), nil, "must not be negative (0 turns the exemption off)")
 	}
 }
 

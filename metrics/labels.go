@@ -24,12 +24,20 @@ const (
 	ResultProtocolError     = "protocol_error"
 )
 
-// Values of the result label of sockshaper_auth_attempts_total. [AuthThrottled] is a
-// login refused without checking the password because its client IP failed too often.
+// Values of the result label of sockshaper_auth_attempts_total (proxy/auth's
+// Results, the same list). [AuthThrottled] is a login refused without checking the
+// password because its client address, or that user from it, failed too often;
+// [AuthBusy] one refused because the queue of password checks was full;
+// [AuthUnavailable] one the directory could not answer; [AuthAbandoned] one whose
+// client left, or whose handshake deadline passed, before the answer. Only
+// [AuthFailed] counts toward the throttle.
 const (
-	AuthOK        = "ok"
-	AuthFailed    = "failed"
-	AuthThrottled = "throttled"
+	AuthOK          = "ok"
+	AuthFailed      = "failed"
+	AuthThrottled   = "throttled"
+	AuthBusy        = "busy"
+	AuthUnavailable = "unavailable"
+	AuthAbandoned   = "abandoned"
 )
 
 // Values of the result label of sockshaper_dial_duration_seconds. A destination the
@@ -87,6 +95,12 @@ func results() []string {
 	}
 }
 
+// AuthResults lists the values of the result label of
+// sockshaper_auth_attempts_total.
+func AuthResults() []string {
+	return []string{AuthOK, AuthFailed, AuthThrottled, AuthBusy, AuthUnavailable, AuthAbandoned}
+}
+
 func directions() []string { return []string{DirectionUpload, DirectionDownload} }
 
 func transports() []string { return []string{TransportTCP, TransportUDP} }
@@ -95,7 +109,7 @@ func transports() []string { return []string{TransportTCP, TransportUDP} }
 // queries return 0 instead of nothing before the first event. Combinations with an
 // app label are created for each of apps.
 func (m *Metrics) preinit(apps []string) {
-	for _, r := range []string{AuthOK, AuthFailed, AuthThrottled} {
+	for _, r := range AuthResults() {
 		m.authAttempts.WithLabelValues(r)
 	}
 	for _, r := range []string{InboundBind, InboundUDPUnsolicited} {

@@ -78,7 +78,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "auth_attempts_total",
-			Help:      "RFC 1929 username/password logins, by result (ok, failed, throttled).",
+			Help:      "Username/password logins, by result (ok, failed, throttled, busy, unavailable, abandoned); only failed counts toward the login throttle.",
 		}, []string{"result"}),
 		transferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,

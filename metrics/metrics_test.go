@@ -178,7 +178,7 @@ func TestPreinitialisedZeros(t *testing.T) {
 		c    prometheus.Collector
 		want int
 	}{
-		"auth_attempts":   {m.authAttempts, 3},
+		"auth_attempts":   {m.authAttempts, len(AuthResults())},
 		"inbound_refused": {m.inboundRefused, 2},
 		"dial_duration":   {m.dialDuration, 2},
 		"config_reloads":  {m.configReloads, 2},

@@ -37,7 +37,7 @@ func (m *Metrics) SessionRejected(command, app, result string) {
 }
 
 // AuthAttempt counts one RFC 1929 login in sockshaper_auth_attempts_total{result};
-// result is [AuthOK], [AuthFailed] or [AuthThrottled].
+// result is one of [AuthResults].
 func (m *Metrics) AuthAttempt(result string) {
 	if m == nil {
 		return

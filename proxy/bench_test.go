@@ -3,10 +3,10 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,11 +25,8 @@ func withMetrics() harnessOption {
 // greeting, an RFC 1929 login (verified once, then from the cache) and a CONNECT
 // request by name, and writes the replies, as a session's goroutine does.
 func BenchmarkHandshake(b *testing.B) {
-	creds, err := ParseCredentials(strings.NewReader(testUsers()), "users", time.Minute)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := New(loadTestConfig(b, testConfig), creds, Options{})
+	cfg := loadTestConfig(b, testConfig)
+	srv := New(cfg, loadUsers(b, cfg), Options{})
 	in := cat(loggedIn(), requestMsg(1, "example.org", 443))
 	r := bytes.NewReader(in)
 	br := bufio.NewReader(r)
@@ -39,7 +36,8 @@ func BenchmarkHandshake(b *testing.B) {
 	for b.Loop() {
 		r.Reset(in)
 		br.Reset(r)
-		sess := &session{srv: srv, pol: srv.policy.Load(), conn: discardConn{}, client: client, log: srv.log}
+		sess := &session{srv: srv, pol: srv.policy.Load(), conn: discardConn{}, client: client, log: srv.log,
+			ctx: context.Background(), start: time.Now()}
 		if _, err := sess.handshake(br); err != nil {
 			b.Fatal(err)
 		}

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -85,13 +86,26 @@ func withShaper(sh *shaping.Registry) harnessOption { return func(o *Options) { 
 func newHarness(t testing.TB, extra string, opts ...harnessOption) *harness {
 	t.Helper()
 	cfg := loadTestConfig(t, mergeYAML(t, testConfig, extra))
-	var creds *Credentials
-	if cfg.Auth.UsersFile != "" {
-		var err error
-		if creds, err = LoadCredentials(cfg.Auth.UsersFile, cfg.Auth.CacheTTL); err != nil {
-			t.Fatal(err)
-		}
+	return startHarness(t, cfg, loadUsers(t, cfg), opts...)
+}
+
+// loadUsers loads cfg's users file, or returns nil when it has none.
+func loadUsers(t testing.TB, cfg *configs.Config) auth.Verifier {
+	t.Helper()
+	if cfg.Auth.UsersFile == "" {
+		return nil
 	}
+	users, err := auth.LoadUsersFile(cfg.Auth.UsersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return users
+}
+
+// startHarness starts a proxy on 127.0.0.1:0 applying cfg and checking passwords
+// with users, and stops it when the test ends.
+func startHarness(t testing.TB, cfg *configs.Config, users auth.Verifier, opts ...harnessOption) *harness {
+	t.Helper()
 	h := &harness{t: t, rec: newCountingRecorder(), logs: &syncBuffer{}}
 	o := Options{
 		Logger:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -101,7 +115,7 @@ func newHarness(t testing.TB, extra string, opts ...harnessOption) *harness {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	h.srv = New(cfg, creds, o)
+	h.srv = New(cfg, users, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	socks5 "github.com/armon/go-socks5"
 )
@@ -15,7 +14,6 @@ const methodNoAcceptable = 0xFF
 
 var (
 	errNoAcceptableMethod = errors.New("client offers no acceptable authentication method")
-	errAuthThrottled      = errors.New("too many failed logins from this address")
 	errBadVersion         = errors.New("not a SOCKS5 client")
 )
 
@@ -43,7 +41,7 @@ func (sess *session) negotiate(br *bufio.Reader) error {
 		return fmt.Errorf("read greeting methods: %w", err)
 	}
 	want := byte(socks5.NoAuth)
-	if sess.pol.creds != nil {
+	if sess.pol.authn != nil {
 		want = socks5.UserPassAuth
 	}
 	if !offers(methods[:head[1]], want) {
@@ -51,7 +49,7 @@ func (sess *session) negotiate(br *bufio.Reader) error {
 		sess.result = resultAuthFailed
 		return errNoAcceptableMethod
 	}
-	if sess.pol.creds == nil {
+	if sess.pol.authn == nil {
 		_, err := socks5.NoAuthAuthenticator{}.Authenticate(br, sess.conn)
 		return err
 	}
@@ -65,48 +63,6 @@ func offers(methods []byte, want byte) bool {
 		}
 	}
 	return false
-}
-
-// login runs RFC 1929 through armon/go-socks5's authenticator with our credential
-// store, and throttles addresses that fail too often.
-func (sess *session) login(br *bufio.Reader) error {
-	store := &attemptStore{creds: sess.pol.creds, blocked: sess.srv.throttle.blocked(sess.client.Addr(), time.Now())}
-	auth := socks5.UserPassAuthenticator{Credentials: store}
-	ctx, err := auth.Authenticate(br, sess.conn)
-	switch {
-	case err == nil:
-		sess.user = ctx.Payload["Username"]
-		sess.log = sess.log.With("user", sess.user)
-		sess.srv.rec.AuthAttempt("ok")
-		return nil
-	case !store.asked:
-		// The sub-negotiation itself was malformed (wrong version, short read).
-		return fmt.Errorf("auth: %w", err)
-	case store.blocked:
-		sess.result = resultAuthFailed
-		sess.srv.rec.AuthAttempt("throttled")
-		return errAuthThrottled
-	default:
-		sess.result = resultAuthFailed
-		sess.srv.rec.AuthAttempt("failed")
-		sess.srv.throttle.failed(sess.client.Addr(), time.Now())
-		return fmt.Errorf("login as %q: %w", store.user, err)
-	}
-}
-
-// attemptStore is the CredentialStore for one login: it records what was asked so
-// the result can be counted, and refuses without bcrypt when the address is
-// throttled. The password is never kept.
-type attemptStore struct {
-	creds   *Credentials
-	blocked bool
-	asked   bool
-	user    string
-}
-
-func (a *attemptStore) Valid(user, password string) bool {
-	a.asked, a.user = true, user
-	return !a.blocked && a.creds.Valid(user, password)
 }
 
 // readRequest checks the request header itself, so that an unknown command or

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/netip"
 	"sync"
-	"time"
 )
 
 // sessionLimits counts established sessions in total, per client key (see
@@ -64,56 +63,4 @@ func (l *sessionLimits) releaseUser(user string) {
 	if l.byUser[user]--; l.byUser[user] <= 0 {
 		delete(l.byUser, user)
 	}
-}
-
-// Failed logins per client address before further attempts are refused without
-// checking the password: enough for a user who mistypes, few enough that guessing
-// from one address is slow.
-const (
-	authFailuresAllowed = 10
-	authFailureWindow   = time.Minute
-	maxThrottledClients = 100_000
-)
-
-// authThrottle refuses logins from an address that failed too often recently.
-type authThrottle struct {
-	mu       sync.Mutex
-	failures map[netip.Addr]failureWindow
-}
-
-type failureWindow struct {
-	count int
-	since time.Time
-}
-
-func (t *authThrottle) init() { t.failures = map[netip.Addr]failureWindow{} }
-
-// blocked reports whether client has used up its failed logins.
-func (t *authThrottle) blocked(client netip.Addr, now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w, ok := t.failures[client]
-	if ok && now.Sub(w.since) > authFailureWindow {
-		delete(t.failures, client)
-		return false
-	}
-	return ok && w.count >= authFailuresAllowed
-}
-
-func (t *authThrottle) failed(client netip.Addr, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.failures) >= maxThrottledClients {
-		for a, w := range t.failures {
-			if now.Sub(w.since) > authFailureWindow {
-				delete(t.failures, a)
-			}
-		}
-	}
-	w := t.failures[client]
-	if w.count == 0 || now.Sub(w.since) > authFailureWindow {
-		w = failureWindow{since: now}
-	}
-	w.count++
-	t.failures[client] = w
 }

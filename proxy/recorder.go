@@ -12,7 +12,7 @@ type Recorder interface {
 	SessionClosed(command, app, result string, d time.Duration)
 	// SessionRejected counts a session that ended before it relayed anything.
 	SessionRejected(command, app, result string)
-	// AuthAttempt counts one RFC 1929 login by result (ok, failed, throttled).
+	// AuthAttempt counts one RFC 1929 login by result, one of auth.Results.
 	AuthAttempt(result string)
 	// Transferred counts bytes relayed; direction is upload (client to destination)
 	// or download, transport tcp or udp.

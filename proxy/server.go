@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -51,9 +52,17 @@ type Options struct {
 // sees one consistent config from its handshake to its end.
 type policy struct {
 	cfg        *configs.Config
-	creds      *Credentials // nil: no authentication
+	authn      *auth.Authenticator // nil: no authentication
+	roster     roster              // the users file's users; nil: no list to check
 	classifier *shaping.Classifier
 	budgets    Budgets
+}
+
+// roster is a verifier that lists its users, as a users file does: a reload cuts
+// the sessions of users it no longer lists. A directory does not list its users;
+// a user removed there loses access when the verified-login cache forgets them.
+type roster interface {
+	Has(user string) bool
 }
 
 // Server is a SOCKS5 server. Create it with [New]; it is safe for concurrent use.
@@ -69,8 +78,10 @@ type Server struct {
 	policy     atomic.Pointer[policy]
 	handshakes handshakeBudget
 	limits     sessionLimits
-	throttle   authThrottle
-	nextID     atomic.Uint64
+	// gate is the login throttle and the password-check workers: they outlive
+	// reloads, so a reload neither forgives failures nor drops queued logins.
+	gate   *auth.Gate
+	nextID atomic.Uint64
 	// pipeWarned is when pipeFailed last logged, in Unix nanoseconds.
 	pipeWarned atomic.Int64
 	// pipes is where relays take splice pipes; nil: the shared pool. Tests set
@@ -85,9 +96,9 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// New returns a Server applying cfg; creds may be nil only when cfg has no users
-// file. It starts no goroutine.
-func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
+// New returns a Server applying cfg, checking passwords with users; users may be
+// nil only when cfg has no users file (no authentication). It starts no goroutine.
+func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 	s := &Server{
 		log:       opts.Logger,
 		rec:       opts.Recorder,
@@ -116,27 +127,34 @@ func New(cfg *configs.Config, creds *Credentials, opts Options) *Server {
 	}
 	s.handshakes.init(s.rec)
 	s.limits.init()
-	s.throttle.init()
-	s.Reload(cfg, creds)
+	s.gate = auth.NewGate(auth.GateOptions{Throttle: cfg.Auth.Throttle})
+	s.Reload(cfg, users)
 	return s
 }
 
 // Reload applies a new config and users to new sessions; live sessions keep the
 // policy they started with (their buckets follow the shaper's own Update), except
-// that the sessions of users no longer in creds are cut: it returns how many.
-// Listen addresses are not changed by a reload. The budgets are derived again
-// from the descriptor limit read at [New]. Update the shaper first, so that
-// sessions started on the new config find their new limits.
-func (s *Server) Reload(cfg *configs.Config, creds *Credentials) int {
-	b := DeriveBudgets(cfg.Limits, s.fdLimit)
-	s.policy.Store(&policy{cfg: cfg, creds: creds, classifier: shaping.NewClassifier(cfg.Apps), budgets: b})
-	for _, c := range b.caps() {
+// that the sessions of users the new users file no longer lists are cut: it
+// returns how many. Listen addresses are not changed by a reload. The budgets are
+// derived again from the descriptor limit read at [New]. The cache of verified
+// logins starts empty; the throttle's counts and the queued logins carry over,
+// under the new allowance. Update the shaper first, so that sessions started on
+// the new config find their new limits.
+func (s *Server) Reload(cfg *configs.Config, users auth.Verifier) int {
+	s.gate.SetThrottle(cfg.Auth.Throttle)
+	p := &policy{cfg: cfg, classifier: shaping.NewClassifier(cfg.Apps), budgets: DeriveBudgets(cfg.Limits, s.fdLimit)}
+	if users != nil {
+		p.authn = s.gate.Authenticator(users, cfg.Auth.CacheTTL)
+		p.roster, _ = users.(roster)
+	}
+	s.policy.Store(p)
+	for _, c := range p.budgets.caps() {
 		s.rec.Budget(c.name, c.n)
 	}
-	if creds == nil {
+	if p.roster == nil {
 		return 0
 	}
-	return s.cutSessions(func(user string) bool { return !creds.Has(user) }, reasonRevoked)
+	return s.cutSessions(func(user string) bool { return !p.roster.Has(user) }, reasonRevoked)
 }
 
 // cutSessions cuts the live sessions of users for whom match is true, and
@@ -295,7 +313,7 @@ func (s *Server) removeSession(sess *session) {
 }
 
 // Shutdown stops accepting, lets sessions finish until ctx ends, then closes the
-// rest and waits for their goroutines. It returns ctx's error when sessions had to
+// rest and waits for their goroutines and for the password checks running. It returns ctx's error when sessions had to
 // be closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -319,6 +337,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closeSessions()
 	}
 	s.wg.Wait()
+	s.gate.Close() // password checks that no session waits for any more
 	return err
 }
 

@@ -113,7 +113,7 @@ func (sess *session) refuse(code byte, result string) {
 // user's, which a reload that removes the user cuts; the caller refuses on
 // false. A user removed by a reload during the login is refused here.
 func (sess *session) admitUser() bool {
-	if cur := sess.srv.policy.Load(); cur != sess.pol && cur.creds != nil && !cur.creds.Has(sess.user) {
+	if cur := sess.srv.policy.Load(); cur != sess.pol && cur.roster != nil && !cur.roster.Has(sess.user) {
 		return false
 	}
 	if !sess.srv.limits.admitUser(sess.user, sess.pol.cfg.Limits.MaxSessionsPerUser) {

@@ -140,11 +140,7 @@ func BenchmarkUDPRelay(b *testing.B) {
 
 func benchmarkUDPRelay(b *testing.B, sh *shaping.Registry) {
 	cfg := loadTestConfig(b, testConfig)
-	creds, err := LoadCredentials(cfg.Auth.UsersFile, cfg.Auth.CacheTTL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := New(cfg, creds, Options{Shaper: sh})
+	srv := New(cfg, loadUsers(b, cfg), Options{Shaper: sh})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -65,7 +65,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		}
 		accounting, _ = newLogger(d.access, o.logFormat, "info")
 	}
-	cfg, creds, err := loadAll(o.configPath)
+	cfg, users, err := loadAll(o.configPath)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		Apps:            shaping.NewClassifier(cfg.Apps).Names(),
 	})
 	d.metrics.ConfigLoaded(time.Now())
-	d.server = proxy.New(cfg, creds, proxy.Options{
+	d.server = proxy.New(cfg, verifier(users), proxy.Options{
 		Logger:     log,
 		Accounting: accounting,
 		Recorder:   d.metrics,
@@ -151,7 +151,7 @@ func (d *daemon) reload() {
 			d.log.Error("reopen access log", "err", err)
 		}
 	}
-	cfg, creds, err := loadAll(d.opts.configPath)
+	cfg, users, err := loadAll(d.opts.configPath)
 	if err != nil {
 		d.metrics.ConfigReloaded(false, time.Now())
 		d.log.Error("reload failed; keeping the running config", "err", err)
@@ -165,13 +165,13 @@ func (d *daemon) reload() {
 	d.shaper.Update(cfg.Shaping)
 	d.metrics.InitApps(shaping.NewClassifier(cfg.Apps).Names())
 	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
-	revoked := d.server.Reload(cfg, creds)
+	revoked := d.server.Reload(cfg, verifier(users))
 	d.metrics.ConfigReloaded(true, time.Now())
-	users := 0
-	if creds != nil {
-		users = creds.Users()
+	n := 0
+	if users != nil {
+		n = users.Users()
 	}
-	d.log.Info("reloaded", "config", cfg.Source, "users", users, "sessions_revoked", revoked)
+	d.log.Info("reloaded", "config", cfg.Source, "users", n, "sessions_revoked", revoked)
 	logBudgets(d.log, d.server.Budgets())
 }
 

@@ -11,24 +11,27 @@ import (
 
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/proxy"
+	"github.com/sockshaper/sockshaper/proxy/auth"
 )
 
-// checkConfig validates a config and loads its users file, as a reload would.
+// checkConfig validates a config and loads its users file, as a reload would, and
+// warns (on stderr, still exit 0) about users whose bcrypt cost is below 10.
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags("check-config", args, stderr)
 	if err != nil {
 		return 2
 	}
-	cfg, creds, err := loadAll(o.configPath)
+	cfg, users, err := loadAll(o.configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	users := "no authentication (loopback clients only)"
-	if creds != nil {
-		users = fmt.Sprintf("%d users from %s", creds.Users(), cfg.Auth.UsersFile)
+	summary := "no authentication (loopback clients only)"
+	if users != nil {
+		summary = fmt.Sprintf("%d users from %s", users.Users(), cfg.Auth.UsersFile)
+		warnWeakHashes(stderr, users)
 	}
-	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, users)
+	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, summary)
 	b := proxy.DeriveBudgets(cfg.Limits, proxy.FDLimit())
 	fmt.Fprintf(stdout, "budgets at this process's descriptor limit %d: %s\n", b.FDLimit, b)
 	if err := b.Fits(); err != nil {
@@ -37,9 +40,35 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// warnWeakHashes names the users whose hashes are cheap to crack from a stolen
+// file. Logins stay safe from timing: a wrong password costs the time of the
+// file's strongest hash whatever the user's own cost.
+func warnWeakHashes(w io.Writer, users *auth.UsersFile) {
+	weak := users.WeakHashes()
+	if len(weak) == 0 {
+		return
+	}
+	names := make([]string, len(weak))
+	for i, h := range weak {
+		names[i] = fmt.Sprintf("%q (line %d, cost %d)", h.User, h.Line, h.Cost)
+	}
+	fmt.Fprintf(w, "warning: %s: bcrypt cost below %d for %d users: %s; a stolen copy of the file is cheap to crack. "+
+		"Rehash them with `sockshaper passwd USER` or `htpasswd -B -C %d`.\n",
+		users.Source(), auth.RecommendedCost, len(weak), strings.Join(names, ", "), auth.RecommendedCost)
+}
+
+// verifier is users as an auth.Verifier: nil (no authentication) when there is no
+// users file, never a nil *UsersFile in a non-nil interface.
+func verifier(users *auth.UsersFile) auth.Verifier {
+	if users == nil {
+		return nil
+	}
+	return users
+}
+
 // loadAll loads the config (the embedded default when path is empty) and its users
-// file.
-func loadAll(path string) (*configs.Config, *proxy.Credentials, error) {
+// file, nil when the config has none.
+func loadAll(path string) (*configs.Config, *auth.UsersFile, error) {
 	var cfg *configs.Config
 	var err error
 	if path == "" {
@@ -53,11 +82,11 @@ func loadAll(path string) (*configs.Config, *proxy.Credentials, error) {
 	if cfg.Auth.UsersFile == "" {
 		return cfg, nil, nil
 	}
-	creds, err := proxy.LoadCredentials(cfg.Auth.UsersFile, cfg.Auth.CacheTTL)
+	users, err := auth.LoadUsersFile(cfg.Auth.UsersFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: auth.users_file: %w", cfg.Source, err)
 	}
-	return cfg, creds, nil
+	return cfg, users, nil
 }
 
 // passwd prints an htpasswd line for USER with a password read from stdin (without
@@ -72,7 +101,7 @@ func passwd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sockshaper passwd:", err)
 		return 1
 	}
-	line, err := proxy.HashPassword(args[0], password)
+	line, err := auth.HashPassword(args[0], password)
 	if err != nil {
 		fmt.Fprintln(stderr, "sockshaper passwd:", err)
 		return 1

@@ -1,0 +1,119 @@
+// Package auth owns who a client is: it checks a user name and password against a
+// [Verifier] (the users file today, a directory next) and guards that check with
+// the verified-login cache, the in-flight de-duplication, a fair worker pool for
+// the expensive comparisons, timing equalisation and the failed-login throttle.
+// Every front (SOCKS5, HTTP) asks the same [Authenticator].
+//
+// A [Gate] holds what lives as long as the server (the throttle and the worker
+// pool); an [Authenticator] holds what a reload replaces (the verifier and the
+// cache of verified logins).
+package auth
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Verdict is a [Verifier]'s answer.
+type Verdict int
+
+// The verdicts. The zero value is Rejected, so that a forgotten answer refuses.
+const (
+	// Rejected: the user is unknown or the password is wrong.
+	Rejected Verdict = iota
+	// OK: the password is the user's.
+	OK
+	// Unavailable: no answer could be had (a directory that cannot be reached or
+	// timed out). It is not a failed login and never feeds the throttle.
+	Unavailable
+)
+
+// String names the verdict for logs.
+func (v Verdict) String() string {
+	switch v {
+	case OK:
+		return "ok"
+	case Unavailable:
+		return "unavailable"
+	default:
+		return "rejected"
+	}
+}
+
+// Identity is who a verified client is.
+type Identity struct {
+	// User is the user name the client logged in as.
+	User string
+	// Group is the shaping group the verifier assigns; "" leaves it to
+	// shaping.members and shaping.default_group.
+	Group string
+}
+
+// Verifier checks a user's password. Implementations must be safe for concurrent
+// use.
+type Verifier interface {
+	// Verify returns OK and the user's identity when password is user's password,
+	// Rejected (with a nil error) when the user is unknown or the password wrong,
+	// and Unavailable with an error saying why when it cannot tell. It should give
+	// up with Unavailable when ctx ends. A Verifier that is slower for some
+	// rejections than for others (bcrypt hashes of mixed costs, a directory that
+	// knows sooner that a user does not exist) should implement [FailureFloorer].
+	Verify(ctx context.Context, user, password string) (Identity, Verdict, error)
+}
+
+// FailureFloorer is implemented by a [Verifier] whose rejections take different
+// times for different users. The [Authenticator] pads every rejection to at least
+// FailureFloor, measured from the start of Verify, so that the time of a failed
+// login does not tell which users exist.
+type FailureFloorer interface {
+	FailureFloor() time.Duration
+}
+
+// The results of a login, which are the values of the result label of
+// sockshaper_auth_attempts_total (metrics/labels.go pre-initialises the same list).
+const (
+	// ResultOK: verified, now or from the cache.
+	ResultOK = "ok"
+	// ResultFailed: the verifier rejected the password. Counts toward the throttle.
+	ResultFailed = "failed"
+	// ResultThrottled: refused without a check, the address or the (address,
+	// user) pair having failed too often.
+	ResultThrottled = "throttled"
+	// ResultBusy: refused without a check because the queue of checks was full.
+	// Not a failure.
+	ResultBusy = "busy"
+	// ResultUnavailable: the verifier could not answer. Not a failure.
+	ResultUnavailable = "unavailable"
+	// ResultAbandoned: the client left, or its handshake deadline passed, before
+	// the answer. Not a failure, and nothing is learnt from it: a password that
+	// was verified for nobody is not cached.
+	ResultAbandoned = "abandoned"
+)
+
+// Results lists every result, in the order the metrics pre-initialise them.
+func Results() []string {
+	return []string{ResultOK, ResultFailed, ResultThrottled, ResultBusy, ResultUnavailable, ResultAbandoned}
+}
+
+// Outcome is the answer to one login.
+type Outcome struct {
+	// Identity is set when Result is ResultOK.
+	Identity Identity
+	// Result is one of the Result constants.
+	Result string
+	// Err says why, for ResultUnavailable and ResultAbandoned; nil otherwise.
+	Err error
+}
+
+// addrKey is the unit an address is counted in: an IPv4 address, or the /64 of
+// an IPv6 one, since an IPv6 client is handed a whole /64 and can pick any address
+// in it.
+func addrKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p
+}

@@ -1,0 +1,93 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"sync"
+	"time"
+)
+
+// maxCached bounds the verified-login cache: a campus has tens of thousands of
+// users, and an entry costs about 100 bytes.
+const maxCached = 100_000
+
+// loginKey is a keyed hash of a user name and password. The cache and the checks
+// in flight are indexed by it, so they never hold a password, nor anything that
+// could be checked against one without the per-process key.
+type loginKey [sha256.Size]byte
+
+// cache remembers verified logins for a time, so that a returning client does not
+// pay for bcrypt on every session.
+type cache struct {
+	ttl time.Duration
+	now func() time.Time
+	key [32]byte
+
+	mu      sync.Mutex
+	entries map[loginKey]cached
+}
+
+type cached struct {
+	id      Identity
+	expires time.Time
+}
+
+func newCache(ttl time.Duration, now func() time.Time) *cache {
+	c := &cache{ttl: ttl, now: now, entries: map[loginKey]cached{}}
+	rand.Read(c.key[:]) // never fails: crypto/rand crashes the program instead
+	return c
+}
+
+func (c *cache) keyOf(user, password string) loginKey {
+	m := hmac.New(sha256.New, c.key[:])
+	io.WriteString(m, user)
+	m.Write([]byte{0})
+	io.WriteString(m, password)
+	var k loginKey
+	m.Sum(k[:0])
+	return k
+}
+
+// get returns the identity of a verified login that has not expired.
+func (c *cache) get(k loginKey) (Identity, bool) {
+	if c.ttl <= 0 {
+		return Identity{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if ok && !c.now().Before(e.expires) {
+		delete(c.entries, k)
+		return Identity{}, false
+	}
+	return e.id, ok
+}
+
+func (c *cache) put(k loginKey, id Identity) {
+	if c.ttl <= 0 {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCached {
+		for k, e := range c.entries {
+			if !now.Before(e.expires) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= maxCached {
+			clear(c.entries)
+		}
+	}
+	c.entries[k] = cached{id: id, expires: now.Add(c.ttl)}
+}
+
+// size returns the number of entries, for tests.
+func (c *cache) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

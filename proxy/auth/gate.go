@@ -1,0 +1,89 @@
+package auth
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/sockshaper/sockshaper/configs"
+)
+
+// queuePerWorker sizes the default queue: about one handshake timeout of bcrypt
+// at cost 10 (50 to 80 ms a check), beyond which a queued check would only wait
+// for its client to give up.
+const queuePerWorker = 128
+
+// defaultQueuePerAddress is how many checks one address may have queued. A NAT
+// address of a lab where everyone logs in at once needs a few; a guesser gains
+// nothing from more than its share of the workers.
+const defaultQueuePerAddress = 32
+
+// GateOptions configure a [Gate]. The zero value is usable except for Throttle,
+// which should come from a validated config.
+type GateOptions struct {
+	// Throttle is the failed-login allowance; [Gate.SetThrottle] changes it.
+	Throttle configs.AuthThrottle
+	// Workers is the number of checks run at once. Zero means GOMAXPROCS-1, at
+	// least 1: bcrypt is all CPU, and one core stays free for the sessions (with
+	// every core on bcrypt, the reads and replies of a login waited for the
+	// scheduler to preempt a check: 2,000 guesses on 2 cores held a real login
+	// 90 to 140 ms with 2 workers, 6 to 45 ms with 1). A verifier that waits on
+	// the network (a directory) wants more.
+	Workers int
+	// Queue is how many checks may wait for a worker. Zero means 128 per worker.
+	Queue int
+	// QueuePerAddress is how many of them one client address (an IPv6 /64) may
+	// hold. Zero means 32.
+	QueuePerAddress int
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Gate is the part of authentication that lives as long as the server, across
+// reloads: the failed-login throttle and the worker pool. Make Authenticators
+// from it with [Gate.Authenticator]. A Gate is safe for concurrent use and starts
+// no goroutine of its own: workers start with work and end without it.
+type Gate struct {
+	now      func() time.Time
+	throttle *throttle
+	pool     *pool
+}
+
+// NewGate returns a Gate with opts' settings.
+func NewGate(opts GateOptions) *Gate {
+	if opts.Workers <= 0 {
+		opts.Workers = max(1, runtime.GOMAXPROCS(0)-1)
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = queuePerWorker * opts.Workers
+	}
+	if opts.QueuePerAddress <= 0 {
+		opts.QueuePerAddress = defaultQueuePerAddress
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Gate{
+		now:      opts.Now,
+		throttle: newThrottle(opts.Throttle, opts.Now),
+		pool:     newPool(opts.Workers, opts.QueuePerAddress, opts.Queue),
+	}
+}
+
+// SetThrottle applies a reloaded config's allowance; failures counted so far are
+// kept.
+func (g *Gate) SetThrottle(t configs.AuthThrottle) { g.throttle.setSettings(t) }
+
+// Pending returns the number of checks waiting for a worker and running now.
+func (g *Gate) Pending() (queued, running int) { return g.pool.stats() }
+
+// Close turns away the checks still queued (their logins are answered busy) and
+// waits for the running ones. Logins after Close are answered busy. The server
+// closes its Gate once its sessions have ended.
+func (g *Gate) Close() { g.pool.close() }
+
+// Authenticator returns an Authenticator that checks passwords with v and
+// remembers verified logins for cacheTTL (zero: not at all), with g's throttle and
+// pool. A reload makes a new one, which starts with an empty cache.
+func (g *Gate) Authenticator(v Verifier, cacheTTL time.Duration) *Authenticator {
+	return &Authenticator{gate: g, v: v, cache: newCache(cacheTTL, g.now), inflight: map[loginKey]*check{}}
+}
