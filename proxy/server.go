@@ -60,6 +60,7 @@ type Server struct {
 	shaper   *shaping.Registry
 
 	policy   atomic.Pointer[policy]
+	own      ownAddrs // listeners no session may reach
 	limits   sessionLimits
 	throttle authThrottle
 	nextID   atomic.Uint64
@@ -137,6 +138,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
+	s.own.add(addrPortOf(ln.Addr()))
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()

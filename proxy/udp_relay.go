@@ -145,13 +145,15 @@ func (a *association) fromPeer(from netip.AddrPort, app string, n int) {
 // destination returns where a client datagram goes: its address, or its name's
 // first allowed address of the relay socket's family (the socket is bound to one
 // address and cannot send to the other family), and the name for classification.
-// A denied or unresolvable destination is dropped.
+// A denied or unresolvable destination is dropped, and so is one of the proxy's
+// own listeners: the name's address is checked when it is resolved, the port
+// with every datagram.
 func (a *association) destination(d datagram) (netip.AddrPort, string, bool) {
 	var dst netip.AddrPort
 	var name string
 	if d.host == nil {
 		dst = netip.AddrPortFrom(d.addr.Unmap(), d.port)
-		if deniedDestination(a.sess.pol.cfg.Access.DeniedPrefixes, dst.Addr()) {
+		if deniedAddr(a.sess.pol.cfg.Access.DeniedPrefixes, dst.Addr()) {
 			a.denied(dst, "")
 			return dst, "", false
 		}
@@ -166,6 +168,10 @@ func (a *association) destination(d datagram) (netip.AddrPort, string, bool) {
 	if d.port == 0 {
 		a.drops.header++
 		a.dropped(dst, "port_zero", nil)
+		return dst, "", false
+	}
+	if a.sess.srv.own.contains(dst) {
+		a.denied(dst, name)
 		return dst, "", false
 	}
 	return dst, name, true
@@ -197,7 +203,7 @@ func (a *association) resolve(host []byte) resolvedName {
 	sess := a.sess
 	r := resolvedName{name: string(host), expires: now.Add(udpNameFailTTL)}
 	ctx, cancel := context.WithTimeout(sess.ctx, sess.pol.cfg.Timeouts.Dial)
-	addrs, err := sess.srv.resolveAllowed(ctx, sess.pol.cfg.Access.DeniedPrefixes, r.name, netip.Addr{})
+	addrs, err := sess.srv.resolveAllowed(ctx, sess.pol.cfg.Access.DeniedPrefixes, r.name, netip.Addr{}, 0)
 	cancel()
 	for _, addr := range addrs {
 		if addr.Is4() == a.local.Addr().Is4() {
