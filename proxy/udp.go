@@ -19,7 +19,8 @@ import (
 // ever truncated and one buffer serves both directions.
 const udpBufSize = maxReplyHeader + 1<<16 - 1
 
-// udpBufs holds relay buffers: one per live association, never one per datagram.
+// udpBufs holds relay buffers: one per datagram being relayed, lent for that
+// datagram only (udpReader), so thousands of waiting associations hold none.
 var udpBufs = sync.Pool{New: func() any { return new([udpBufSize]byte) }}
 
 // errControlData says the client sent bytes on the control connection of an
@@ -81,11 +82,17 @@ func (sess *session) newAssociation(req *socks5.Request) (*association, bool) {
 	if !sess.addCloser(sock) {
 		return nil, false
 	}
+	reader, err := newUDPReader(sock)
+	if err != nil {
+		sess.refuse(replyGeneralFailure, resultDialFailed)
+		sess.log.Warn("udp relay socket", "err", err)
+		return nil, false
+	}
 	a := &association{
 		sess:     sess,
 		sock:     sock,
 		local:    addrPortOf(sock.LocalAddr()),
-		buf:      udpBufs.Get().(*[udpBufSize]byte),
+		reader:   reader,
 		clientIP: sess.client.Addr().Unmap(),
 		wantPort: uint16(req.DestAddr.Port),
 		peers:    make(map[netip.AddrPort]string),
@@ -107,8 +114,8 @@ func (a *association) serve() (ctlErr, relayErr error) {
 	go func() {
 		defer close(done)
 		// The relay goroutine ends the association's state itself, so that even a
-		// panicking session goroutine, which does not wait for it, cannot hand its
-		// buffer to another association while it still reads into it.
+		// panicking session goroutine, which does not wait for it, cannot give
+		// back its leases or its datagram's buffer while it still uses them.
 		defer a.end()
 		defer sess.srv.recoverSession(sess)
 		relayErr = a.run()
@@ -150,7 +157,7 @@ type association struct {
 	sess     *session
 	sock     *net.UDPConn
 	local    netip.AddrPort // the relay's address, sent in the reply
-	buf      *[udpBufSize]byte
+	reader   *udpReader
 	clientIP netip.Addr
 	wantPort uint16         // the port the request named; 0: unknown
 	client   netip.AddrPort // the client's UDP source once known
@@ -178,13 +185,12 @@ func (a *association) end() {
 	a.release()
 }
 
-// release gives back the buffer and the leases.
+// release gives back the leases and the buffer of a datagram being relayed.
 func (a *association) release() {
 	for _, l := range a.leases {
 		l.release()
 	}
-	udpBufs.Put(a.buf)
-	a.buf = nil
+	a.reader.release()
 }
 
 // dropped logs one dropped datagram at debug level. The check comes first so a
