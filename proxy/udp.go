@@ -33,11 +33,12 @@ var errControlData = errors.New("client sent data on the UDP ASSOCIATE control c
 // control connection; one more goroutine runs the relay, so an association costs
 // two goroutines, as a CONNECT does.
 //
-// App label: sessions_active and sessions_total carry the session's app from
-// SessionOpened to SessionClosed, and an association's class is known only per
-// datagram, after it is open. So the session stays "other" there, while bytes and
-// buckets follow each datagram's class: transferred_bytes_total{transport="udp"}
-// measures each app's UDP traffic and, say, Teams media gets the skype limits.
+// App label: bytes and buckets follow each datagram's class, so
+// transferred_bytes_total{transport="udp"} measures each app's UDP traffic and,
+// say, Teams media gets the skype limits. The session itself opens as "other",
+// takes the first class its client sends to, and closes as the class that moved
+// the most bytes (udp_class.go), so that sessions_active, sessions_total and the
+// accounting line count a Teams call's media as a skype session.
 func (sess *session) associate(req *socks5.Request, pending []byte) {
 	if !sess.pol.cfg.Access.UDPAssociate {
 		sess.refuse(replyNotAllowed, resultCommandRefused)
@@ -99,8 +100,9 @@ func (sess *session) newAssociation(req *socks5.Request) (*association, bool) {
 		names:    make(map[string]resolvedName),
 		leases:   make(map[string]sessionLease),
 	}
-	a.up = udpCounter{sess: sess, direction: directionUpload, total: &sess.up}
-	a.down = udpCounter{sess: sess, direction: directionDownload, total: &sess.down}
+	a.bytesByApp = make(map[string]int64, 2)
+	a.up = udpCounter{sess: sess, direction: directionUpload, total: &sess.up, byApp: a.bytesByApp}
+	a.down = udpCounter{sess: sess, direction: directionDownload, total: &sess.down, byApp: a.bytesByApp}
 	sess.log.Debug("udp association", "relay", a.local.String(), "expected_port", a.wantPort)
 	return a, true
 }
@@ -167,6 +169,7 @@ type association struct {
 	leases map[string]sessionLease // by app class: a handful per association
 
 	up, down     udpCounter
+	bytesByApp   map[string]int64 // reported bytes by class, both directions: udp_class.go
 	drops        udpDrops
 	deniedLogged bool
 }
@@ -181,6 +184,7 @@ type udpDrops struct {
 func (a *association) end() {
 	a.up.flush()
 	a.down.flush()
+	a.settleClass()
 	a.logDrops()
 	a.release()
 }
@@ -227,6 +231,7 @@ type udpCounter struct {
 	app       string
 	n         int64
 	since     time.Time
+	byApp     map[string]int64 // shared by both directions
 }
 
 func (c *udpCounter) add(app string, n int) {
@@ -249,6 +254,7 @@ func (c *udpCounter) add(app string, n int) {
 func (c *udpCounter) flush() {
 	if c.n > 0 {
 		c.sess.srv.rec.Transferred(c.sess.user, c.app, c.direction, "udp", c.n)
+		c.byApp[c.app] += c.n
 		c.n = 0
 	}
 }

@@ -116,6 +116,7 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 		a.dropped(dst, "send_failed", err)
 		return
 	}
+	a.noteClass(app)
 	if a.sess.dialled == "" {
 		// The accounting line names the first destination; finish reads it only
 		// after this goroutine has ended.
