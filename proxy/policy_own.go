@@ -61,7 +61,6 @@ func (o *ownAddrs) contains(dst netip.AddrPort) bool {
 		return false
 	}
 	a := dst.Addr().Unmap()
-	emb, n := embeddedIPv4(a)
 	for _, own := range *set {
 		if own.Port() != dst.Port() {
 			continue
@@ -69,6 +68,7 @@ func (o *ownAddrs) contains(dst netip.AddrPort) bool {
 		if o.reaches(own.Addr(), a) {
 			return true
 		}
+		emb, n := embeddedIPv4(a)
 		for _, v4 := range emb[:n] {
 			if o.reaches(own.Addr(), v4) {
 				return true
