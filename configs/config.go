@@ -73,8 +73,9 @@ type Access struct {
 	// ClientNetworks are the CIDRs clients may connect from; anything else is closed
 	// before a byte is read.
 	ClientNetworks []string `yaml:"client_networks"`
-	// DenyDestinations are named sets (loopback, private, link-local, metadata) and
-	// CIDRs that no CONNECT or UDP datagram may reach, checked after DNS resolution.
+	// DenyDestinations are named sets (loopback, private, link-local, metadata,
+	// multicast, broadcast) and CIDRs that no CONNECT or UDP datagram may reach,
+	// checked after DNS resolution.
 	DenyDestinations []string `yaml:"deny_destinations"`
 	// Bind allows the SOCKS5 BIND command. It is the inbound path that makes a client
 	// a Skype supernode, so it is off unless an operator insists.

@@ -42,7 +42,7 @@ func Defaults() Config {
 		}},
 		Access: Access{
 			ClientNetworks:   []string{"127.0.0.0/8", "::1/128"},
-			DenyDestinations: []string{"loopback", "private", "link-local", "metadata"},
+			DenyDestinations: []string{"loopback", "private", "link-local", "metadata", "multicast", "broadcast"},
 			UDPAssociate:     true,
 		},
 		Timeouts: Timeouts{
@@ -82,12 +82,18 @@ func skypeClass() AppClass {
 // instance metadata services (AWS, GCP, Azure, OpenStack at 169.254.169.254; Alibaba
 // at 100.100.100.200; AWS over IPv6), whose credentials a proxy must never fetch for
 // a client; it overlaps link-local and private so it can be denied on its own.
+// "multicast" and "broadcast" are group and limited-broadcast addresses: a UDP
+// datagram relayed there would reach every host of the proxy's own networks.
+// The proxy also checks the IPv4 address that NAT64, 6to4, Teredo, SIIT and
+// IPv4-compatible IPv6 addresses carry against these sets.
 func NamedDestinationSets() map[string][]netip.Prefix {
 	return map[string][]netip.Prefix{
 		"loopback":   prefixes("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128"),
 		"private":    prefixes("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"),
 		"link-local": prefixes("169.254.0.0/16", "fe80::/10"),
 		"metadata":   prefixes("169.254.169.254/32", "100.100.100.200/32", "fd00:ec2::254/128"),
+		"multicast":  prefixes("224.0.0.0/4", "ff00::/8"),
+		"broadcast":  prefixes("255.255.255.255/32"),
 	}
 }
 

@@ -46,7 +46,7 @@ testdata/bad-many.yaml:14: shaping.idle_eviction: must be greater than 0
 testdata/bad-many.yaml:17: metrics.per_user_max_users: must be at least 1 when metrics.per_user is on`,
 		"bad-members-group.yaml": `testdata/bad-members-group.yaml:6: shaping.members.alice: group "staff" is not defined under shaping.groups (defined: students)`,
 		"bad-named-set.yaml": `testdata/bad-named-set.yaml:2: access.deny_destinations[1]: unknown named set "privat"; ` +
-			`the named sets are link-local, loopback, metadata, private, or write a CIDR`,
+			`the named sets are broadcast, link-local, loopback, metadata, multicast, private, or write a CIDR`,
 		"bad-not-mapping.yaml":   `testdata/bad-not-mapping.yaml:1: must be a mapping`,
 		"bad-null-value.yaml":    `testdata/bad-null-value.yaml:1: admin_listen: has no value; write "" for empty, or remove the key to keep the default`,
 		"bad-open-proxy.yaml":    `testdata/bad-open-proxy.yaml: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or restrict client_networks`,
@@ -159,12 +159,12 @@ func TestValidateGoConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Defaults().Validate() = %v", err)
 	}
-	if len(cfg.Access.ClientPrefixes) != 2 || len(cfg.Access.DeniedPrefixes) != 14 || len(cfg.Apps[0].Prefixes) != 4 {
+	if len(cfg.Access.ClientPrefixes) != 2 || len(cfg.Access.DeniedPrefixes) != 17 || len(cfg.Apps[0].Prefixes) != 4 {
 		t.Errorf("Validate did not fill the prefixes: %v %v %v",
 			cfg.Access.ClientPrefixes, cfg.Access.DeniedPrefixes, cfg.Apps[0].Prefixes)
 	}
-	if err := cfg.Validate(); err != nil || len(cfg.Access.DeniedPrefixes) != 14 {
-		t.Errorf("second Validate() = %v, %d denied prefixes; want nil, 14", err, len(cfg.Access.DeniedPrefixes))
+	if err := cfg.Validate(); err != nil || len(cfg.Access.DeniedPrefixes) != 17 {
+		t.Errorf("second Validate() = %v, %d denied prefixes; want nil, 17", err, len(cfg.Access.DeniedPrefixes))
 	}
 	cfg.Limits.MaxSessions = -1
 	cfg.Shaping.Global.Upload = -1

@@ -234,3 +234,27 @@ func TestNewPanicsOnSecondRegistration(t *testing.T) {
 	}()
 	New(reg, Options{})
 }
+
+func TestSessionReclassifiedMovesTheGauge(t *testing.T) {
+	m, _ := newTestMetrics(t, Options{Apps: []string{"skype", "other"}})
+	active := func(app string) float64 {
+		return testutil.ToFloat64(m.sessionsActive.WithLabelValues(CommandUDPAssociate, app))
+	}
+	m.SessionOpened(CommandUDPAssociate, "other")
+	m.SessionOpened(CommandUDPAssociate, "other")
+	m.SessionReclassified(CommandUDPAssociate, "other", "skype")
+	if o, s := active("other"), active("skype"); o != 1 || s != 1 {
+		t.Fatalf("after one of two sessions became skype: other %v, skype %v; want 1, 1", o, s)
+	}
+	m.SessionReclassified(CommandUDPAssociate, "skype", "skype") // no move
+	m.SessionClosed(CommandUDPAssociate, "skype", ResultOK, time.Second)
+	m.SessionClosed(CommandUDPAssociate, "other", ResultOK, time.Second)
+	if o, s := active("other"), active("skype"); o != 0 || s != 0 {
+		t.Errorf("after both closed: other %v, skype %v; want 0, 0", o, s)
+	}
+	if got := testutil.ToFloat64(m.sessionsTotal.WithLabelValues(CommandUDPAssociate, "skype", ResultOK)); got != 1 {
+		t.Errorf("skype sessions_total = %v, want 1", got)
+	}
+	var nilM *Metrics
+	nilM.SessionReclassified(CommandUDPAssociate, "other", "skype") // must not panic
+}

@@ -12,8 +12,22 @@ func (m *Metrics) SessionOpened(command, app string) {
 	m.sessionsActive.WithLabelValues(command, app).Inc()
 }
 
+// SessionReclassified moves a session that [Metrics.SessionOpened] counted from
+// app class from to class to: sockshaper_sessions_active{command, from} goes down
+// by one and {command, to} up by one. [Metrics.SessionClosed] must then be given
+// to. A UDP association opens as the unclassified class and takes the class of
+// its datagrams once they show it. Nothing happens when from equals to.
+func (m *Metrics) SessionReclassified(command, from, to string) {
+	if m == nil || from == to {
+		return
+	}
+	m.sessionsActive.WithLabelValues(command, from).Dec()
+	m.sessionsActive.WithLabelValues(command, to).Inc()
+}
+
 // SessionClosed ends a session that [Metrics.SessionOpened] counted, with the same
-// command and app: sockshaper_sessions_active goes down by one,
+// command and app (the last class [Metrics.SessionReclassified] gave it):
+// sockshaper_sessions_active goes down by one,
 // sockshaper_sessions_total{command, app, result} up by one, and d (the session's
 // lifetime) is observed in sockshaper_session_duration_seconds{app}.
 func (m *Metrics) SessionClosed(command, app, result string, d time.Duration) {

@@ -30,7 +30,7 @@ func (sess *session) connect(req *socks5.Request, pending []byte) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, cfg.Timeouts.Dial)
-	addrs, err := sess.srv.resolveAllowed(ctx, cfg.Access.DeniedPrefixes, dest.Host, dest.Addr)
+	addrs, err := sess.srv.resolveAllowed(ctx, cfg.Access.DeniedPrefixes, dest.Host, dest.Addr, dest.Port)
 	if err != nil {
 		cancel()
 		sess.refuseResolve(err)
@@ -61,13 +61,13 @@ func (sess *session) connect(req *socks5.Request, pending []byte) {
 }
 
 // destination turns the request's address into a classifier target, refusing
-// denied literal addresses at once.
+// denied literal addresses (and the proxy's own listeners) at once.
 func (sess *session) destination(req *socks5.Request) (shaping.Target, bool) {
 	t := shaping.Target{Transport: "tcp", Host: req.DestAddr.FQDN, Port: uint16(req.DestAddr.Port)}
 	if t.Host == "" {
 		t.Addr, _ = netip.AddrFromSlice(req.DestAddr.IP)
 		t.Addr = t.Addr.Unmap()
-		if deniedDestination(sess.pol.cfg.Access.DeniedPrefixes, t.Addr) {
+		if sess.srv.deniedDestination(sess.pol.cfg.Access.DeniedPrefixes, netip.AddrPortFrom(t.Addr, t.Port)) {
 			sess.refuse(replyNotAllowed, resultDestinationDenied)
 			sess.log.Info("destination denied", "destination", sess.requested)
 			return t, false

@@ -237,6 +237,9 @@ func (r *countingRecorder) get(key string) int64 {
 }
 
 func (r *countingRecorder) SessionOpened(c, a string) { r.add("opened "+c+" "+a, 1) }
+func (r *countingRecorder) SessionReclassified(c, from, to string) {
+	r.add("reclassified "+c+" "+from+" "+to, 1)
+}
 func (r *countingRecorder) SessionClosed(c, a, res string, _ time.Duration) {
 	r.add(fmt.Sprintf("closed %s %s %s", c, a, res), 1)
 }

@@ -8,7 +8,12 @@ import "time"
 type Recorder interface {
 	// SessionOpened counts a session that passed every check and started relaying.
 	SessionOpened(command, app string)
-	// SessionClosed ends a session that SessionOpened counted.
+	// SessionReclassified moves an open session from app class from to class to,
+	// when its class becomes known after it opened (a UDP association learns it
+	// from its datagrams). SessionClosed then names to.
+	SessionReclassified(command, from, to string)
+	// SessionClosed ends a session that SessionOpened counted, with the class it
+	// was last given.
 	SessionClosed(command, app, result string, d time.Duration)
 	// SessionRejected counts a session that ended before it relayed anything.
 	SessionRejected(command, app, result string)
@@ -64,6 +69,7 @@ const (
 type nopRecorder struct{}
 
 func (nopRecorder) SessionOpened(string, string)                        {}
+func (nopRecorder) SessionReclassified(string, string, string)          {}
 func (nopRecorder) SessionClosed(string, string, string, time.Duration) {}
 func (nopRecorder) SessionRejected(string, string, string)              {}
 func (nopRecorder) AuthAttempt(string)                                  {}

@@ -76,6 +76,7 @@ type Server struct {
 	fdLimit int
 
 	policy     atomic.Pointer[policy]
+	own        ownAddrs // listeners no session may reach
 	handshakes handshakeBudget
 	limits     sessionLimits
 	// gate is the login throttle and the password-check workers: they outlive
@@ -209,6 +210,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
+	s.own.add(addrPortOf(ln.Addr()))
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()

@@ -19,7 +19,8 @@ import (
 // ever truncated and one buffer serves both directions.
 const udpBufSize = maxReplyHeader + 1<<16 - 1
 
-// udpBufs holds relay buffers: one per live association, never one per datagram.
+// udpBufs holds relay buffers: one per datagram being relayed, lent for that
+// datagram only (udpReader), so thousands of waiting associations hold none.
 var udpBufs = sync.Pool{New: func() any { return new([udpBufSize]byte) }}
 
 // errControlData says the client sent bytes on the control connection of an
@@ -32,11 +33,12 @@ var errControlData = errors.New("client sent data on the UDP ASSOCIATE control c
 // control connection; one more goroutine runs the relay, so an association costs
 // two goroutines, as a CONNECT does.
 //
-// App label: sessions_active and sessions_total carry the session's app from
-// SessionOpened to SessionClosed, and an association's class is known only per
-// datagram, after it is open. So the session stays "other" there, while bytes and
-// buckets follow each datagram's class: transferred_bytes_total{transport="udp"}
-// measures each app's UDP traffic and, say, Teams media gets the skype limits.
+// App label: bytes and buckets follow each datagram's class, so
+// transferred_bytes_total{transport="udp"} measures each app's UDP traffic and,
+// say, Teams media gets the skype limits. The session itself opens as "other",
+// takes the first class its client sends to, and closes as the class that moved
+// the most bytes (udp_class.go), so that sessions_active, sessions_total and the
+// accounting line count a Teams call's media as a skype session.
 func (sess *session) associate(req *socks5.Request, pending []byte) {
 	if !sess.pol.cfg.Access.UDPAssociate {
 		sess.refuse(replyNotAllowed, resultCommandRefused)
@@ -81,19 +83,26 @@ func (sess *session) newAssociation(req *socks5.Request) (*association, bool) {
 	if !sess.addCloser(sock) {
 		return nil, false
 	}
+	reader, err := newUDPReader(sock)
+	if err != nil {
+		sess.refuse(replyGeneralFailure, resultDialFailed)
+		sess.log.Warn("udp relay socket", "err", err)
+		return nil, false
+	}
 	a := &association{
 		sess:     sess,
 		sock:     sock,
 		local:    addrPortOf(sock.LocalAddr()),
-		buf:      udpBufs.Get().(*[udpBufSize]byte),
+		reader:   reader,
 		clientIP: sess.client.Addr().Unmap(),
 		wantPort: uint16(req.DestAddr.Port),
 		peers:    make(map[netip.AddrPort]string),
 		names:    make(map[string]resolvedName),
 		leases:   make(map[string]sessionLease),
 	}
-	a.up = udpCounter{sess: sess, direction: directionUpload, total: &sess.up}
-	a.down = udpCounter{sess: sess, direction: directionDownload, total: &sess.down}
+	a.bytesByApp = make(map[string]int64, 2)
+	a.up = udpCounter{sess: sess, direction: directionUpload, total: &sess.up, byApp: a.bytesByApp}
+	a.down = udpCounter{sess: sess, direction: directionDownload, total: &sess.down, byApp: a.bytesByApp}
 	sess.log.Debug("udp association", "relay", a.local.String(), "expected_port", a.wantPort)
 	return a, true
 }
@@ -107,8 +116,8 @@ func (a *association) serve() (ctlErr, relayErr error) {
 	go func() {
 		defer close(done)
 		// The relay goroutine ends the association's state itself, so that even a
-		// panicking session goroutine, which does not wait for it, cannot hand its
-		// buffer to another association while it still reads into it.
+		// panicking session goroutine, which does not wait for it, cannot give
+		// back its leases or its datagram's buffer while it still uses them.
 		defer a.end()
 		defer sess.srv.recoverSession(sess)
 		relayErr = a.run()
@@ -150,7 +159,7 @@ type association struct {
 	sess     *session
 	sock     *net.UDPConn
 	local    netip.AddrPort // the relay's address, sent in the reply
-	buf      *[udpBufSize]byte
+	reader   *udpReader
 	clientIP netip.Addr
 	wantPort uint16         // the port the request named; 0: unknown
 	client   netip.AddrPort // the client's UDP source once known
@@ -160,6 +169,7 @@ type association struct {
 	leases map[string]sessionLease // by app class: a handful per association
 
 	up, down     udpCounter
+	bytesByApp   map[string]int64 // reported bytes by class, both directions: udp_class.go
 	drops        udpDrops
 	deniedLogged bool
 }
@@ -174,17 +184,17 @@ type udpDrops struct {
 func (a *association) end() {
 	a.up.flush()
 	a.down.flush()
+	a.settleClass()
 	a.logDrops()
 	a.release()
 }
 
-// release gives back the buffer and the leases.
+// release gives back the leases and the buffer of a datagram being relayed.
 func (a *association) release() {
 	for _, l := range a.leases {
 		l.release()
 	}
-	udpBufs.Put(a.buf)
-	a.buf = nil
+	a.reader.release()
 }
 
 // dropped logs one dropped datagram at debug level. The check comes first so a
@@ -221,6 +231,7 @@ type udpCounter struct {
 	app       string
 	n         int64
 	since     time.Time
+	byApp     map[string]int64 // shared by both directions
 }
 
 func (c *udpCounter) add(app string, n int) {
@@ -243,6 +254,7 @@ func (c *udpCounter) add(app string, n int) {
 func (c *udpCounter) flush() {
 	if c.n > 0 {
 		c.sess.srv.rec.Transferred(c.sess.user, c.app, c.direction, "udp", c.n)
+		c.byApp[c.app] += c.n
 		c.n = 0
 	}
 }

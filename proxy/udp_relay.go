@@ -35,32 +35,33 @@ type resolvedName struct {
 }
 
 // run reads the relay socket until it is closed. A datagram is read behind room
-// for a reply header, so a peer's answer goes to the client without a copy.
+// for a reply header, so a peer's answer goes to the client without a copy, into
+// a buffer lent for that datagram only.
 func (a *association) run() error {
 	for {
-		n, from, err := a.sock.ReadFromUDPAddrPort(a.buf[maxReplyHeader:])
+		buf, n, from, err := a.reader.read()
 		if err != nil {
 			return err
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		a.handle(from, n)
+		a.handle(buf, from, n)
+		a.reader.release()
 	}
 }
 
 // handle sorts a datagram by its source: the client, a peer the client sent to,
 // or anyone else, whose datagram is the inbound path a supernode needs and is
 // dropped and counted.
-func (a *association) handle(from netip.AddrPort, n int) {
+func (a *association) handle(buf *[udpBufSize]byte, from netip.AddrPort, n int) {
 	if from == a.client {
-		a.fromClient(from, a.buf[maxReplyHeader:maxReplyHeader+n])
+		a.fromClient(from, buf[maxReplyHeader:maxReplyHeader+n])
 		return
 	}
 	if app, ok := a.peers[from]; ok {
-		a.fromPeer(from, app, n)
+		a.fromPeer(buf, from, app, n)
 		return
 	}
 	if a.lockClient(from) {
-		a.fromClient(from, a.buf[maxReplyHeader:maxReplyHeader+n])
+		a.fromClient(from, buf[maxReplyHeader:maxReplyHeader+n])
 		return
 	}
 	a.drops.unsolicited++
@@ -115,6 +116,7 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 		a.dropped(dst, "send_failed", err)
 		return
 	}
+	a.noteClass(app)
 	if a.sess.dialled == "" {
 		// The accounting line names the first destination; finish reads it only
 		// after this goroutine has ended.
@@ -123,9 +125,9 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 	a.up.add(app, len(d.payload))
 }
 
-// fromPeer relays n bytes from a peer the client sent to back to the client,
-// with the peer's address in the header written in front of the payload.
-func (a *association) fromPeer(from netip.AddrPort, app string, n int) {
+// fromPeer relays the n bytes in buf from a peer the client sent to back to the
+// client, with the peer's address in the header written in front of the payload.
+func (a *association) fromPeer(buf *[udpBufSize]byte, from netip.AddrPort, app string, n int) {
 	if !a.lease(app).allow(directionDownload, n) {
 		a.drops.shaped++
 		a.dropped(from, "shaped", nil)
@@ -133,8 +135,8 @@ func (a *association) fromPeer(from netip.AddrPort, app string, n int) {
 	}
 	// The header is appended in place, into the room left in front of the payload.
 	start := maxReplyHeader - replyHeaderLen(from)
-	appendReplyHeader(a.buf[start:start], from)
-	if _, err := a.sock.WriteToUDPAddrPort(a.buf[start:maxReplyHeader+n], a.client); err != nil {
+	appendReplyHeader(buf[start:start], from)
+	if _, err := a.sock.WriteToUDPAddrPort(buf[start:maxReplyHeader+n], a.client); err != nil {
 		a.drops.send++
 		a.dropped(a.client, "send_failed", err)
 		return
@@ -145,13 +147,15 @@ func (a *association) fromPeer(from netip.AddrPort, app string, n int) {
 // destination returns where a client datagram goes: its address, or its name's
 // first allowed address of the relay socket's family (the socket is bound to one
 // address and cannot send to the other family), and the name for classification.
-// A denied or unresolvable destination is dropped.
+// A denied or unresolvable destination is dropped, and so is one of the proxy's
+// own listeners: the name's address is checked when it is resolved, the port
+// with every datagram.
 func (a *association) destination(d datagram) (netip.AddrPort, string, bool) {
 	var dst netip.AddrPort
 	var name string
 	if d.host == nil {
 		dst = netip.AddrPortFrom(d.addr.Unmap(), d.port)
-		if deniedDestination(a.sess.pol.cfg.Access.DeniedPrefixes, dst.Addr()) {
+		if deniedAddr(a.sess.pol.cfg.Access.DeniedPrefixes, dst.Addr()) {
 			a.denied(dst, "")
 			return dst, "", false
 		}
@@ -166,6 +170,10 @@ func (a *association) destination(d datagram) (netip.AddrPort, string, bool) {
 	if d.port == 0 {
 		a.drops.header++
 		a.dropped(dst, "port_zero", nil)
+		return dst, "", false
+	}
+	if a.sess.srv.own.contains(dst) {
+		a.denied(dst, name)
 		return dst, "", false
 	}
 	return dst, name, true
@@ -197,7 +205,7 @@ func (a *association) resolve(host []byte) resolvedName {
 	sess := a.sess
 	r := resolvedName{name: string(host), expires: now.Add(udpNameFailTTL)}
 	ctx, cancel := context.WithTimeout(sess.ctx, sess.pol.cfg.Timeouts.Dial)
-	addrs, err := sess.srv.resolveAllowed(ctx, sess.pol.cfg.Access.DeniedPrefixes, r.name, netip.Addr{})
+	addrs, err := sess.srv.resolveAllowed(ctx, sess.pol.cfg.Access.DeniedPrefixes, r.name, netip.Addr{}, 0)
 	cancel()
 	for _, addr := range addrs {
 		if addr.Is4() == a.local.Addr().Is4() {

@@ -162,3 +162,55 @@ func benchmarkUDPRelay(b *testing.B, sh *shaping.Registry) {
 		}
 	}
 }
+
+// BenchmarkUDPRelayPath measures each direction of the relay alone, one datagram
+// per iteration: client to peer (header parsed, policy, bucket, send) and peer to
+// client (header written in front, send). allocs/op covers the whole process,
+// the benchmark's own sockets included, and must be 0: an association reads
+// each datagram into a buffer lent for that datagram and allocates nothing.
+func BenchmarkUDPRelayPath(b *testing.B) {
+	fast := configs.Shaping{Global: configs.Limit{Upload: 1 << 40, Download: 1 << 40}}
+	for _, sh := range []struct {
+		name string
+		reg  *shaping.Registry
+	}{{"unshaped", nil}, {"shaped", shaping.NewRegistry(fast)}} {
+		b.Run("client_to_peer/"+sh.name, func(b *testing.B) { benchmarkUDPPath(b, sh.reg, true) })
+		b.Run("peer_to_client/"+sh.name, func(b *testing.B) { benchmarkUDPPath(b, sh.reg, false) })
+	}
+}
+
+func benchmarkUDPPath(b *testing.B, sh *shaping.Registry, up bool) {
+	h := newHarness(b, "", withShaper(sh))
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	c := associateUDP(b, h.addr, false)
+	peerAddr := addrPortOf(peer.LocalAddr())
+	payload := strings.Repeat("p", 1200)
+	msg := udpMsg(peerAddr, payload)
+	buf := make([]byte, 2048)
+	deadline := time.Now().Add(time.Minute)
+	peer.SetReadDeadline(deadline)
+	c.udp.SetReadDeadline(deadline)
+	// The first datagram locks the client's port and lets the peer answer.
+	c.sendRaw(msg)
+	if _, _, err := peer.ReadFromUDPAddrPort(buf); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if up {
+			c.udp.WriteToUDPAddrPort(msg, c.relay)
+			_, _, err = peer.ReadFromUDPAddrPort(buf)
+		} else {
+			peer.WriteToUDPAddrPort(msg[:len(payload)], c.relay)
+			_, _, err = c.udp.ReadFromUDPAddrPort(buf)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

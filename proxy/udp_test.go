@@ -123,6 +123,11 @@ func startUDPEcho(t testing.TB, ip string) *udpEcho {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveUDPEcho(t, conn)
+}
+
+// serveUDPEcho echoes every datagram conn receives until the test ends.
+func serveUDPEcho(t testing.TB, conn *net.UDPConn) *udpEcho {
 	e := &udpEcho{conn: conn, addr: addrPortOf(conn.LocalAddr())}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -187,9 +192,9 @@ func TestUDPClassifiesEachDatagram(t *testing.T) {
 	c := associateUDP(t, h.addr, false)
 	c.expectEcho(echo, "media.skype.test", "call")
 	c.ctl.Close()
-	// The session keeps the label it opened with; bytes carry the datagram's class,
-	// and the answer the class of the destination it answers for.
-	waitFor(t, "session close", func() bool { return h.rec.get("closed udp_associate other ok") == 1 })
+	// Bytes carry the datagram's class, and the answer the class of the
+	// destination it answers for; the session takes the class of its bytes.
+	waitFor(t, "session close", func() bool { return h.rec.get("closed udp_associate skype ok") == 1 })
 	if up, down := h.rec.get("bytes skype upload udp"), h.rec.get("bytes skype download udp"); up != 4 || down != 4 {
 		t.Errorf("skype bytes up %d down %d, want 4 each", up, down)
 	}

@@ -194,11 +194,13 @@ func (d *daemon) startAdmin() (*http.Server, string, error) {
 		return nil, "", fmt.Errorf("admin listen: %w", err)
 	}
 	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log)
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := metrics.NewAdminServer(h, d.cfg.Metrics.Pprof, d.log)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("admin server", "err", err)
 		}
 	}()
-	return srv, ln.Addr().String(), nil
+	// No session may reach the admin endpoint, whatever the deny list allows.
+	d.server.AddOwnAddr(ln.Addr().(*net.TCPAddr).AddrPort())
+	return srv.Server, ln.Addr().String(), nil
 }
