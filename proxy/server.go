@@ -143,6 +143,7 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 // the new config find their new limits.
 func (s *Server) Reload(cfg *configs.Config, users auth.Verifier) int {
 	s.gate.SetThrottle(cfg.Auth.Throttle)
+	s.gate.SetWaitBudget(cfg.Timeouts.Handshake / 2)
 	p := &policy{cfg: cfg, classifier: shaping.NewClassifier(cfg.Apps), budgets: DeriveBudgets(cfg.Limits, s.fdLimit)}
 	if users != nil {
 		p.authn = s.gate.Authenticator(users, cfg.Auth.CacheTTL)

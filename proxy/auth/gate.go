@@ -7,10 +7,15 @@ import (
 	"github.com/sockshaper/sockshaper/configs"
 )
 
-// queuePerWorker sizes the default queue: about one handshake timeout of bcrypt
-// at cost 10 (50 to 80 ms a check), beyond which a queued check would only wait
-// for its client to give up.
+// queuePerWorker is the least the default queue holds per worker: about one
+// handshake timeout of bcrypt at cost 10 (50 to 80 ms a check). Beyond it the
+// queue follows the checks' measured time (see GateOptions.WaitBudget).
 const queuePerWorker = 128
+
+// defaultWaitBudget is how long a queued check may expect to wait by default:
+// half the default handshake timeout, leaving the other half for the client's
+// round trips.
+const defaultWaitBudget = 5 * time.Second
 
 // defaultQueuePerAddress is how many checks one address may have queued. A NAT
 // address of a lab where everyone logs in at once needs a few; a guesser gains
@@ -29,8 +34,14 @@ type GateOptions struct {
 	// 90 to 140 ms with 2 workers, 6 to 45 ms with 1). A verifier that waits on
 	// the network (a directory) wants more.
 	Workers int
-	// Queue is how many checks may wait for a worker. Zero means 128 per worker.
+	// Queue is how many checks may wait for a worker. Zero means as many as the
+	// workers get through in WaitBudget at the checks' measured average time,
+	// and at least 128 per worker.
 	Queue int
+	// WaitBudget is how long a queued check may expect to wait when Queue is
+	// zero. Zero means 5 s; [Gate.SetWaitBudget] changes it (the server passes
+	// half its handshake timeout).
+	WaitBudget time.Duration
 	// QueuePerAddress is how many of them one client address (an IPv6 /64) may
 	// hold. Zero means 32.
 	QueuePerAddress int
@@ -53,8 +64,8 @@ func NewGate(opts GateOptions) *Gate {
 	if opts.Workers <= 0 {
 		opts.Workers = max(1, runtime.GOMAXPROCS(0)-1)
 	}
-	if opts.Queue <= 0 {
-		opts.Queue = queuePerWorker * opts.Workers
+	if opts.WaitBudget <= 0 {
+		opts.WaitBudget = defaultWaitBudget
 	}
 	if opts.QueuePerAddress <= 0 {
 		opts.QueuePerAddress = defaultQueuePerAddress
@@ -65,13 +76,22 @@ func NewGate(opts GateOptions) *Gate {
 	return &Gate{
 		now:      opts.Now,
 		throttle: newThrottle(opts.Throttle, opts.Now),
-		pool:     newPool(opts.Workers, opts.QueuePerAddress, opts.Queue),
+		pool: newPool(opts.Workers, opts.QueuePerAddress, opts.Queue,
+			queuePerWorker*opts.Workers, opts.WaitBudget),
 	}
 }
 
 // SetThrottle applies a reloaded config's allowance; failures counted so far are
 // kept.
 func (g *Gate) SetThrottle(t configs.AuthThrottle) { g.throttle.setSettings(t) }
+
+// SetWaitBudget changes how long a queued check may expect to wait (see
+// GateOptions.WaitBudget).
+func (g *Gate) SetWaitBudget(d time.Duration) {
+	if d > 0 {
+		g.pool.setWaitBudget(d)
+	}
+}
 
 // Pending returns the number of checks waiting for a worker and running now.
 func (g *Gate) Pending() (queued, running int) { return g.pool.stats() }

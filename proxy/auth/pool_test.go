@@ -66,7 +66,7 @@ func mustSubmit(t *testing.T, p *pool, k netip.Prefix, run func()) {
 // more, B three and C one. New addresses go before old ones, the one with fewer
 // queued first (C, then B); then the addresses take turns.
 func TestPoolOrder(t *testing.T) {
-	p := newPool(1, 8, 100)
+	p := newPool(1, 8, 100, 0, 0)
 	log := &orderLog{}
 	a, b, c := key("192.0.2.1"), key("192.0.2.2"), key("2001:db8::1")
 	run, started, release := blockingJob(log, "A1")
@@ -93,7 +93,7 @@ func TestPoolOrder(t *testing.T) {
 // TestPoolKeepsAGuessingAddressBehindANewOne: an address that keeps its queue
 // full is served once per turn, and a new address's single check goes next.
 func TestPoolKeepsAGuessingAddressBehindANewOne(t *testing.T) {
-	p := newPool(1, 8, 100)
+	p := newPool(1, 8, 100, 0, 0)
 	log := &orderLog{}
 	run, started, release := blockingJob(log, "guess")
 	mustSubmit(t, p, key("192.0.2.1"), run)
@@ -114,7 +114,7 @@ func TestPoolKeepsAGuessingAddressBehindANewOne(t *testing.T) {
 // newest check of the longest queue to admit an address with fewer, and refuses
 // an address that already has as many as any other.
 func TestPoolBounds(t *testing.T) {
-	p := newPool(1, 4, 6)
+	p := newPool(1, 4, 6, 0, 0)
 	log := &orderLog{}
 	run, started, release := blockingJob(log, "running")
 	a, b, c := key("192.0.2.1"), key("192.0.2.2"), key("192.0.2.3")
@@ -154,7 +154,7 @@ func TestPoolBounds(t *testing.T) {
 }
 
 func TestPoolRunsAtMostWorkersAtOnce(t *testing.T) {
-	p := newPool(3, 100, 100)
+	p := newPool(3, 100, 100, 0, 0)
 	var now, peak, done atomic.Int32
 	for i := range 30 {
 		mustSubmit(t, p, key(fmt.Sprintf("192.0.2.%d", i%5+1)), func() {
@@ -180,7 +180,7 @@ func TestPoolRunsAtMostWorkersAtOnce(t *testing.T) {
 // TestPoolClose: close turns the queued checks away, waits for the running one,
 // and refuses new ones.
 func TestPoolClose(t *testing.T) {
-	p := newPool(1, 8, 8)
+	p := newPool(1, 8, 8, 0, 0)
 	log := &orderLog{}
 	run, started, release := blockingJob(log, "running")
 	mustSubmit(t, p, key("192.0.2.1"), run)
@@ -204,5 +204,34 @@ func TestPoolClose(t *testing.T) {
 	}
 	if p.submit(key("192.0.2.3"), log.job("late"), func() {}) {
 		t.Error("a closed pool queued a check")
+	}
+}
+
+// TestPoolQueueFollowsCheckTime: with no fixed bound, the queue holds what the
+// workers get through in the wait budget at the measured check time (a morning's
+// thundering herd of cheap checks waits instead of being turned away), and no
+// less than its floor when checks are slow.
+func TestPoolQueueFollowsCheckTime(t *testing.T) {
+	tests := []struct {
+		avg  time.Duration
+		want int
+	}{
+		{0, 128},                     // nothing measured yet: the floor
+		{2 * time.Millisecond, 2500}, // cost 5: 5 s / 2 ms
+		{60 * time.Millisecond, 128}, // cost 10: 83 fit, the floor binds
+	}
+	for _, tc := range tests {
+		p := newPool(1, 32, 0, 128, 5*time.Second)
+		p.avgCheck = tc.avg
+		if got := p.limit(); got != tc.want {
+			t.Errorf("average check %v: queue bound %d, want %d", tc.avg, got, tc.want)
+		}
+	}
+	p := newPool(2, 32, 0, 256, 5*time.Second)
+	for range 100 {
+		p.observe(time.Millisecond)
+	}
+	if got := p.limit(); got != 10000 {
+		t.Errorf("2 workers at 1 ms a check: queue bound %d, want 10000", got)
 	}
 }
