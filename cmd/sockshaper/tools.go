@@ -13,13 +13,10 @@ import (
 	"github.com/sockshaper/sockshaper/proxy"
 )
 
-// checkConfig validates a config and loads its users file, as a reload would.
-func checkConfig(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags("check-config", args, stderr)
-	if err != nil {
-		return 2
-	}
-	cfg, creds, err := loadAll(o.configPath)
+// checkConfig validates a config (the embedded default when path is empty) and loads
+// its users file, as a reload would.
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, creds, err := loadAll(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
