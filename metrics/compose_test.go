@@ -57,15 +57,15 @@ func TestComposeFile(t *testing.T) {
 	var c compose
 	readYAML(t, "docker-compose.yml", &c)
 	s, ok := c.Services["sockshaper"]
-	if !ok || s.Build != "." || !slices.Equal(s.Command, []string{"-config", "/etc/sockshaper/sockshaper.yaml"}) ||
+	if !ok || s.Build != "." || !slices.Equal(s.Command, []string{"-config", "/etc/sockshaper/sockshaper.yaml", "-log-format", "json"}) ||
 		!slices.Contains(s.Ports, "1080:1080") {
 		t.Errorf("sockshaper service: %+v", s)
 	}
-	if p := c.Services["prometheus"]; !strings.HasPrefix(p.Image, "prom/prometheus") {
+	if p := c.Services["prometheus"]; !strings.HasPrefix(p.Image, "docker.io/prom/prometheus") {
 		t.Errorf("prometheus image %q", p.Image)
 	}
 	g := c.Services["grafana"]
-	if !strings.HasPrefix(g.Image, "grafana/grafana") || g.Environment["GF_AUTH_ANONYMOUS_ENABLED"] != "false" ||
+	if !strings.HasPrefix(g.Image, "docker.io/grafana/grafana") || g.Environment["GF_AUTH_ANONYMOUS_ENABLED"] != "false" ||
 		!strings.HasPrefix(g.Environment["GF_SECURITY_ADMIN_PASSWORD"], "${GRAFANA_ADMIN_PASSWORD:-") {
 		t.Errorf("grafana service: %+v", g)
 	}

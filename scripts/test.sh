@@ -13,6 +13,10 @@ need promtool prometheus
 need prometheus prometheus
 need socksify dante-client
 need python3 python3
+need systemd-analyze systemd
+need logrotate logrotate
+need buildah buildah
+need busybox busybox-static
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -20,6 +24,17 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   # policy-rc.d keeps the prometheus package from starting a system service.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go-built tools, at pinned versions, into $(go env GOPATH)/bin, where the tests look:
+# the Compose Specification's reference loader (compose-go) validates
+# docker-compose.yml. scripts/package.sh installs nfpm itself.
+gobin="$(go env GOPATH)/bin"
+if [ ! -x "$gobin/compose-spec" ]; then
+  echo "installing: compose-spec (compose-go v2.16.2)"
+  tmp=$(mktemp -d)
+  GOBIN="$tmp" go install github.com/compose-spec/compose-go/v2/cmd@v2.16.2
+  mkdir -p "$gobin" && mv "$tmp/cmd" "$gobin/compose-spec" && rmdir "$tmp"
 fi
 
 unformatted=$(gofmt -l .)

@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "sockshaper")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	// -buildvcs=auto stamps the commit as a plain `go build` does, whatever GOFLAGS says.
+	build := exec.Command("go", "build", "-race", "-buildvcs=auto", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build sockshaper:", err)

@@ -1,6 +1,6 @@
 // Command sockshaper is the SOCKS5 daemon: it wires configs, proxy, shaping and
-// metrics together, handles signals, and offers the check-config, passwd and
-// version sub-commands.
+// metrics together, handles signals, and offers the sub-commands of commands.go
+// (check-config, passwd, healthcheck, version, help).
 package main
 
 import (
@@ -10,73 +10,34 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
+	"time"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-const usage = `usage:
-  sockshaper [flags]                      run the proxy (embedded default config without -config)
-  sockshaper check-config -config FILE    validate a config and its users file
-  sockshaper passwd USER                  read a password on stdin, print a users-file line
-  sockshaper version                      print the version
-
-flags:
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run is main without the exit, so tests can drive it.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return serve(args, stderr)
-	case "check-config":
-		return checkConfig(args, stdout, stderr)
-	case "passwd":
-		return passwd(args, stdin, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "sockshaper", version)
-		return 0
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "sockshaper: unknown command %q\n%s", cmd, usage)
-	return 2
-}
-
-// options are the flags shared by serve and check-config.
+// options are the flags of every command; each command declares the ones it takes.
 type options struct {
 	configPath string
 	logFormat  string
 	logLevel   string
 	accessLog  string
+	url        string        // healthcheck
+	timeout    time.Duration // healthcheck
 }
 
-func parseFlags(name string, args []string, stderr io.Writer) (options, error) {
-	var o options
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	fs.StringVar(&o.configPath, "config", "", "config file (YAML); empty runs the embedded default")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.accessLog, "access-log", "", "file for the per-session accounting lines (reopened on SIGHUP); empty: standard error")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return o, nil
+// configFlag declares -config, shared by serve, check-config and healthcheck.
+func configFlag(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.configPath, "config", "", "config `FILE` (YAML); empty: the embedded default (loopback only, no users)")
+}
+
+// serveFlags declares the flags of the proxy itself.
+func serveFlags(fs *flag.FlagSet, o *options) {
+	configFlag(fs, o)
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&o.accessLog, "access-log", "", "`FILE` for the per-session accounting lines, reopened on SIGHUP (for logrotate); empty: standard error")
 }
 
 // newLogger builds the slog logger the flags ask for.
@@ -93,4 +54,17 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, errors.New("-log-format: want text or json")
+}
+
+// runCheckConfig takes the config as FILE or -config (the example config's header
+// and older scripts use either) and checks it.
+func runCheckConfig(inv invocation) int {
+	path := inv.opts.configPath
+	if len(inv.args) == 1 {
+		if path != "" && path != inv.args[0] {
+			return inv.usage(fmt.Sprintf("two configs given (-config %q and %q): give one", path, inv.args[0]))
+		}
+		path = inv.args[0]
+	}
+	return checkConfig(path, inv.stdout, inv.stderr)
 }

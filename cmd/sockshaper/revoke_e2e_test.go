@@ -83,3 +83,32 @@ func containsLine(text, prefix string) bool {
 	}
 	return false
 }
+
+// TestDualStackListenLogsIPv4Clients: on a wildcard listen address (one
+// dual-stack socket), an IPv4 client is logged as its IPv4 address, not in the
+// IPv6-mapped form the kernel hands over.
+func TestDualStackListenLogsIPv4Clients(t *testing.T) {
+	d := startDaemon(t, strings.Replace(baseConfig, "listen: 127.0.0.1:0", "listen: 0.0.0.0:0", 1), usersFile())
+	_, port, _ := net.SplitHostPort(d.listen)
+	c := dialThrough(t, "127.0.0.1:"+port, "alice", echoServer(t))
+	roundTrip(t, c, "hello")
+	c.Close()
+	waitForRecord(t, d, "session")
+	for _, rec := range d.records("session") {
+		if client, _ := rec["client"].(string); !strings.HasPrefix(client, "127.0.0.1:") {
+			t.Errorf("accounting line client %q, want 127.0.0.1:PORT", client)
+		}
+	}
+}
+
+// waitForRecord waits up to 5 s for a log record with message msg.
+func waitForRecord(t *testing.T, d *process, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(d.records(msg)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q record", msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

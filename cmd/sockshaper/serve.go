@@ -33,13 +33,11 @@ type daemon struct {
 	shaper  *shaping.Registry
 	server  *proxy.Server
 	ready   atomic.Bool
+	build   buildInfo
+	notify  notifier
 }
 
-func serve(args []string, stderr io.Writer) int {
-	o, err := parseFlags("sockshaper", args, stderr)
-	if err != nil {
-		return 2
-	}
+func serve(o options, stderr io.Writer) int {
 	d, err := newDaemon(o, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "sockshaper:", err)
@@ -57,7 +55,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{opts: o, log: log}
+	d := &daemon{opts: o, log: log, build: currentBuild(), notify: notifier{log}}
 	accounting := log
 	if o.accessLog != "" {
 		if d.access, err = openReopenable(o.accessLog); err != nil {
@@ -79,6 +77,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		UsersActive:     func() float64 { return float64(d.shaper.ActiveUsers()) },
 		Apps:            shaping.NewClassifier(cfg.Apps).Names(),
 	})
+	reg.MustRegister(metrics.NewBuildInfo(metrics.BuildInfo{Version: d.build.Version, Revision: d.build.Revision, GoVersion: d.build.GoVersion}))
 	d.metrics.ConfigLoaded(time.Now())
 	d.server = proxy.New(cfg, verifier(users), proxy.Options{
 		Logger:     log,
@@ -111,14 +110,18 @@ func (d *daemon) run() error {
 	go func() { served <- d.server.Serve(ln) }()
 	d.ready.Store(true)
 	logBudgets(d.log, d.server.Budgets())
-	d.log.Info("serving", "listen", ln.Addr().String(), "admin", adminAddr, "config", d.cfg.Source, "version", version)
+	d.log.Info("serving", "listen", ln.Addr().String(), "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
+	d.notify.ready()
 	for {
 		select {
 		case <-hup:
+			d.notify.reloading()
 			d.reload()
+			d.notify.ready()
 		case err := <-served:
 			return fmt.Errorf("serve: %w", err)
 		case <-ctx.Done():
+			d.notify.stopping()
 			return d.drain(admin)
 		}
 	}

@@ -14,14 +14,11 @@ import (
 	"github.com/sockshaper/sockshaper/proxy/auth"
 )
 
-// checkConfig validates a config and loads its users file, as a reload would, and
-// warns (on stderr, still exit 0) about users whose bcrypt cost is below 10.
-func checkConfig(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags("check-config", args, stderr)
-	if err != nil {
-		return 2
-	}
-	cfg, users, err := loadAll(o.configPath)
+// checkConfig validates a config (the embedded default when path is empty) and loads
+// its users file, as a reload would, and warns (on stderr, still exit 0) about
+// users whose bcrypt cost is below 10.
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, users, err := loadAll(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
