@@ -10,6 +10,13 @@ const (
 	CommandNone         = "none"
 )
 
+// Values of the front label: the protocol a client spoke to the proxy.
+const (
+	FrontSOCKS5 = "socks5"
+	FrontHTTP   = "http"
+	FrontNone   = "none" // the connection sent nothing to tell
+)
+
 // Values of the result label of sockshaper_sessions_total. [ResultOK] is a session
 // that relayed and ended normally; every other value names why a session was refused
 // or failed.

@@ -1,14 +1,9 @@
 package proxy
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"io"
 	"net"
-	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,29 +14,6 @@ import (
 // so that a benchmark's allocations are those a deployment would see.
 func withMetrics() harnessOption {
 	return func(o *Options) { o.Recorder = metrics.New(prometheus.NewRegistry(), metrics.Options{PerUser: true}) }
-}
-
-// BenchmarkHandshake parses what a client sends before its first data byte, a
-// greeting, an RFC 1929 login (verified once, then from the cache) and a CONNECT
-// request by name, and writes the replies, as a session's goroutine does.
-func BenchmarkHandshake(b *testing.B) {
-	cfg := loadTestConfig(b, testConfig)
-	srv := New(cfg, loadUsers(b, cfg), Options{})
-	in := cat(loggedIn(), requestMsg(1, "example.org", 443))
-	r := bytes.NewReader(in)
-	br := bufio.NewReader(r)
-	client := netip.MustParseAddrPort("127.0.0.1:1")
-	b.ReportAllocs()
-	b.SetBytes(int64(len(in)))
-	for b.Loop() {
-		r.Reset(in)
-		br.Reset(r)
-		sess := &session{srv: srv, pol: srv.policy.Load(), conn: discardConn{}, client: client, log: srv.log,
-			ctx: context.Background(), start: time.Now()}
-		if _, err := sess.handshake(br); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // BenchmarkRelayRoundTrip is a 64-byte request and its echo through the proxy

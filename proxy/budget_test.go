@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/sockshaper/sockshaper/configs"
+
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
 func TestDeriveBudgets(t *testing.T) {
@@ -107,20 +109,20 @@ func TestSessionLimitsCountIPv6By64(t *testing.T) {
 	var l sessionLimits
 	l.init()
 	b := Budgets{MaxSessions: 10, MaxSessionsPerClient: 2}
-	admit := func(a string) (bool, byte) { return l.admitClient(clientKey(netip.MustParseAddr(a)), b) }
+	admit := func(a string) tunnel.Refusal { return l.admitClient(clientKey(netip.MustParseAddr(a)), b) }
 	for _, a := range []string{"2001:db8::1", "2001:db8::ffff:1"} {
-		if ok, _ := admit(a); !ok {
+		if r := admit(a); r != tunnel.Allowed {
 			t.Fatalf("%s refused", a)
 		}
 	}
-	if ok, code := admit("2001:db8::2:3:4"); ok || code != replyNotAllowed {
-		t.Errorf("third session of 2001:db8::/64: %v %#x; want refused with 0x02", ok, code)
+	if r := admit("2001:db8::2:3:4"); r != tunnel.LimitReached {
+		t.Errorf("third session of 2001:db8::/64: %v; want refused at the client's cap", r)
 	}
-	if ok, _ := admit("2001:db8:0:1::1"); !ok {
+	if r := admit("2001:db8:0:1::1"); r != tunnel.Allowed {
 		t.Error("another /64 refused")
 	}
 	l.releaseClient(clientKey(netip.MustParseAddr("2001:db8::1")))
-	if ok, _ := admit("2001:db8::9"); !ok {
+	if r := admit("2001:db8::9"); r != tunnel.Allowed {
 		t.Error("slot of 2001:db8::/64 not given back")
 	}
 }

@@ -2,16 +2,18 @@ package proxy
 
 import (
 	"container/list"
-	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
 // handshakeSlot is one connection's place in the handshake budget, from accept until
 // its request has been read (or it ended, or was evicted).
 type handshakeSlot struct {
 	key   netip.Prefix
-	owner *session
+	owner *client
 	stage int
 	elem  *list.Element // in its client's queue
 	held  bool
@@ -37,10 +39,10 @@ type handshakeBudget struct {
 	n        int
 	byClient map[netip.Prefix]*handshakeQueue
 	heavy    [stages]heaviest
-	rec      Recorder
+	rec      tunnel.Recorder
 }
 
-func (h *handshakeBudget) init(rec Recorder) {
+func (h *handshakeBudget) init(rec tunnel.Recorder) {
 	h.byClient = map[netip.Prefix]*handshakeQueue{}
 	h.rec = rec
 }
@@ -51,10 +53,10 @@ const (
 	evictedGlobal = "global"
 )
 
-// admit gives owner a slot under key within b's caps. It returns the session whose
-// slot it took, if any, for the caller to close outside the lock; that session's
-// own release is then a no-op.
-func (h *handshakeBudget) admit(key netip.Prefix, owner *session, b Budgets) (*handshakeSlot, *session) {
+// admit gives owner a slot under key within b's caps. It returns the connection
+// whose slot it took, if any, for the caller to evict outside the lock; that
+// connection's own release is then a no-op.
+func (h *handshakeBudget) admit(key netip.Prefix, owner *client, b Budgets) (*handshakeSlot, *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var victim *handshakeSlot
@@ -154,49 +156,39 @@ func (h *handshakeBudget) active() int {
 }
 
 // handshakeReader is what the handshake reads the client through: it moves the
-// session's slot out of the silent stage when the first bytes arrive.
+// connection's slot out of the silent stage when the first bytes arrive.
 type handshakeReader struct {
-	sess *session
+	c    *client
 	seen bool
 }
 
 func (r *handshakeReader) Read(p []byte) (int, error) {
-	n, err := r.sess.conn.Read(p)
+	n, err := r.c.conn.Net().Read(p)
 	if n > 0 && !r.seen {
 		r.seen = true
-		r.sess.srv.handshakes.talking(r.sess.hs)
+		r.c.srv.handshakes.talking(r.c.hs)
 	}
 	return n, err
 }
 
-// reasonEvicted is the close reason of a connection whose unfinished handshake
-// made room for a newer one.
-const reasonEvicted = "handshake_evicted"
-
-// evict closes a session whose handshake slot a newer connection took. A reset
-// rather than a close: the client (most likely a slowloris) learns at once, and the
-// proxy keeps no TIME_WAIT for it.
-func (sess *session) evict() {
-	sess.evicted.Store(true)
-	if tc, ok := sess.conn.(*net.TCPConn); ok {
-		tc.SetLinger(0)
+// establish moves the connection from the handshake budget to the session
+// budget; see [tunnel.Conn.Establish].
+func (c *client) establish() tunnel.Outcome {
+	if !c.srv.handshakes.release(c.hs) {
+		return tunnel.Outcome{Refusal: tunnel.Gone, Result: metrics.ResultLimitReached}
 	}
-	sess.abort()
+	if r := c.srv.limits.admitClient(c.key, c.budgets); r != tunnel.Allowed {
+		return tunnel.Outcome{Refusal: r, Result: metrics.ResultLimitReached}
+	}
+	c.admitted = true
+	return tunnel.Outcome{}
 }
 
-// establish moves the session from the handshake budget to the session budget. On
-// false it has ended: evicted just before its request was read, or refused with a
-// reply because its client or the proxy has no session slot left.
-func (sess *session) establish() bool {
-	if !sess.srv.handshakes.release(sess.hs) {
-		sess.result, sess.reason = resultLimitReached, reasonEvicted
-		return false
+// release gives back the connection's slots: the handshake's, unless it ended,
+// and the session's, if it took one.
+func (c *client) release() {
+	c.srv.handshakes.release(c.hs)
+	if c.admitted {
+		c.srv.limits.releaseClient(c.key)
 	}
-	ok, code := sess.srv.limits.admitClient(clientKey(sess.client.Addr()), sess.pol.budgets)
-	if !ok {
-		sess.refuse(code, resultLimitReached)
-		return false
-	}
-	sess.clientAdmitted = true
-	return true
 }

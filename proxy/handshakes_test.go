@@ -10,6 +10,8 @@ import (
 	"time"
 
 	xproxy "golang.org/x/net/proxy"
+
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
 // budgetUnderTest is a handshake budget with numbered owners and named clients.
@@ -18,8 +20,18 @@ type budgetUnderTest struct {
 	h      handshakeBudget
 	rec    *countingRecorder
 	b      Budgets
-	owners []*session
+	owners []*client
 	slots  []*handshakeSlot
+}
+
+// index returns owner's number.
+func (u *budgetUnderTest) index(owner *client) int {
+	for i, o := range u.owners {
+		if o == owner {
+			return i
+		}
+	}
+	return -1
 }
 
 func newBudgetUnderTest(t *testing.T, b Budgets) *budgetUnderTest {
@@ -28,20 +40,20 @@ func newBudgetUnderTest(t *testing.T, b Budgets) *budgetUnderTest {
 	return u
 }
 
-// admit connects owner number len(owners) from 10.0.0.client and checks which
+// admit connects owner number len(owners) from 10.0.0.from and checks which
 // owner (-1: none) lost its slot.
-func (u *budgetUnderTest) admit(client byte, wantVictim int) {
+func (u *budgetUnderTest) admit(from byte, wantVictim int) {
 	u.t.Helper()
-	owner := &session{id: uint64(len(u.owners))}
+	owner := &client{}
 	u.owners = append(u.owners, owner)
-	s, v := u.h.admit(clientKey(netip.AddrFrom4([4]byte{10, 0, 0, client})), owner, u.b)
+	s, v := u.h.admit(clientKey(netip.AddrFrom4([4]byte{10, 0, 0, from})), owner, u.b)
 	u.slots = append(u.slots, s)
 	got := -1
 	if v != nil {
-		got = int(v.id)
+		got = u.index(v)
 	}
 	if got != wantVictim {
-		u.t.Fatalf("connection %d from 10.0.0.%d evicted %d, want %d", owner.id, client, got, wantVictim)
+		u.t.Fatalf("connection %d from 10.0.0.%d evicted %d, want %d", len(u.owners)-1, from, got, wantVictim)
 	}
 }
 
@@ -118,7 +130,7 @@ func TestHandshakeBudgetReleaseOnce(t *testing.T) {
 	key := clientKey(netip.MustParseAddr("10.0.0.1"))
 	var wg sync.WaitGroup
 	for range 50 {
-		s, _ := h.admit(key, &session{}, b)
+		s, _ := h.admit(key, &client{}, b)
 		wg.Add(3)
 		for range 3 { // the handshake's end, finish and a racing release
 			go func() { defer wg.Done(); h.release(s) }()
@@ -236,13 +248,13 @@ func TestHandshakeSlotReleasedOnPanic(t *testing.T) {
 // addresses and a steady trickle of talking ones.
 func BenchmarkHandshakeBudgetFlood(b *testing.B) {
 	var h handshakeBudget
-	h.init(nopRecorder{})
+	h.init(tunnel.NopRecorder{})
 	budget := Budgets{MaxHandshakes: maxHandshakes, MaxHandshakesPerClient: maxHandshakes / perClientDivisor}
 	keys := make([]netip.Prefix, 4096)
 	for i := range keys {
 		keys[i] = clientKey(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}))
 	}
-	owner := &session{}
+	owner := &client{}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		s, _ := h.admit(keys[i%40], owner, budget)

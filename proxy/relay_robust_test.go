@@ -135,35 +135,3 @@ func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-// TestNoPipeFallsBackToBuffers: when no splice pipe can be made (the process is
-// out of descriptors: pipe2 fails with EMFILE), sessions go on through pooled
-// buffers, unshaped and shaped, and every byte arrives. Before, the relay ended
-// a streaming session that was established long before the descriptors ran out.
-func TestNoPipeFallsBackToBuffers(t *testing.T) {
-	payload := make([]byte, 8<<20)
-	rand.Read(payload)
-	want := sha256.Sum256(payload)
-	for _, tc := range []struct {
-		name string
-		opts []harnessOption
-	}{
-		{"unshaped", nil},
-		{"shaped", []harnessOption{withShaper(shaping.NewRegistry(configs.Shaping{
-			Global: configs.Limit{Upload: 1 << 30, Download: 1 << 30}}))}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, "", tc.opts...)
-			h.srv.pipes = func() (*pipe, error) { return nil, syscall.EMFILE }
-			c := dialVia(t, h.addr, "alice", startTarget(t, sendThenClose(payload)))
-			defer c.Close()
-			got, err := io.ReadAll(c)
-			if err != nil || sha256.Sum256(got) != want {
-				t.Fatalf("read %d of %d bytes (intact: %v), %v", len(got), len(payload), sha256.Sum256(got) == want, err)
-			}
-			if !strings.Contains(h.logs.String(), "splice pipe unavailable") {
-				t.Error("no warning that pipes were unavailable")
-			}
-		})
-	}
-}

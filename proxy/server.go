@@ -1,23 +1,27 @@
-// Package proxy owns the SOCKS5 server: the listener and accept loop, session limits,
-// the handshake deadline, method negotiation and RFC 1929 authentication (through
-// armon/go-socks5's authenticators and request parser), the access policy, the
-// CONNECT and UDP ASSOCIATE relays, BIND refusal and per-session accounting.
+// Package proxy is sockshaper's server: the listener and accept loop, the client
+// networks, the connection budgets (handshakes, sessions per client address and
+// in all), the choice of front by a connection's first byte (0x05: SOCKS5; an
+// ASCII letter: HTTP), reloads, and shutdown. What a front does with a request is
+// the protocol-free core's (package tunnel); who a client is, package auth's.
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
+	"github.com/sockshaper/sockshaper/proxy/socks5"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -26,9 +30,10 @@ import (
 var ErrServerClosed = errors.New("proxy: server closed")
 
 // Resolver looks up a destination name. *net.Resolver implements it.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+type Resolver = tunnel.Resolver
+
+// Recorder receives what the server and its sessions do, for metrics.
+type Recorder = tunnel.Recorder
 
 // Options are the parts a Server uses that outlive one config.
 type Options struct {
@@ -48,53 +53,43 @@ type Options struct {
 	FDLimit int
 }
 
-// policy is everything a reload replaces, swapped in one atomic store so a session
-// sees one consistent config from its handshake to its end.
-type policy struct {
-	cfg        *configs.Config
-	authn      *auth.Authenticator // nil: no authentication
-	roster     roster              // the users file's users; nil: no list to check
-	classifier *shaping.Classifier
-	budgets    Budgets
+// front serves a connection whose first byte chose it; see socks5.Front.
+type front interface {
+	Serve(conn *tunnel.Conn, br *bufio.Reader)
 }
 
-// roster is a verifier that lists its users, as a users file does: a reload cuts
-// the sessions of users it no longer lists. A directory does not list its users;
-// a user removed there loses access when the verified-login cache forgets them.
-type roster interface {
-	Has(user string) bool
-}
-
-// Server is a SOCKS5 server. Create it with [New]; it is safe for concurrent use.
+// Server accepts client connections and hands each to its front. Create it with
+// [New]; it is safe for concurrent use.
 type Server struct {
-	log      *slog.Logger
-	acct     *slog.Logger
-	rec      Recorder
-	resolver Resolver
-	shaper   *shaping.Registry
-
+	core    *tunnel.Core
+	log     *slog.Logger
+	rec     Recorder
 	fdLimit int
+	socks   front
 
-	policy     atomic.Pointer[policy]
-	own        ownAddrs // listeners no session may reach
+	budgets    atomic.Pointer[Budgets]
 	handshakes handshakeBudget
 	limits     sessionLimits
 	// gate is the login throttle and the password-check workers: they outlive
 	// reloads, so a reload neither forgives failures nor drops queued logins.
-	gate   *auth.Gate
-	nextID atomic.Uint64
-	// pipeWarned is when pipeFailed last logged, in Unix nanoseconds.
-	pipeWarned atomic.Int64
-	// pipes is where relays take splice pipes; nil: the shared pool. Tests set
-	// it to make pipes fail, as they do when the process is out of descriptors.
-	pipes func() (*pipe, error)
+	gate *auth.Gate
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
+	clients   map[*client]struct{}
 	closing   bool
-	idle      chan struct{} // closed when sessions drops to zero while closing
+	idle      chan struct{} // closed when clients drops to zero while closing
 	wg        sync.WaitGroup
+}
+
+// client is the server's side of one connection: its slots in the budgets.
+type client struct {
+	srv      *Server
+	conn     *tunnel.Conn
+	key      netip.Prefix // what per-client caps count by
+	budgets  Budgets      // in force at its accept
+	hs       *handshakeSlot
+	admitted bool // holds a session slot of its client
 }
 
 // New returns a Server applying cfg, checking passwords with users; users may be
@@ -103,25 +98,17 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 	s := &Server{
 		log:       opts.Logger,
 		rec:       opts.Recorder,
-		resolver:  opts.Resolver,
-		shaper:    opts.Shaper,
 		fdLimit:   opts.FDLimit,
+		socks:     socks5.Front{},
 		listeners: map[net.Listener]struct{}{},
-		sessions:  map[*session]struct{}{},
+		clients:   map[*client]struct{}{},
 		idle:      make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.acct = opts.Accounting
-	if s.acct == nil {
-		s.acct = s.log
-	}
 	if s.rec == nil {
-		s.rec = nopRecorder{}
-	}
-	if s.resolver == nil {
-		s.resolver = net.DefaultResolver
+		s.rec = tunnel.NopRecorder{}
 	}
 	if s.fdLimit == 0 {
 		s.fdLimit = FDLimit()
@@ -129,11 +116,23 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 	s.handshakes.init(s.rec)
 	s.limits.init()
 	s.gate = auth.NewGate(auth.GateOptions{Throttle: cfg.Auth.Throttle})
+	s.core = tunnel.New(s.policyOf(cfg, users), tunnel.Options{Logger: s.log, Accounting: opts.Accounting,
+		Recorder: s.rec, Resolver: opts.Resolver, Shaper: opts.Shaper})
 	s.Reload(cfg, users)
 	return s
 }
 
-// Reload applies a new config and users to new sessions; live sessions keep the
+// policyOf builds the core's policy for cfg and users.
+func (s *Server) policyOf(cfg *configs.Config, users auth.Verifier) *tunnel.Policy {
+	p := &tunnel.Policy{Config: cfg, Classifier: shaping.NewClassifier(cfg.Apps)}
+	if users != nil {
+		p.Authn = s.gate.Authenticator(users, cfg.Auth.CacheTTL)
+		p.Roster, _ = users.(tunnel.Roster)
+	}
+	return p
+}
+
+// Reload applies a new config and users to new connections; live ones keep the
 // policy they started with (their buckets follow the shaper's own Update), except
 // that the sessions of users the new users file no longer lists are cut: it
 // returns how many. Listen addresses are not changed by a reload. The budgets are
@@ -144,51 +143,56 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 func (s *Server) Reload(cfg *configs.Config, users auth.Verifier) int {
 	s.gate.SetThrottle(cfg.Auth.Throttle)
 	s.gate.SetWaitBudget(cfg.Timeouts.Handshake / 2)
-	p := &policy{cfg: cfg, classifier: shaping.NewClassifier(cfg.Apps), budgets: DeriveBudgets(cfg.Limits, s.fdLimit)}
-	if users != nil {
-		p.authn = s.gate.Authenticator(users, cfg.Auth.CacheTTL)
-		p.roster, _ = users.(roster)
-	}
-	s.policy.Store(p)
-	for _, c := range p.budgets.caps() {
+	p := s.policyOf(cfg, users)
+	b := DeriveBudgets(cfg.Limits, s.fdLimit)
+	s.budgets.Store(&b)
+	s.core.SetPolicy(p)
+	for _, c := range b.caps() {
 		s.rec.Budget(c.name, c.n)
 	}
-	if p.roster == nil {
+	if p.Roster == nil {
 		return 0
 	}
-	return s.cutSessions(func(user string) bool { return !p.roster.Has(user) }, reasonRevoked)
+	return s.cutClients(func(user string) bool { return !p.Roster.Has(user) }, tunnel.ReasonRevoked)
 }
 
-// cutSessions cuts the live sessions of users for whom match is true, and
-// returns how many. A session whose login is still under way is checked against
-// the policy in force when it is admitted (see session.admitUser).
-func (s *Server) cutSessions(match func(user string) bool, reason string) int {
+// cutClients cuts the live connections whose sessions belong to users for whom
+// match is true, and returns how many. A connection whose login is still under
+// way is checked against the policy in force when its session is admitted (see
+// tunnel.Session.AdmitUser).
+func (s *Server) cutClients(match func(user string) bool, reason string) int {
 	s.mu.Lock()
-	var victims []*session
-	for sess := range s.sessions {
-		if u, ok := sess.owner(); ok && match(u) {
-			victims = append(victims, sess)
+	var victims []*tunnel.Conn
+	for c := range s.clients {
+		if u, ok := c.conn.Owner(); ok && match(u) {
+			victims = append(victims, c.conn)
 		}
 	}
 	s.mu.Unlock()
-	for _, sess := range victims {
-		sess.log.Info("session cut", "reason", reason)
-		sess.cut(reason)
+	for _, conn := range victims {
+		conn.Log().Info("session cut", "reason", reason)
+		conn.Cut(reason)
 	}
 	return len(victims)
 }
 
 // Budgets returns the connection budgets in force.
-func (s *Server) Budgets() Budgets { return s.policy.Load().budgets }
+func (s *Server) Budgets() Budgets { return *s.budgets.Load() }
 
 // Config returns the config in force.
-func (s *Server) Config() *configs.Config { return s.policy.Load().cfg }
+func (s *Server) Config() *configs.Config { return s.core.Policy().Config }
+
+// AddOwnAddr makes ap an address that no session may reach, whatever
+// access.deny_destinations allows: the daemon passes its admin endpoint's
+// address once it listens. [Server.Serve] adds its listener's address itself. An
+// unspecified address stands for every local address at that port.
+func (s *Server) AddOwnAddr(ap netip.AddrPort) { s.core.AddOwnAddr(ap) }
 
 // ActiveSessions returns the number of connections being served, handshakes included.
 func (s *Server) ActiveSessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.sessions)
+	return len(s.clients)
 }
 
 // ActiveHandshakes returns the number of connections still in their handshake.
@@ -211,7 +215,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
-	s.own.add(addrPortOf(ln.Addr()))
+	s.core.AddOwnAddr(tunnel.AddrPortOf(ln.Addr()))
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -237,35 +241,67 @@ func (s *Server) Serve(ln net.Listener) error {
 // isTemporary reports whether an accept error is worth retrying.
 func isTemporary(err error) bool {
 	var ne interface{ Temporary() bool }
-	return errors.As(err, &ne) && ne.Temporary() || isTimeout(err)
+	return errors.As(err, &ne) && ne.Temporary() || tunnel.IsTimeout(err)
 }
 
 // admit applies the checks that need no byte from the client, takes a handshake
-// slot (closing an unfinished handshake when a budget is full; see
-// handshakeBudget), then starts the session's goroutine. A refused connection is
-// closed at once.
-func (s *Server) admit(conn net.Conn) {
-	p := s.policy.Load()
-	client := addrPortOf(conn.RemoteAddr())
-	if !allowedClient(p.cfg.Access.ClientPrefixes, client.Addr()) {
-		conn.Close()
-		s.rec.SessionRejected(commandNone, shaping.Other, resultClientDenied)
-		s.log.Info("client refused", "client", client.String(), "reason", resultClientDenied)
+// slot (evicting an unfinished handshake when a budget is full; see
+// handshakeBudget), then starts the connection's goroutine. A refused connection
+// is closed at once.
+func (s *Server) admit(nc net.Conn) {
+	pol := s.core.Policy()
+	peer := tunnel.AddrPortOf(nc.RemoteAddr())
+	if !tunnel.AllowedClient(pol.Config.Access.ClientPrefixes, peer.Addr()) {
+		nc.Close()
+		s.rec.SessionRejected(metrics.CommandNone, shaping.Other, metrics.ResultClientDenied)
+		s.log.Info("client refused", "client", peer.String(), "reason", metrics.ResultClientDenied)
 		return
 	}
-	sess := &session{srv: s, pol: p, conn: conn, client: client, id: s.nextID.Add(1), start: time.Now()}
-	// Before the session is visible to Shutdown, which may abort it at once.
-	sess.ctx, sess.cancel = context.WithCancel(context.Background())
-	if !s.addSession(sess) {
-		conn.Close()
+	c := &client{srv: s, key: clientKey(peer.Addr()), budgets: s.Budgets()}
+	// The hooks are set before the connection is visible to Shutdown, which may
+	// end it at once.
+	c.conn = s.core.NewConn(nc, peer, tunnel.ConnHooks{
+		Establish: c.establish,
+		Release:   c.release,
+		Ended:     func() { s.removeClient(c) },
+	})
+	if !s.addClient(c) {
+		nc.Close()
 		return
 	}
-	var victim *session
-	sess.hs, victim = s.handshakes.admit(clientKey(client.Addr()), sess, p.budgets)
+	var victim *client
+	c.hs, victim = s.handshakes.admit(c.key, c, c.budgets)
 	if victim != nil {
-		victim.evict()
+		victim.conn.Evict()
 	}
-	go sess.serve()
+	go s.serve(c)
+}
+
+// serve reads the connection's first byte under the handshake deadline and hands
+// the connection to the front it chooses; it ends the connection when the front
+// returns, unless a relay took it over.
+func (s *Server) serve(c *client) {
+	conn := c.conn
+	defer func() {
+		if !conn.Detached() {
+			conn.End()
+		}
+	}()
+	defer s.core.Recover(conn)
+	nc := conn.Net()
+	nc.SetDeadline(conn.Start().Add(conn.Policy().Config.Timeouts.Handshake))
+	br := tunnel.GetReader(&handshakeReader{c: c})
+	defer tunnel.PutReader(br)
+	if _, err := br.Peek(1); err != nil {
+		// Nothing came: a probe, a scan, a slowloris that gave up or was evicted.
+		s := conn.NewSession(metrics.FrontNone)
+		s.Log().Debug("no request", "err", err)
+		if tunnel.IsTimeout(err) {
+			s.Reason = tunnel.ReasonTimeout
+		}
+		return
+	}
+	s.socks.Serve(conn, br)
 }
 
 func (s *Server) track(ln net.Listener) bool {
@@ -290,46 +326,47 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-func (s *Server) addSession(sess *session) bool {
+func (s *Server) addClient(c *client) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.sessions[sess] = struct{}{}
+	s.clients[c] = struct{}{}
 	s.wg.Add(1)
 	return true
 }
 
-func (s *Server) removeSession(sess *session) {
+func (s *Server) removeClient(c *client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.sessions, sess)
-	if s.closing && len(s.sessions) == 0 {
-		select {
-		case <-s.idle:
-		default:
-			close(s.idle)
-		}
+	delete(s.clients, c)
+	if s.closing && len(s.clients) == 0 {
+		s.closeIdle()
 	}
 	s.wg.Done()
 }
 
-// Shutdown stops accepting, lets sessions finish until ctx ends, then closes the
-// rest and waits for their goroutines and for the password checks running. It returns ctx's error when sessions had to
-// be closed.
+// closeIdle closes s.idle once; s.mu is held.
+func (s *Server) closeIdle() {
+	select {
+	case <-s.idle:
+	default:
+		close(s.idle)
+	}
+}
+
+// Shutdown stops accepting, lets connections finish until ctx ends, then cuts
+// the rest and waits for their goroutines and for the password checks running.
+// It returns ctx's error when connections had to be cut.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	if len(s.sessions) == 0 {
-		select {
-		case <-s.idle:
-		default:
-			close(s.idle)
-		}
+	if len(s.clients) == 0 {
+		s.closeIdle()
 	}
 	s.mu.Unlock()
 	var err error
@@ -337,14 +374,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-s.idle:
 	case <-ctx.Done():
 		err = ctx.Err()
-		s.closeSessions()
+		s.cutAll(tunnel.ReasonShutdown)
 	}
 	s.wg.Wait()
 	s.gate.Close() // password checks that no session waits for any more
 	return err
 }
 
-// Close stops accepting and closes every session at once.
+// cutAll cuts every live connection for reason.
+func (s *Server) cutAll(reason string) {
+	s.mu.Lock()
+	conns := make([]*tunnel.Conn, 0, len(s.clients))
+	for c := range s.clients {
+		conns = append(conns, c.conn)
+	}
+	s.mu.Unlock()
+	for _, conn := range conns {
+		conn.Cut(reason)
+	}
+}
+
+// Close stops accepting and closes every connection at once.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -352,39 +402,4 @@ func (s *Server) Close() error {
 		return err
 	}
 	return nil
-}
-
-func (s *Server) closeSessions() {
-	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
-	s.mu.Unlock()
-	for _, sess := range sessions {
-		sess.cut(reasonShutdown)
-	}
-}
-
-// pipeLogEvery spaces the warnings about splice pipes that could not be made.
-const pipeLogEvery = time.Minute
-
-// pipeFailed hears that a relay could not make a splice pipe (out of
-// descriptors) and copied through a buffer instead; it warns at most once per
-// pipeLogEvery.
-func (s *Server) pipeFailed(err error) {
-	now := time.Now().UnixNano()
-	last := s.pipeWarned.Load()
-	if now-last < int64(pipeLogEvery) || !s.pipeWarned.CompareAndSwap(last, now) {
-		return
-	}
-	s.log.Warn("splice pipe unavailable; relaying through buffers", "err", err)
-}
-
-// recoverSession keeps one session's bug from taking the daemon down.
-func (s *Server) recoverSession(sess *session) {
-	if r := recover(); r != nil {
-		s.log.Error("session panic", "id", sess.id, "panic", r, "stack", string(debug.Stack()))
-		sess.abort()
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -187,7 +188,7 @@ func benchmarkUDPPath(b *testing.B, sh *shaping.Registry, up bool) {
 	}
 	defer peer.Close()
 	c := associateUDP(b, h.addr, false)
-	peerAddr := addrPortOf(peer.LocalAddr())
+	peerAddr := tunnel.AddrPortOf(peer.LocalAddr())
 	payload := strings.Repeat("p", 1200)
 	msg := udpMsg(peerAddr, payload)
 	buf := make([]byte, 2048)

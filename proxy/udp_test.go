@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
 // udpClient is a SOCKS5 client with one association: the control connection,
@@ -39,7 +41,7 @@ func associateUDP(t testing.TB, proxyAddr string, namePort bool) *udpClient {
 	ctl.SetDeadline(time.Now().Add(5 * time.Second))
 	host, port := "0.0.0.0", uint16(0)
 	if namePort {
-		host, port = "127.0.0.1", addrPortOf(udp.LocalAddr()).Port()
+		host, port = "127.0.0.1", tunnel.AddrPortOf(udp.LocalAddr()).Port()
 	}
 	ctl.Write(cat(loggedIn(), requestMsg(3, host, port)))
 	got := make([]byte, len(okAuth)+10)
@@ -128,7 +130,7 @@ func startUDPEcho(t testing.TB, ip string) *udpEcho {
 
 // serveUDPEcho echoes every datagram conn receives until the test ends.
 func serveUDPEcho(t testing.TB, conn *net.UDPConn) *udpEcho {
-	e := &udpEcho{conn: conn, addr: addrPortOf(conn.LocalAddr())}
+	e := &udpEcho{conn: conn, addr: tunnel.AddrPortOf(conn.LocalAddr())}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		buf := make([]byte, 64<<10)

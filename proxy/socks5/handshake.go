@@ -1,0 +1,109 @@
+package socks5
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	socks5 "github.com/armon/go-socks5"
+
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
+)
+
+// methodNoAcceptable is the RFC 1928 method reply meaning "none of yours".
+const methodNoAcceptable = 0xFF
+
+var (
+	errNoAcceptableMethod = errors.New("client offers no acceptable authentication method")
+	errBadVersion         = errors.New("not a SOCKS5 client")
+)
+
+// handshake runs greeting, authentication and request under the handshake deadline
+// already set on the connection. On error the client has had its reply (where the
+// protocol has one) and the session's result says why.
+func handshake(s *tunnel.Session, br *bufio.Reader) (*socks5.Request, error) {
+	if err := negotiate(s, br); err != nil {
+		return nil, err
+	}
+	return readRequest(s, br)
+}
+
+// negotiate reads the greeting, picks the method and authenticates.
+func negotiate(s *tunnel.Session, br *bufio.Reader) error {
+	var head [2]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		return fmt.Errorf("read greeting: %w", err)
+	}
+	if head[0] != socksVersion {
+		return fmt.Errorf("greeting version %d: %w", head[0], errBadVersion)
+	}
+	var methods [255]byte
+	if _, err := io.ReadFull(br, methods[:head[1]]); err != nil {
+		return fmt.Errorf("read greeting methods: %w", err)
+	}
+	authn := s.Conn().Policy().Authn
+	want := byte(socks5.NoAuth)
+	if authn != nil {
+		want = socks5.UserPassAuth
+	}
+	nc := s.Conn().Net()
+	if !offers(methods[:head[1]], want) {
+		nc.Write([]byte{socksVersion, methodNoAcceptable})
+		s.Result = metrics.ResultAuthFailed
+		return errNoAcceptableMethod
+	}
+	if authn == nil {
+		_, err := socks5.NoAuthAuthenticator{}.Authenticate(br, nc)
+		return err
+	}
+	return login(s, authn, br)
+}
+
+func offers(methods []byte, want byte) bool {
+	for _, m := range methods {
+		if m == want {
+			return true
+		}
+	}
+	return false
+}
+
+// readRequest checks the request header itself, so that an unknown command or
+// address type gets its own reply code, then lets armon/go-socks5 parse it.
+func readRequest(s *tunnel.Session, br *bufio.Reader) (*socks5.Request, error) {
+	head, err := br.Peek(4)
+	if err != nil {
+		return nil, fmt.Errorf("read request: %w", err)
+	}
+	if head[0] != socksVersion {
+		reply(s, replyGeneralFailure, metrics.ResultProtocolError)
+		return nil, fmt.Errorf("request version %d: %w", head[0], errBadVersion)
+	}
+	switch head[1] {
+	case socks5.ConnectCommand:
+		s.Command = metrics.CommandConnect
+	case socks5.BindCommand:
+		s.Command = metrics.CommandBind
+	case socks5.AssociateCommand:
+		s.Command = metrics.CommandUDPAssociate
+	default:
+		reply(s, replyCommandNotSupported, metrics.ResultCommandRefused)
+		return nil, fmt.Errorf("unknown command %#x", head[1])
+	}
+	if a := head[3]; a != atypIPv4 && a != atypIPv6 && a != atypDomain {
+		reply(s, replyAddrTypeUnsupported, metrics.ResultProtocolError)
+		return nil, fmt.Errorf("unknown address type %#x", a)
+	}
+	req, err := socks5.NewRequest(br)
+	if err != nil {
+		return nil, fmt.Errorf("read request: %w", err)
+	}
+	if req.DestAddr.FQDN == "" && req.DestAddr.IP == nil {
+		reply(s, replyHostUnreachable, metrics.ResultProtocolError)
+		return nil, errors.New("empty destination name")
+	}
+	s.Requested = hostPort(req.DestAddr)
+	return req, nil
+}

@@ -1,0 +1,202 @@
+package tunnel
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Conn is one client connection from accept to close: the socket, the policy in
+// force when it was accepted, its lifetime (a context that ends when the
+// connection is cut or closed), what else must close with it (destination
+// sockets, relay sockets), and the session it carries now. The server creates it
+// with [Core.NewConn] and ends it with [Conn.End]; a front serves it. Its methods
+// are safe for concurrent use.
+type Conn struct {
+	core  *Core
+	pol   *Policy
+	nc    net.Conn
+	peer  netip.AddrPort
+	id    uint64
+	start time.Time
+	ctx   context.Context
+	stop  context.CancelFunc
+	log   *slog.Logger
+	hooks ConnHooks
+
+	detached atomic.Bool
+	evicted  atomic.Bool
+	cutBy    atomic.Pointer[string] // why the proxy cut the connection, if it did
+
+	mu       sync.Mutex
+	aborted  bool
+	ended    bool
+	closers  []io.Closer
+	owner    string // the user of an admitted session, for cuts by user
+	owned    bool
+	current  *Session
+	sessions int // started so far
+}
+
+// ConnHooks are the server's parts of a connection's life.
+type ConnHooks struct {
+	// Establish moves the connection from the handshake budget to the session
+	// budget once its request has been read; see [Conn.Establish].
+	Establish func() Outcome
+	// Release runs once when the connection ends, before its last accounting
+	// line: the server gives back its handshake and session slots, so that once
+	// a session shows as ended its slots are free for the next connection.
+	Release func()
+	// Ended runs once after the last accounting line: the server forgets the
+	// connection.
+	Ended func()
+}
+
+// NewConn returns the Conn of a client connection accepted from peer, under the
+// policy in force now.
+func (c *Core) NewConn(nc net.Conn, peer netip.AddrPort, hooks ConnHooks) *Conn {
+	conn := &Conn{core: c, pol: c.Policy(), nc: nc, peer: peer, id: c.nextConn.Add(1), start: time.Now(), hooks: hooks}
+	conn.ctx, conn.stop = context.WithCancel(context.Background())
+	conn.log = c.log.With("conn", conn.id, "client", peer.String())
+	return conn
+}
+
+// Net returns the client's socket.
+func (conn *Conn) Net() net.Conn { return conn.nc }
+
+// Peer returns the client's address and port (IPv4 clients in IPv4 form).
+func (conn *Conn) Peer() netip.AddrPort { return conn.peer }
+
+// ID returns the connection's number, unique in the process.
+func (conn *Conn) ID() uint64 { return conn.id }
+
+// Start returns when the connection was accepted.
+func (conn *Conn) Start() time.Time { return conn.start }
+
+// Policy returns the policy the connection was accepted under.
+func (conn *Conn) Policy() *Policy { return conn.pol }
+
+// Context ends when the connection is cut, aborted or ended.
+func (conn *Conn) Context() context.Context { return conn.ctx }
+
+// Log returns the connection's logger, which names it and its client.
+func (conn *Conn) Log() *slog.Logger { return conn.log }
+
+// Establish tells the server that the connection's handshake is over (its
+// request has been read): its handshake slot is given back and a session slot
+// of its client taken. A refused Outcome means the server has no session slot
+// for it (LimitReached: its client's cap; ProxyFull: the proxy's) or evicted it
+// just before (Evicted); the front answers the first two.
+func (conn *Conn) Establish() Outcome {
+	if conn.hooks.Establish == nil {
+		return Outcome{}
+	}
+	return conn.hooks.Establish()
+}
+
+// Evict ends a connection whose unfinished handshake made room for a newer one,
+// with a reset: the client (most likely a slowloris) learns at once, and the
+// proxy keeps no TIME_WAIT for it.
+func (conn *Conn) Evict() {
+	conn.evicted.Store(true)
+	resetOnClose(conn.nc)
+	conn.Abort()
+}
+
+// Evicted reports whether the connection was evicted.
+func (conn *Conn) Evicted() bool { return conn.evicted.Load() }
+
+// AddCloser registers c to be closed with the connection; it reports false,
+// having closed c, when the connection is already aborted.
+func (conn *Conn) AddCloser(c io.Closer) bool {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if conn.aborted {
+		c.Close()
+		return false
+	}
+	conn.closers = append(conn.closers, c)
+	return true
+}
+
+// Abort closes the connection and everything registered with it, from any
+// goroutine: closing the sockets wakes every blocked read and write, and the
+// context's end wakes a bucket wait.
+func (conn *Conn) Abort() {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	conn.aborted = true
+	conn.stop()
+	conn.nc.Close()
+	for _, c := range conn.closers {
+		c.Close()
+	}
+}
+
+// Cut ends the connection from outside its flow for reason (shutdown, revoked,
+// stalled, error): its sockets are reset rather than closed, so that a client (or
+// destination) sees an error and never takes a transfer cut short for a complete
+// one. The first reason sticks and names the close of its session.
+func (conn *Conn) Cut(reason string) {
+	if !conn.cutBy.CompareAndSwap(nil, &reason) {
+		conn.Abort()
+		return
+	}
+	conn.mu.Lock()
+	resetOnClose(conn.nc)
+	for _, c := range conn.closers {
+		resetOnClose(c)
+	}
+	conn.mu.Unlock()
+	conn.core.rec.SessionReset(reason)
+	conn.Abort()
+}
+
+// resetOnClose makes the coming close of a TCP socket send a reset (SO_LINGER 0).
+func resetOnClose(c any) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+}
+
+// Owner returns the user of the connection's admitted session, if it has one.
+func (conn *Conn) Owner() (string, bool) {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	return conn.owner, conn.owned
+}
+
+// Detach hands the end of the connection to the relay that called it: the
+// goroutine that served the connection returns without ending it.
+func (conn *Conn) Detach() { conn.detached.Store(true) }
+
+// Detached reports whether a relay took over the end of the connection.
+func (conn *Conn) Detached() bool { return conn.detached.Load() }
+
+// End closes the connection, ends its current session (its accounting line) and
+// hands it back to the server. It runs once; later calls do nothing.
+func (conn *Conn) End() {
+	conn.mu.Lock()
+	if conn.ended {
+		conn.mu.Unlock()
+		return
+	}
+	conn.ended = true
+	s := conn.current
+	conn.mu.Unlock()
+	conn.Abort()
+	if conn.hooks.Release != nil {
+		conn.hooks.Release()
+	}
+	if s != nil {
+		s.End()
+	}
+	if conn.hooks.Ended != nil {
+		conn.hooks.Ended()
+	}
+}

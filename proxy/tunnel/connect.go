@@ -1,0 +1,137 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/shaping"
+)
+
+// sniWait bounds how long a CONNECT to a bare IP waits for the client's first bytes
+// to read a TLS server name: TLS clients send their ClientHello at once, and anything
+// else loses at most this much latency on its first byte.
+const sniWait = 300 * time.Millisecond
+
+// Target is a destination as a client asked for it: a name, or an address, and a
+// port.
+type Target struct {
+	Host string     // a name; empty when Addr is set
+	Addr netip.Addr // an address; the zero Addr when Host is set
+	Port uint16
+}
+
+// Dial is a TCP CONNECT's path through the core: the policy on the destination
+// (a literal address at once, a name on every address it resolves to), the
+// resolution, the app class (s.App), and the dial, under timeouts.dial. On
+// success the destination socket is registered to close with the connection and
+// s.Dialled names it. A refusal has the session's result set; the front answers.
+func (s *Session) Dial(t Target) (*net.TCPConn, Outcome) {
+	pol := s.conn.pol
+	if t.Host == "" {
+		t.Addr = t.Addr.Unmap()
+		if s.core.DeniedDestination(pol, netip.AddrPortFrom(t.Addr, t.Port)) {
+			return nil, s.denied()
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.conn.ctx, pol.Config.Timeouts.Dial)
+	defer cancel()
+	addrs, err := s.core.ResolveAllowed(ctx, pol, t.Host, t.Addr, t.Port)
+	if err != nil {
+		if IsDenied(err) {
+			return nil, s.denied()
+		}
+		s.log.Info("resolve failed", "destination", s.Requested, "err", err)
+		return nil, s.refuse(Outcome{Refusal: Unresolvable, Result: metrics.ResultDialFailed, Err: err})
+	}
+	s.App = pol.Classifier.Classify(shaping.Target{Transport: "tcp", Host: t.Host, Addr: addrs[0], Port: t.Port})
+	target, err := s.dial(ctx, addrs, t.Port)
+	if err != nil {
+		s.log.Info("dial failed", "destination", s.Requested, "err", err)
+		return nil, s.refuse(Outcome{Refusal: dialRefusal(err), Result: metrics.ResultDialFailed, Err: err})
+	}
+	if !s.conn.AddCloser(target) {
+		return nil, s.refuse(Outcome{Refusal: Gone, Result: metrics.ResultDialFailed, Err: net.ErrClosed})
+	}
+	s.Dialled = target.RemoteAddr().String()
+	return target, Outcome{}
+}
+
+// denied records a destination the policy refused.
+func (s *Session) denied() Outcome {
+	s.log.Info("destination denied", "destination", s.Requested)
+	return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultDestinationDenied, Err: errDestinationDenied})
+}
+
+// dial tries each allowed address in turn until one connects or ctx ends.
+func (s *Session) dial(ctx context.Context, addrs []netip.Addr, port uint16) (*net.TCPConn, error) {
+	var d net.Dialer
+	start := time.Now()
+	var err error
+	for _, a := range addrs {
+		var c net.Conn
+		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, port).String())
+		if err == nil {
+			s.core.rec.Dialed(metrics.DialOK, time.Since(start))
+			return c.(*net.TCPConn), nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.core.rec.Dialed(metrics.DialFailed, time.Since(start))
+	return nil, fmt.Errorf("dial: %w", err)
+}
+
+// ClassifyBySNI reads the client's first bytes when the destination was an
+// address (dialled: the address connected to) and a TLS server name could change
+// the session's class, and classifies again by it. The bytes read are returned
+// after pending, so that they are relayed unchanged.
+func (s *Session) ClassifyBySNI(t Target, dialled netip.AddrPort, pending []byte) []byte {
+	cls := s.conn.pol.Classifier
+	dest := shaping.Target{Transport: "tcp", Host: t.Host, Addr: dialled.Addr(), Port: t.Port}
+	if !cls.WantsSNI(dest) {
+		return pending
+	}
+	buf := make([]byte, len(pending), len(pending)+shaping.MaxClientHelloBytes)
+	copy(buf, pending)
+	nc := s.conn.nc
+	nc.SetReadDeadline(time.Now().Add(sniWait))
+	defer nc.SetReadDeadline(time.Time{})
+	for len(buf) < cap(buf) {
+		sni, err := shaping.ParseClientHelloSNI(buf)
+		if !errors.Is(err, shaping.ErrIncomplete) {
+			if sni != "" {
+				dest.SNI = sni
+				s.App = cls.Classify(dest)
+			}
+			break
+		}
+		n, rerr := nc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if rerr != nil {
+			break
+		}
+	}
+	return buf
+}
+
+// AddrPortOf converts a net.Addr of a TCP or UDP socket, with an IPv4-mapped
+// IPv6 address (a dual-stack socket's IPv4 peer) in its IPv4 form, so that an
+// IPv4 client is logged and matched as the IPv4 address it is.
+func AddrPortOf(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

@@ -1,0 +1,269 @@
+package tunnel
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/shaping"
+)
+
+// spliceChunk is the most an unshaped direction moves in one step without a
+// splicer (io.Copy, where the relay is not between two TCP sockets on Linux):
+// large enough that the copy dominates, small enough that counters move and the
+// relay sees a reload that shapes the session. The splicer moves at most a
+// pipe's capacity (1 MiB) per step.
+const spliceChunk = 4 << 20
+
+// reportEvery batches byte counts before they reach the recorder, so metrics cost
+// nothing per chunk or step.
+const reportEvery = 256 << 10
+
+// reportInterval bounds how stale the byte counters of a live session may be: a
+// long, slow session (a call) shows in graphs while it runs, not when it ends.
+// Each direction wakes this often while its peer is silent, which costs one timer.
+const reportInterval = 5 * time.Second
+
+// maxDeadlineSlack is the longest a direction goes on with deadlines it set
+// before it sets them again: moving a deadline is a timer operation, and a
+// chatty session takes thousands of steps a second. The slack is a quarter of
+// the read deadline's distance, at most this, so deadlines stay at least three
+// quarters of their distance away.
+const maxDeadlineSlack = time.Second
+
+var errIdle = errors.New("idle timeout")
+
+// halfPipe is one direction of a relayed TCP session.
+type halfPipe struct {
+	sess      *Session
+	dst, src  net.Conn
+	ready     *readiness // nil: the copy itself waits for data
+	splice    *splicer   // nil: not between two TCP sockets, or not on Linux
+	next      io.LimitedReader
+	out       stallWriter // dst for the copies that are not the splicer's
+	direction string
+	bytes     *atomic.Int64
+	throttled *atomic.Int64
+	// chain is the direction's buckets (nil without a shaper). The direction
+	// takes the shaped path while any of them has a rate, which a reload may
+	// change at any time, and the zero-copy path otherwise.
+	chain      *shaping.Chain
+	pacer      *shaping.Pacer // tokens first, then splice; nil without readiness and splicer
+	unflushed  int64
+	flushed    time.Time // when unflushed was last reported
+	deadlineAt time.Time // when the deadlines were last set
+	slack      time.Duration
+	streaming  bool  // the last step moved at least streamingStep bytes
+	err        error // why run ended; nil at EOF
+	// peerRunning counts the session's running directions, this one included.
+	peerRunning *atomic.Int32
+}
+
+// streamingStep is the step size above which a direction counts as streaming. A
+// streaming direction skips the readiness wait and copies up to spliceChunk per
+// step, as a plain copy would, so bulk transfers pay no extra system calls; it
+// holds its pipe or buffer only until the stream pauses for one read deadline.
+const streamingStep = 64 << 10
+
+// tcpRelay runs both directions of a session, each on a goroutine of its own, and
+// ends the session when the second one finishes. The goroutine that did the
+// handshake exits instead of relaying: its stack grew in the handshake and would
+// stay that size for the whole session, while fresh relay goroutines start small.
+type tcpRelay struct {
+	sess     *Session
+	lease    sessionLease
+	up, down *halfPipe
+	running  atomic.Int32
+}
+
+// Relay opens the session and relays between the client and target, starting
+// with pending (bytes the client sent after its request), through the session's
+// buckets, until both directions end; then it ends the session and its
+// connection. It takes over the end of the connection (see [Conn.Detach]): the
+// caller's goroutine returns at once, and two goroutines move the bytes.
+func (s *Session) Relay(target net.Conn, pending []byte) {
+	r := &tcpRelay{sess: s, lease: s.acquire()}
+	s.Open()
+	s.touch()
+	client := s.conn.nc
+	r.up = s.newHalfPipe(target, client, metrics.DirectionUpload, &s.up, &s.throttledUp)
+	r.down = s.newHalfPipe(client, target, metrics.DirectionDownload, &s.down, &s.throttledDown)
+	if r.lease.Lease != nil {
+		r.up.shape(r.lease.Upload())
+		r.down.shape(r.lease.Download())
+	}
+	r.up.peerRunning, r.down.peerRunning = &r.running, &r.running
+	s.conn.Detach()
+	r.running.Store(2)
+	go r.run(r.up, pending)
+	go r.run(r.down, nil)
+}
+
+func (s *Session) newHalfPipe(dst, src net.Conn, direction string, bytes, throttled *atomic.Int64) *halfPipe {
+	idle := s.conn.pol.Config.Timeouts.Idle
+	h := &halfPipe{sess: s, dst: dst, src: src, ready: newReadiness(src), splice: newSplicer(dst, src),
+		direction: direction, bytes: bytes, throttled: throttled}
+	h.next.R = src
+	h.out = stallWriter{conn: dst, stall: stallDeadline{conn: dst, after: idle}}
+	h.slack = min(min(idle, reportInterval)/4, maxDeadlineSlack)
+	if h.splice != nil {
+		h.splice.stall.after = idle
+		h.splice.onPipeFailure = s.core.pipeFailed
+		if s.core.pipes != nil {
+			h.splice.newPipe = s.core.pipes
+		}
+	}
+	return h
+}
+
+// shape puts the direction through chain. Between two TCP sockets with a
+// readiness check it stays zero-copy while shaped: it takes the tokens for what
+// is queued and then splices exactly that, so shaping costs no buffer and no
+// copy.
+func (h *halfPipe) shape(chain *shaping.Chain) {
+	h.chain = chain
+	if h.ready != nil && h.splice != nil {
+		h.pacer = shaping.NewPacer(chain)
+	}
+}
+
+func (r *tcpRelay) run(h *halfPipe, pending []byte) {
+	defer r.done()
+	if h.pacer != nil {
+		defer h.pacer.Stop()
+	}
+	defer r.sess.core.Recover(r.sess.conn)
+	h.setDeadlines(time.Now())
+	h.err = h.writePending(pending)
+	if h.err == nil {
+		h.err = h.run()
+	}
+	switch {
+	case h.err == nil:
+	case errors.Is(h.err, errIdle), errors.Is(h.err, net.ErrClosed):
+		// Idle, or the session already ended: nothing was cut short. Closing
+		// wakes the other direction.
+		r.sess.conn.Abort()
+	default:
+		r.sess.conn.Cut(reasonOf(h.err))
+	}
+}
+
+// done ends the session when the second direction finishes.
+func (r *tcpRelay) done() {
+	if r.running.Add(-1) > 0 {
+		return
+	}
+	r.lease.release()
+	r.sess.Reason = r.sess.closeReason(r.down.err, r.up.err)
+	r.sess.conn.End()
+}
+
+// reasonOf names why a relay error cut a session.
+func reasonOf(err error) string {
+	if errors.Is(err, errStalled) {
+		return ReasonStalled
+	}
+	return ReasonError
+}
+
+// closeReason names why a relay ended, for the accounting line, from the errors
+// that ended its two halves. A cut's reason, when the connection was cut, takes
+// its place at the session's end.
+func (s *Session) closeReason(first, second error) string {
+	if errors.Is(first, errIdle) || errors.Is(second, errIdle) {
+		return ReasonIdle
+	}
+	for _, err := range []error{first, second} {
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Debug("relay error", "err", err)
+			return ReasonError
+		}
+	}
+	return ReasonEOF
+}
+
+func (h *halfPipe) writePending(pending []byte) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	n, err := h.out.Write(pending)
+	h.count(int64(n))
+	return err
+}
+
+// run relays until EOF (then half-closes dst), idle timeout or error.
+func (h *halfPipe) run() error {
+	idle := h.sess.conn.pol.Config.Timeouts.Idle
+	for {
+		if now := time.Now(); now.Sub(h.deadlineAt) >= h.slack {
+			h.setDeadlines(now)
+		}
+		n, err := h.step()
+		if err != nil || h.unflushed >= reportEvery || time.Since(h.flushed) >= reportInterval {
+			h.flush()
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			// When the other direction is done too, the close that follows at once
+			// sends the FIN; a shutdown first would be a system call for nothing.
+			if h.peerRunning.Load() > 1 {
+				closeWrite(h.dst)
+			}
+			return nil
+		case IsTimeout(err) && (n > 0 || !h.sess.IdleFor(idle)):
+		case IsTimeout(err):
+			return errIdle
+		default:
+			return err
+		}
+	}
+}
+
+// setDeadlines bounds the next steps: reads wake at least every reportInterval
+// (to report bytes and check for idleness); a write that makes no progress for
+// timeouts.idle fails (see stallDeadline), so a peer that stops reading cannot
+// hold the session forever. A read that times out loses nothing, and a write
+// that times out is retried while it progresses, so no byte taken from src is
+// dropped before then.
+func (h *halfPipe) setDeadlines(now time.Time) {
+	idle := h.sess.conn.pol.Config.Timeouts.Idle
+	h.deadlineAt = now
+	h.src.SetReadDeadline(now.Add(min(idle, reportInterval)))
+	h.dst.SetWriteDeadline(now.Add(idle))
+}
+
+// closeWrite passes a half-close on, so a destination that sends and then closes
+// delivers every byte and the client sees EOF.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// sessionLease wraps the shaper's lease so that a server without a shaper relays
+// unshaped.
+type sessionLease struct{ *shaping.Lease }
+
+func (s *Session) acquire() sessionLease { return sessionLease{s.core.Lease(s.User, s.App)} }
+
+// Lease returns a lease on user's buckets for app class app, or nil when the
+// core has no shaper. The caller releases it.
+func (c *Core) Lease(user, app string) *shaping.Lease {
+	if c.shaper == nil {
+		return nil
+	}
+	return c.shaper.Acquire(user, app)
+}
+
+func (l sessionLease) release() {
+	if l.Lease != nil {
+		l.Lease.Release()
+	}
+}
