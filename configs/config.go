@@ -82,11 +82,35 @@ type Access struct {
 	Bind bool `yaml:"bind"`
 	// UDPAssociate allows the UDP ASSOCIATE command.
 	UDPAssociate bool `yaml:"udp_associate"`
+	// UDPAdvertise is the address UDP ASSOCIATE replies give clients for the relay
+	// socket, which is bound to it when it is one of the host's addresses. Behind
+	// a TCP load balancer the control connection's local address is not one the
+	// client can send datagrams to. Empty: the control connection's local address.
+	UDPAdvertise string `yaml:"udp_advertise"`
+	// ProxyProtocol accepts the PROXY protocol from load balancers.
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 
+	// UDPAdvertiseAddr is UDPAdvertise parsed, filled by validation; the zero Addr
+	// when it is empty.
+	UDPAdvertiseAddr netip.Addr `yaml:"-"`
 	// ClientPrefixes is ClientNetworks parsed, filled by validation.
 	ClientPrefixes []netip.Prefix `yaml:"-"`
 	// DeniedPrefixes is DenyDestinations expanded and parsed, filled by validation.
 	DeniedPrefixes []netip.Prefix `yaml:"-"`
+}
+
+// ProxyProtocol is who may tell the proxy a client's address in a PROXY protocol
+// header (HAProxy's send-proxy / send-proxy-v2).
+type ProxyProtocol struct {
+	// Trusted are the load balancers' CIDRs. A connection from one of them must
+	// start with a PROXY header (version 1 or 2), whose source address then stands
+	// for the client in every rule, cap, log line and metric; one without a header
+	// is refused. A header from any other address is a protocol error. Empty: no
+	// PROXY protocol.
+	Trusted []string `yaml:"trusted"`
+
+	// TrustedPrefixes is Trusted parsed, filled by validation.
+	TrustedPrefixes []netip.Prefix `yaml:"-"`
 }
 
 // Timeouts bound every wait. Zero is not allowed for any of them.

@@ -16,7 +16,9 @@ func badConfigs() map[string]string {
 testdata/bad-app-name.yaml:4: apps.other: class name "other" is reserved for traffic that matches no class`,
 		"bad-app-unknown-key.yaml": `testdata/bad-app-unknown-key.yaml:4: apps.skype.port: unknown field; known fields are domains, networks, ports, any_address_ports`,
 		"bad-burst-unit.yaml":      `testdata/bad-burst-unit.yaml:2: shaping.global.burst: size "256Kbit": unknown unit "Kbit"; use one of B, kB, MB, GB, KiB, MiB, GiB`,
-		"bad-client-cidr.yaml":     `testdata/bad-client-cidr.yaml:5: access.client_networks[2]: "10.0.0.0/33" is not a CIDR or IP address: prefix length out of range`,
+		"bad-balancer.yaml": `testdata/bad-balancer.yaml:2: access.udp_advertise: must be an address clients can send to, not unspecified or zoned
+testdata/bad-balancer.yaml:4: access.proxy_protocol.trusted[1]: "haproxy.campus" is not a CIDR or IP address: unexpected character (at "haproxy.campus")`,
+		"bad-client-cidr.yaml": `testdata/bad-client-cidr.yaml:5: access.client_networks[2]: "10.0.0.0/33" is not a CIDR or IP address: prefix length out of range`,
 		"bad-default-group-missing.yaml": `testdata/bad-default-group-missing.yaml:1: shaping.default_group: ` +
 			`must name the group of users not in shaping.members, one of staff, students`,
 		"bad-default-group.yaml": `testdata/bad-default-group.yaml:2: shaping.default_group: group "pupils" is not defined under shaping.groups (defined: staff, students)`,

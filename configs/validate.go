@@ -100,6 +100,7 @@ func (v *validator) notNegative(p fieldPath, n int) {
 }
 
 func (v *validator) access(a *Access) {
+	v.balancers(a)
 	if len(a.ClientNetworks) == 0 {
 		v.add(path("access", "client_networks"), nil, "is empty, so no client could connect")
 	}
@@ -129,6 +130,32 @@ func (v *validator) access(a *Access) {
 		default:
 			v.add(path("access", "deny_destinations").index(i), err, netipProblem(s, err))
 		}
+	}
+}
+
+// balancers parses the PROXY protocol's trusted networks and the UDP address to
+// advertise.
+func (v *validator) balancers(a *Access) {
+	a.ProxyProtocol.TrustedPrefixes = nil
+	for i, s := range a.ProxyProtocol.Trusted {
+		if p, err := parsePrefix(s); err != nil {
+			v.add(path("access", "proxy_protocol", "trusted").index(i), err, netipProblem(s, err))
+		} else {
+			a.ProxyProtocol.TrustedPrefixes = append(a.ProxyProtocol.TrustedPrefixes, p)
+		}
+	}
+	a.UDPAdvertiseAddr = netip.Addr{}
+	if a.UDPAdvertise == "" {
+		return
+	}
+	addr, err := netip.ParseAddr(a.UDPAdvertise)
+	switch {
+	case err != nil:
+		v.add(path("access", "udp_advertise"), err, fmt.Sprintf("%q is not an IP address", a.UDPAdvertise))
+	case addr.IsUnspecified() || addr.Zone() != "":
+		v.add(path("access", "udp_advertise"), nil, "must be an address clients can send to, not unspecified or zoned")
+	default:
+		a.UDPAdvertiseAddr = addr.Unmap()
 	}
 }
 

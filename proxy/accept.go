@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/sockshaper/sockshaper/metrics"
@@ -61,17 +62,34 @@ func isTemporary(err error) bool {
 // admit applies the checks that need no byte from the client, takes a handshake
 // slot (evicting an unfinished handshake when a budget is full; see
 // handshakeBudget), then starts the connection's goroutine. A refused connection
-// is closed at once.
+// is closed at once. A load balancer's connection first has its PROXY header read
+// (balanced.go), whose client takes these checks instead.
 func (s *Server) admit(nc net.Conn) {
-	pol := s.core.Policy()
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
+	if s.fromBalancer(peer) {
+		go s.serveBalanced(nc, peer)
+		return
+	}
+	if c := s.accept(nc, peer, nil); c != nil {
+		go s.serve(c)
+	}
+}
+
+// accept is admit's checks for a client at peer; br, when not nil, holds what the
+// client sent after its PROXY header. It returns nil, having closed nc, when the
+// client is refused.
+func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *client {
+	pol := s.core.Policy()
 	if !tunnel.AllowedClient(pol.Config.Access.ClientPrefixes, peer.Addr()) {
 		nc.Close()
 		s.rec.SessionRejected(metrics.CommandNone, shaping.Other, metrics.ResultClientDenied)
 		s.log.Info("client refused", "client", peer.String(), "reason", metrics.ResultClientDenied)
-		return
+		return nil
 	}
-	c := &client{srv: s, key: clientKey(peer.Addr()), budgets: s.Budgets()}
+	c := &client{srv: s, key: clientKey(peer.Addr()), budgets: s.Budgets(), hr: hr}
+	if c.hr == nil {
+		c.hr = &handshakeReader{nc: nc}
+	}
 	// The hooks are set before the connection is visible to Shutdown, which may
 	// end it at once.
 	c.conn = s.core.NewConn(nc, peer, tunnel.ConnHooks{
@@ -81,14 +99,15 @@ func (s *Server) admit(nc net.Conn) {
 	})
 	if !s.addClient(c) {
 		nc.Close()
-		return
+		return nil
 	}
 	var victim *client
 	c.hs, victim = s.handshakes.admit(c.key, c, c.budgets)
+	c.hr.watch(c)
 	if victim != nil {
 		victim.conn.Evict()
 	}
-	go s.serve(c)
+	return c
 }
 
 // serve reads the connection's first byte under the handshake deadline and hands
@@ -104,7 +123,10 @@ func (s *Server) serve(c *client) {
 	defer s.core.Recover(conn)
 	nc := conn.Net()
 	nc.SetDeadline(conn.Start().Add(conn.Policy().Config.Timeouts.Handshake))
-	br := tunnel.GetReader(&handshakeReader{c: c})
+	br := c.hr.br
+	if br == nil {
+		br = tunnel.GetReader(c.hr)
+	}
 	defer tunnel.PutReader(br)
 	if _, err := br.Peek(1); err != nil {
 		// Nothing came: a probe, a scan, a slowloris that gave up or was evicted.
@@ -113,6 +135,11 @@ func (s *Server) serve(c *client) {
 		if tunnel.IsTimeout(err) {
 			s.Reason = tunnel.ReasonTimeout
 		}
+		return
+	}
+	if hasProxyHeader(br) {
+		s := conn.NewSession(metrics.FrontNone)
+		s.Log().Info("PROXY header from an address not in access.proxy_protocol.trusted")
 		return
 	}
 	s.socks.Serve(conn, br)

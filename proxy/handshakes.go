@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"container/list"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -155,20 +157,34 @@ func (h *handshakeBudget) active() int {
 	return h.n
 }
 
-// handshakeReader is what the handshake reads the client through: it moves the
-// connection's slot out of the silent stage when the first bytes arrive.
+// handshakeReader is what the handshake reads the client through: once it
+// watches a connection's slot, it moves the slot out of the silent stage when the
+// first bytes arrive. A balancer's connection is read through it before its slot
+// exists (for the PROXY header); br then holds what the client sent after it.
 type handshakeReader struct {
-	c    *client
+	nc   net.Conn
+	c    *client // nil until watch
 	seen bool
+	br   *bufio.Reader // set when the PROXY header was read through it
 }
 
 func (r *handshakeReader) Read(p []byte) (int, error) {
-	n, err := r.c.conn.Net().Read(p)
-	if n > 0 && !r.seen {
+	n, err := r.nc.Read(p)
+	if n > 0 && !r.seen && r.c != nil {
 		r.seen = true
 		r.c.srv.handshakes.talking(r.c.hs)
 	}
 	return n, err
+}
+
+// watch starts moving c's slot on its first bytes; bytes the client sent with its
+// PROXY header count at once.
+func (r *handshakeReader) watch(c *client) {
+	r.c = c
+	if r.br != nil && r.br.Buffered() > 0 {
+		r.seen = true
+		c.srv.handshakes.talking(c.hs)
+	}
 }
 
 // establish moves the connection from the handshake budget to the session

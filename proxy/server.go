@@ -85,6 +85,7 @@ type client struct {
 	key      netip.Prefix // what per-client caps count by
 	budgets  Budgets      // in force at its accept
 	hs       *handshakeSlot
+	hr       *handshakeReader
 	admitted bool // holds a session slot of its client
 }
 

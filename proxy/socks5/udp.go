@@ -74,12 +74,12 @@ func associate(s *tunnel.Session, req *socks5.Request, pending []byte) {
 }
 
 // newAssociation opens the relay socket on the address the client reached the
-// proxy on, so that it is reachable wherever the control connection was, and
-// refuses the request when it cannot.
+// proxy on, so that it is reachable wherever the control connection was (or on
+// access.udp_advertise, behind a balancer that carries only TCP), and refuses the
+// request when it cannot.
 func newAssociation(s *tunnel.Session, req *socks5.Request) (*association, bool) {
 	conn := s.Conn()
-	local := tunnel.AddrPortOf(conn.Net().LocalAddr()).Addr()
-	sock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+	sock, advertised, err := relaySocket(conn)
 	if err != nil {
 		reply(s, replyGeneralFailure, metrics.ResultDialFailed)
 		s.Log().Warn("udp relay socket", "err", err)
@@ -99,7 +99,7 @@ func newAssociation(s *tunnel.Session, req *socks5.Request) (*association, bool)
 		core:     s.Core(),
 		pol:      conn.Policy(),
 		sock:     sock,
-		local:    tunnel.AddrPortOf(sock.LocalAddr()),
+		local:    advertised,
 		reader:   reader,
 		clientIP: conn.Peer().Addr(),
 		wantPort: uint16(req.DestAddr.Port),
@@ -112,6 +112,34 @@ func newAssociation(s *tunnel.Session, req *socks5.Request) (*association, bool)
 	a.down = udpCounter{sess: s, direction: metrics.DirectionDownload, byApp: a.bytesByApp}
 	s.Log().Debug("udp association", "relay", a.local.String(), "expected_port", a.wantPort)
 	return a, true
+}
+
+// relaySocket opens an association's UDP socket and returns it with the address
+// to advertise in the reply. Without access.udp_advertise, the socket is bound to
+// the control connection's local address and advertises it. With it, the socket
+// is bound to that address when the host has it, or else to every address of its
+// family, and the reply names it with the socket's port.
+func relaySocket(conn *tunnel.Conn) (*net.UDPConn, netip.AddrPort, error) {
+	adv := conn.Policy().Config.Access.UDPAdvertiseAddr
+	if !adv.IsValid() {
+		local := tunnel.AddrPortOf(conn.Net().LocalAddr()).Addr()
+		sock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)))
+		if err != nil {
+			return nil, netip.AddrPort{}, err
+		}
+		return sock, tunnel.AddrPortOf(sock.LocalAddr()), nil
+	}
+	sock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(adv, 0)))
+	if err != nil {
+		wildcard := netip.IPv6Unspecified()
+		if adv.Is4() {
+			wildcard = netip.IPv4Unspecified()
+		}
+		if sock, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(wildcard, 0))); err != nil {
+			return nil, netip.AddrPort{}, err
+		}
+	}
+	return sock, netip.AddrPortFrom(adv, tunnel.AddrPortOf(sock.LocalAddr()).Port()), nil
 }
 
 // serve runs the relay on a new goroutine and waits on the control connection on
