@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sockshaper/sockshaper/internal/redistest"
+)
+
+// countingRecorder counts exchanges by outcome.
+type countingRecorder struct {
+	mu        sync.Mutex
+	ok, fails int
+	peers     int
+}
+
+func (r *countingRecorder) ClusterExchange(ok bool, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok {
+		r.ok++
+	} else {
+		r.fails++
+	}
+}
+
+func (r *countingRecorder) ClusterPeers(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.peers = n
+}
+
+func newNode(t *testing.T, url, name string, rec Recorder) *Node {
+	t.Helper()
+	n, err := New(Options{URL: url, Name: name, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestExchangeThroughRedis: two instances see each other's reports through a
+// real Redis; when Redis goes away they keep the last view, marked
+// disconnected, and they rejoin when it comes back, with nothing restored.
+func TestExchangeThroughRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	rec := &countingRecorder{}
+	a, b := newNode(t, srv.URL(), "a", rec), newNode(t, srv.URL(), "b", nil)
+	ctx := context.Background()
+	ra := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 1000, Waiting: true, Sessions: 3}}, Sessions: map[string]int{"alice": 3}}
+	rb := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 500, Sessions: 1}}, Sessions: map[string]int{"alice": 1}}
+	a.Exchange(ctx, ra)
+	vb := b.Exchange(ctx, rb)
+	va := a.Exchange(ctx, ra)
+	if !va.Connected || va.Peers != 2 || va.Others["b"].Buckets["user:alice:d"] != rb.Buckets["user:alice:d"] {
+		t.Fatalf("a's view: %+v", va)
+	}
+	if vb.Peers != 2 || vb.Others["a"].Sessions["alice"] != 3 {
+		t.Fatalf("b's view: %+v", vb)
+	}
+
+	srv.Stop()
+	start := time.Now()
+	down := a.Exchange(ctx, ra)
+	if down.Connected || down.Peers != 2 {
+		t.Fatalf("view without Redis: %+v, want the last one, disconnected", down)
+	}
+	if d := time.Since(start); d > 2*Period {
+		t.Errorf("an exchange without Redis took %v, want at most %v", d, 2*Period)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(5 * time.Second)
+	for v := a.Exchange(ctx, ra); !v.Connected; v = a.Exchange(ctx, ra) {
+		if time.Now().After(deadline) {
+			t.Fatal("a did not rejoin after Redis came back")
+		}
+		time.Sleep(Period)
+	}
+	b.Exchange(ctx, rb)
+	if v := a.Exchange(ctx, ra); v.Peers != 2 {
+		t.Errorf("after the restart a sees %d instances, want 2", v.Peers)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.ok == 0 || rec.fails == 0 || rec.peers != 2 {
+		t.Errorf("recorded %d ok and %d failed exchanges, %d peers", rec.ok, rec.fails, rec.peers)
+	}
+}
+
+// TestExpiredInstanceLeaves: an instance that stops reporting leaves the others'
+// views within liveFor.
+func TestExpiredInstanceLeaves(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newNode(t, srv.URL(), "a", nil), newNode(t, srv.URL(), "b", nil)
+	ctx := context.Background()
+	b.Exchange(ctx, Report{})
+	if v := a.Exchange(ctx, Report{}); v.Peers != 2 {
+		t.Fatalf("a sees %d instances, want 2", v.Peers)
+	}
+	time.Sleep(liveFor + Period)
+	if v := a.Exchange(ctx, Report{}); v.Peers != 1 {
+		t.Errorf("a still sees %d instances after b stopped reporting", v.Peers)
+	}
+}
