@@ -25,6 +25,7 @@ type Config struct {
 	Shaping  Shaping    `yaml:"shaping"`
 	Apps     AppClasses `yaml:"apps"`
 	Metrics  Metrics    `yaml:"metrics"`
+	Cluster  Cluster    `yaml:"cluster"`
 
 	// Source names where the config came from: the file's path, or
 	// "embedded default". Errors and logs use it.
@@ -213,6 +214,20 @@ type PortRange struct {
 	Transport string
 	First     uint16
 	Last      uint16
+}
+
+// Cluster shares limits among instances behind a load balancer.
+type Cluster struct {
+	// Redis is the URL of the Redis server the instances share their demand
+	// through: redis://host:port/db, or rediss:// for TLS. Empty: this instance
+	// shapes alone.
+	Redis string `yaml:"redis"`
+	// RedisPasswordFile holds the Redis password (never inline). Relative to the
+	// config file's folder. Empty: no password (or the one in the URL).
+	RedisPasswordFile string `yaml:"redis_password_file"`
+	// Name is this instance's name, unique among the instances. Empty: the host
+	// name.
+	Name string `yaml:"name"`
 }
 
 // Metrics controls what the admin endpoint exports.

@@ -32,6 +32,9 @@ func Load(path string) (*Config, error) {
 	if err := resolveUsersFile(cfg, filepath.Dir(path)); err != nil {
 		return nil, err
 	}
+	if f := cfg.Cluster.RedisPasswordFile; f != "" && !filepath.IsAbs(f) {
+		cfg.Cluster.RedisPasswordFile = filepath.Join(filepath.Dir(path), f)
+	}
 	return cfg, nil
 }
 

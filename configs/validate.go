@@ -6,6 +6,8 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +54,7 @@ func validate(c *Config, doc *document) []error {
 	v.notNegative(path("limits", "max_handshakes"), c.Limits.MaxHandshakes)
 	v.notNegative(path("limits", "max_handshakes_per_client_ip"), c.Limits.MaxHandshakesPerClientIP)
 	v.shaping(&c.Shaping, c.Apps)
+	v.cluster(&c.Cluster)
 	v.apps(c.Apps)
 	if c.Metrics.PerUserMaxUsers < 0 || c.Metrics.PerUser && c.Metrics.PerUserMaxUsers < 1 {
 		v.add(path("metrics", "per_user_max_users"), nil, "must be at least 1 when metrics.per_user is on")
@@ -130,6 +133,28 @@ func (v *validator) access(a *Access) {
 		default:
 			v.add(path("access", "deny_destinations").index(i), err, netipProblem(s, err))
 		}
+	}
+}
+
+// cluster checks the Redis URL's scheme and fills in the instance name.
+func (v *validator) cluster(c *Cluster) {
+	if c.Redis == "" {
+		return
+	}
+	u, err := url.Parse(c.Redis)
+	switch {
+	case err != nil:
+		v.add(path("cluster", "redis"), err, fmt.Sprintf("%q is not a URL such as redis://10.0.0.20:6379/0", c.Redis))
+		return
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		v.add(path("cluster", "redis"), nil, fmt.Sprintf("scheme %q: want redis:// or rediss:// (TLS)", u.Scheme))
+	case u.User != nil:
+		if _, set := u.User.Password(); set {
+			v.add(path("cluster", "redis"), nil, "holds a password: put it in cluster.redis_password_file instead")
+		}
+	}
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
 	}
 }
 
