@@ -17,6 +17,8 @@ need systemd-analyze systemd
 need logrotate logrotate
 need buildah buildah
 need busybox busybox-static
+need redis-server redis-server
+need haproxy haproxy
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
