@@ -40,6 +40,7 @@ func (sess *session) login(br *bufio.Reader) error {
 	sess.user = store.user
 	if out.Result == auth.ResultOK {
 		sess.user = out.Identity.User
+		sess.srv.shaper.SetUserGroup(out.Identity.User, out.Identity.Group)
 		sess.log = sess.log.With("user", sess.user)
 		return err // nil, or the success status could not be written
 	}
