@@ -42,6 +42,7 @@ testdata/bad-ldap-required.yaml:5: auth.ldap.user_filter: "(uid=*)" does not con
 testdata/bad-ldap-required.yaml:6: auth.ldap.timeout: must be greater than 0
 testdata/bad-ldap-required.yaml:7: auth.ldap.stale_window: must not be negative (0 turns it off)`,
 		"bad-ldap-scheme.yaml":   `testdata/bad-ldap-scheme.yaml:3: auth.ldap.url: "http://ldap.campus.example": want ldaps://host[:port] or ldap://host[:port] (with start_tls)`,
+		"bad-ldap-stale.yaml":    `testdata/bad-ldap-stale.yaml:9: auth.ldap.stale_window: needs auth.cache_ttl above 0: only a cached login can outlast an outage`,
 		"bad-ldap-starttls.yaml": `testdata/bad-ldap-starttls.yaml:4: auth.ldap.start_tls: must be false with an ldaps:// URL, which is TLS from the start; StartTLS is for ldap:// URLs`,
 		"bad-limits.yaml": `testdata/bad-limits.yaml:2: limits.max_sessions_per_client_ip: must be at least 1
 testdata/bad-limits.yaml:3: limits.max_handshakes: must not be negative (0 derives it from the descriptor limit)

@@ -140,6 +140,10 @@ func (v *validator) auth(c *Config) {
 	}
 	v.throttle(c.Auth.Throttle)
 	v.ldap(&c.Auth.LDAP, c.Shaping.Groups)
+	if c.Auth.LDAP.StaleWindow > 0 && c.Auth.CacheTTL == 0 {
+		v.add(path("auth", "ldap", "stale_window"), nil,
+			"needs auth.cache_ttl above 0: only a cached login can outlast an outage")
+	}
 	if c.Auth.UsersFile != "" || c.Auth.LDAP.URL != "" {
 		return
 	}

@@ -20,6 +20,7 @@ const usage = `usage:
   sockshaper [flags]                      run the proxy (embedded default config without -config)
   sockshaper check-config -config FILE    validate a config and its users file
   sockshaper passwd USER                  read a password on stdin, print a users-file line
+  sockshaper ldap-test -config FILE USER  log USER in against auth.ldap (password on stdin) and show each step
   sockshaper version                      print the version
 
 flags:
@@ -42,6 +43,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return checkConfig(args, stdout, stderr)
 	case "passwd":
 		return passwd(args, stdin, stdout, stderr)
+	case "ldap-test":
+		return ldapTest(args, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sockshaper", version)
 		return 0

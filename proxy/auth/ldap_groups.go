@@ -149,3 +149,18 @@ func (d *Directory) pick(groups []string) (group, dn string) {
 	}
 	return "", ""
 }
+
+// ShapingGroupOf returns the shaping group auth.ldap.groups maps the directory
+// group groupDN to (DNs compared without case), for `sockshaper ldap-test`.
+func (d *Directory) ShapingGroupOf(groupDN string) (string, bool) {
+	dn, err := ldap.ParseDN(groupDN)
+	if err != nil {
+		return "", false
+	}
+	for _, g := range d.groups {
+		if g.dn.EqualFold(dn) {
+			return g.group, true
+		}
+	}
+	return "", false
+}
