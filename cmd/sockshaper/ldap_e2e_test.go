@@ -197,10 +197,10 @@ func TestLDAPOutage(t *testing.T) {
 		"    stale_window: 3s\n", groupShaping)
 	d := startDaemon(t, cfg, "")
 	echo := echoServer(t)
-	start := time.Now()
 	if got := socksLogin(t, d.listen, "alice", slapdtest.Password("alice")); got != 0 {
 		t.Fatalf("alice before the outage: status %d", got)
 	}
+	verified := time.Now() // the cache entry is from before this
 	s.Stop()
 	for i := range 6 { // three times the address's allowance
 		if got := socksLogin(t, d.listen, "bob", slapdtest.Password("bob")); got != 1 {
@@ -208,14 +208,14 @@ func TestLDAPOutage(t *testing.T) {
 		}
 	}
 	d.waitMetric(`sockshaper_auth_attempts_total{result="unavailable"}`, 6)
-	time.Sleep(time.Until(start.Add(1500 * time.Millisecond))) // past cache_ttl
+	time.Sleep(time.Until(verified.Add(1500 * time.Millisecond))) // past cache_ttl
 	c, err := ldapDial(t, d.listen, "alice", echo)
 	if err != nil {
 		t.Fatalf("alice within the stale window: %v", err)
 	}
 	roundTrip(t, c, "stale but welcome")
 	c.Close()
-	time.Sleep(time.Until(start.Add(4500 * time.Millisecond))) // past cache_ttl + stale_window
+	time.Sleep(time.Until(verified.Add(4500 * time.Millisecond))) // past cache_ttl + stale_window
 	if got := socksLogin(t, d.listen, "alice", slapdtest.Password("alice")); got != 1 {
 		t.Errorf("alice after the stale window: status %d, want 1", got)
 	}
@@ -258,7 +258,9 @@ func TestLDAPReload(t *testing.T) {
 		n, _ := io.Copy(io.Discard, c)
 		return float64(n) / 1.5
 	}
-	if r := rate("alice"); r < 1.5*(1<<20) {
+	// Tolerances that tell the groups apart however loaded the machine: staff
+	// is four times the students' rate.
+	if r := rate("alice"); r < 1.25*(512<<10) {
 		t.Fatalf("alice before the reload: %.0f KiB/s; want the staff 2 MiB/s", r/1024)
 	}
 	// ldaps:// now, and staff no longer mapped: alice is a student.

@@ -64,6 +64,7 @@ func (p *connPool) do(ctx context.Context, op string, f func(c *ldap.Conn) error
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
+		p.rec.DirectoryError(KindTimeout)
 		return &DirectoryError{Kind: KindTimeout, Op: op, Err: errors.New("no directory connection free in time")}
 	}
 	defer func() { <-p.slots }()
@@ -76,8 +77,8 @@ func (p *connPool) do(ctx context.Context, op string, f func(c *ldap.Conn) error
 			}
 		}
 		err := p.run(ctx, c, op, f)
-		if err == nil || answered(err) {
-			p.put(c, err == nil || answered(err))
+		if answered(err) {
+			p.put(c, true)
 			return err
 		}
 		p.discard(c)
@@ -216,13 +217,6 @@ func (p *connPool) handshake(ctx context.Context, raw net.Conn) (*ldap.Conn, err
 func isNetworkError(err error) bool {
 	var ne *net.OpError
 	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
-}
-
-// open returns the number of connections open (idle and in use) and idle.
-func (p *connPool) idleCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
 }
 
 // close closes the idle connections, and makes the ones in use close when they
