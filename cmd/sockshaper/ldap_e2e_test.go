@@ -228,14 +228,14 @@ func TestLDAPOutage(t *testing.T) {
 	if v := d.metric(`sockshaper_ldap_errors_total{kind="unreachable"}`); v < 7 {
 		t.Errorf("ldap_errors_total{kind=unreachable} = %v; want one per login that asked", v)
 	}
-	if n := len(d.records("directory unreachable")); n != 1 {
+	if n := waitRecords(d, "directory unreachable", 1); n != 1 {
 		t.Errorf("%d 'directory unreachable' lines for 7 failed logins within a minute; want 1", n)
 	}
 	s.Restart()
 	if got := socksLogin(t, d.listen, "bob", slapdtest.Password("bob")); got != 0 {
 		t.Errorf("bob after the directory came back: status %d", got)
 	}
-	if n := len(d.records("directory reachable again")); n != 1 {
+	if n := waitRecords(d, "directory reachable again", 1); n != 1 {
 		t.Errorf("%d 'directory reachable again' lines; want 1", n)
 	}
 }
@@ -287,8 +287,18 @@ func TestLDAPReload(t *testing.T) {
 	if got := socksLogin(t, d.listen, "bob", slapdtest.Password("bob")); got != 0 {
 		t.Errorf("bob after a refused reload: status %d; want the old directory still in use", got)
 	}
-	if !strings.Contains(d.logText(), "auth.ldap.bind_password_file") {
-		t.Error("the refused reload's log does not name auth.ldap.bind_password_file")
+	if waitRecords(d, "reload failed; keeping the running config", 1) != 1 ||
+		!strings.Contains(d.records("reload failed; keeping the running config")[0]["err"].(string), "auth.ldap.bind_password_file: open "+secret) {
+		t.Errorf("the refused reload's log does not name auth.ldap.bind_password_file and the file:\n%s", d.logText())
 	}
 	checkNoSecrets(t, d, slapdtest.ServicePassword)
+}
+
+// waitRecords waits up to 5 s for n log records with message msg (the log is
+// read from the daemon's standard error as it comes) and returns how many there are.
+func waitRecords(d *process, msg string, n int) int {
+	for deadline := time.Now().Add(5 * time.Second); len(d.records(msg)) < n && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return len(d.records(msg))
 }
