@@ -217,7 +217,7 @@ func (d *Directory) findUser(ctx context.Context, user string, r *DirectoryLogin
 	}
 	req := ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		2, int(d.cfg.Timeout.Seconds()+1), false,
-		strings.ReplaceAll(d.cfg.UserFilter, configs.UserPlaceholder, ldap.EscapeFilter(user)), attrs, nil)
+		userFilter(d.cfg.UserFilter, user), attrs, nil)
 	var res *ldap.SearchResult
 	err := d.pool.do(ctx, OpSearch, func(c *ldap.Conn) error {
 		var err error
@@ -236,6 +236,11 @@ func (d *Directory) findUser(ctx context.Context, user string, r *DirectoryLogin
 	}
 	r.Found, r.DN = true, res.Entries[0].DN
 	return res.Entries[0], nil
+}
+
+// userFilter puts user into filter in place of {user}, escaped (RFC 4515).
+func userFilter(filter, user string) string {
+	return strings.ReplaceAll(filter, configs.UserPlaceholder, ldap.EscapeFilter(user))
 }
 
 // answerError turns an error the directory answered with (a *ldap.Error) into a
