@@ -186,3 +186,31 @@ func TestNewDirectoryFileErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryRemovedUser: a user deleted from the directory keeps the cached
+// login until cache_ttl, then is refused, even with a stale window (the directory
+// answered, so nothing is stale).
+func TestDirectoryRemovedUser(t *testing.T) {
+	s := slapdtest.Start(t, slapdtest.Options{})
+	cfg := ldapConfig(t, s)
+	cfg.StaleWindow = time.Hour
+	d := newTestDirectory(t, cfg, DirectoryOptions{})
+	clock := newFakeClock()
+	g := newTestGate(clock, 0)
+	closeGate(t, g)
+	a := g.Authenticator(d, time.Minute)
+	login := func() string {
+		return a.Login(context.Background(), client, "dave", slapdtest.Password("dave")).Result
+	}
+	if got := login(); got != ResultOK {
+		t.Fatalf("dave: %v", got)
+	}
+	s.Modify("dn: " + slapdtest.UserDN("dave") + "\nchangetype: delete\n")
+	if got := login(); got != ResultOK {
+		t.Errorf("dave within cache_ttl of his login: %v; want ok from the cache", got)
+	}
+	clock.add(time.Minute)
+	if got := login(); got != ResultFailed {
+		t.Errorf("dave after cache_ttl, deleted: %v; want failed", got)
+	}
+}
