@@ -98,12 +98,12 @@ func classify(ctx context.Context, err error, tlsStep bool) string {
 		return KindTimeout
 	case errors.As(err, &ne) && ne.Timeout():
 		return KindTimeout
+	case errors.As(err, &le) && le.Err != nil && le.Err.Error() == "ldap: connection timed out":
+		return KindTimeout // go-ldap's request timeout, set to the same deadline
 	case tlsStep:
 		return KindTLS
 	case errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork:
 		return KindOther // the directory answered
-	case errors.As(err, &le) && le.Err != nil && le.Err.Error() == "ldap: connection timed out":
-		return KindTimeout
 	}
 	return KindUnreachable
 }
