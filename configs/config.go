@@ -44,6 +44,60 @@ type Auth struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// Throttle bounds password guessing.
 	Throttle AuthThrottle `yaml:"throttle"`
+	// LDAP logs users in against a campus directory (OpenLDAP, Active Directory).
+	// An empty URL turns it off. With a users file too, the file's users are
+	// checked against the file and everyone else against the directory.
+	LDAP LDAP `yaml:"ldap"`
+}
+
+// LDAP is the directory login: search the user's entry with a service account,
+// then bind as that entry with the client's password; the entry's groups choose
+// the shaping group.
+type LDAP struct {
+	// URL is ldaps://host[:port] (TLS from the start, port 636 by default) or
+	// ldap://host[:port] (port 389), which needs StartTLS unless the host is a
+	// loopback address. Empty turns the directory off.
+	URL string `yaml:"url"`
+	// StartTLS upgrades an ldap:// connection to TLS before anything is sent.
+	StartTLS bool `yaml:"start_tls"`
+	// CAFile is a PEM file of the CA certificates the directory's certificate
+	// must chain to. Empty uses the system's roots. A relative path is resolved
+	// against the config file's folder.
+	CAFile string `yaml:"ca_file"`
+	// BindDN is the service account that searches for users' entries.
+	BindDN string `yaml:"bind_dn"`
+	// BindPasswordFile holds the service account's password (one line; a final
+	// newline is ignored), so that the password is never in the config. A
+	// relative path is resolved against the config file's folder.
+	BindPasswordFile string `yaml:"bind_password_file"`
+	// BaseDN is where users' entries are searched, with the whole subtree.
+	BaseDN string `yaml:"base_dn"`
+	// UserFilter finds a user's entry; {user} stands for the user name, escaped
+	// per RFC 4515 so that it cannot change the filter. AD: (sAMAccountName={user}).
+	UserFilter string `yaml:"user_filter"`
+	// Groups map directory group DNs to shaping groups; the first group in the
+	// file's order that the user is a member of picks the shaping group, and a
+	// user in none of them gets shaping.default_group.
+	Groups LDAPGroups `yaml:"groups"`
+	// Timeout bounds each login's requests to the directory together (a new
+	// connection, the search and the bind); past it the login is "unavailable".
+	Timeout time.Duration `yaml:"timeout"`
+	// StaleWindow lets a user whose verified login expired from the cache less
+	// than this long ago keep logging in while the directory is unavailable (with
+	// the same password). Zero turns it off: no login without an answer.
+	StaleWindow time.Duration `yaml:"stale_window"`
+}
+
+// LDAPGroups is the ordered mapping of directory group DN to shaping group. In
+// YAML it is a mapping, and the mapping's order is kept: the first match wins.
+type LDAPGroups []LDAPGroup
+
+// LDAPGroup maps one directory group to a shaping group.
+type LDAPGroup struct {
+	// DN is the directory group's distinguished name.
+	DN string
+	// Group is a key of shaping.groups.
+	Group string
 }
 
 // AuthThrottle is the allowance of failed logins. Failures are counted per client

@@ -23,7 +23,7 @@ func Default() (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := resolveUsersFile(cfg, ""); err != nil {
+	if err := resolvePaths(cfg, ""); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -39,7 +39,7 @@ func Defaults() Config {
 		AdminListen: "127.0.0.1:9180",
 		Auth: Auth{CacheTTL: time.Minute, Throttle: AuthThrottle{
 			FailuresPerUser: 10, FailuresPerAddress: 100, Window: time.Minute, RememberVerified: 24 * time.Hour,
-		}},
+		}, LDAP: LDAP{UserFilter: "(uid={user})", Timeout: 5 * time.Second}},
 		Access: Access{
 			ClientNetworks:   []string{"127.0.0.0/8", "::1/128"},
 			DenyDestinations: []string{"loopback", "private", "link-local", "metadata", "multicast", "broadcast"},

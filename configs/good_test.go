@@ -40,11 +40,22 @@ func TestGoodConfig(t *testing.T) {
 // goodConfig is what testdata/good.yaml holds.
 func goodConfig(t *testing.T) *Config {
 	abs, _ := filepath.Abs("testdata/users.htpasswd")
+	ca, _ := filepath.Abs("testdata/campus-ca.pem")
 	return &Config{
 		Listen:      "[::]:1081",
 		AdminListen: "",
 		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, Throttle: AuthThrottle{
 			FailuresPerUser: 5, FailuresPerAddress: 50, Window: 2 * time.Minute, RememberVerified: 0,
+		}, LDAP: LDAP{
+			URL: "ldap://dc1.campus.example", StartTLS: true, CAFile: ca,
+			BindDN: "CN=sockshaper,OU=Services,DC=campus,DC=example", BindPasswordFile: "/etc/sockshaper/ldap.secret",
+			BaseDN: "OU=People,DC=campus,DC=example", UserFilter: "(&(objectClass=user)(sAMAccountName={user}))",
+			Groups: LDAPGroups{
+				{"CN=Staff,OU=Groups,DC=campus,DC=example", "staff"},
+				{"CN=Guests,OU=Groups,DC=campus,DC=example", "guests.wifi"},
+				{"CN=All Staff,OU=Groups,DC=campus,DC=example", "staff"},
+			},
+			Timeout: 3 * time.Second, StaleWindow: 10 * time.Minute,
 		}},
 		Access: Access{
 			ClientNetworks:   []string{"10.0.0.0/8", "192.0.2.7", "::ffff:172.16.0.0/108", "10.1.2.3/16"},

@@ -14,9 +14,10 @@ import (
 )
 
 // Load reads the config file at path and parses it as [Parse] does, with path as the
-// source. A relative auth.users_file is then made absolute against the config file's
-// folder, so that a config and its users file can be moved together. Load does not
-// open the users file; the proxy reports a missing one when it loads it.
+// source. A relative auth.users_file, auth.ldap.ca_file and
+// auth.ldap.bind_password_file are then made absolute against the config file's
+// folder, so that a config and its files can be moved together. Load does not open
+// them; the proxy reports a missing one when it loads it.
 //
 // Errors: a read error wrapped with the path, or the problems found, each a
 // *[FieldError], joined with [errors.Join].
@@ -29,7 +30,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := resolveUsersFile(cfg, filepath.Dir(path)); err != nil {
+	if err := resolvePaths(cfg, filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	if f := cfg.Cluster.RedisPasswordFile; f != "" && !filepath.IsAbs(f) {
@@ -125,16 +126,24 @@ func syntaxLine(line int, problem string) int {
 	return line
 }
 
-// resolveUsersFile makes a relative users file absolute against dir.
-func resolveUsersFile(cfg *Config, dir string) error {
-	f := cfg.Auth.UsersFile
-	if f == "" || filepath.IsAbs(f) {
-		return nil
+// resolvePaths makes the relative file names of the config absolute against dir.
+func resolvePaths(cfg *Config, dir string) error {
+	for _, f := range []struct {
+		field string
+		name  *string
+	}{
+		{"auth.users_file", &cfg.Auth.UsersFile},
+		{"auth.ldap.ca_file", &cfg.Auth.LDAP.CAFile},
+		{"auth.ldap.bind_password_file", &cfg.Auth.LDAP.BindPasswordFile},
+	} {
+		if *f.name == "" || filepath.IsAbs(*f.name) {
+			continue
+		}
+		abs, err := filepath.Abs(filepath.Join(dir, *f.name))
+		if err != nil {
+			return &FieldError{File: cfg.Source, Field: f.field, Problem: err.Error(), Err: err}
+		}
+		*f.name = abs
 	}
-	abs, err := filepath.Abs(filepath.Join(dir, f))
-	if err != nil {
-		return &FieldError{File: cfg.Source, Field: "auth.users_file", Problem: err.Error(), Err: err}
-	}
-	cfg.Auth.UsersFile = abs
 	return nil
 }

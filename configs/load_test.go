@@ -30,6 +30,23 @@ testdata/bad-domain.yaml:3: apps.skype.domains[2]: "192.0.2.1" is an IP address;
 		"bad-duration.yaml":              `testdata/bad-duration.yaml:2: timeouts.idle: must be a duration with a unit, such as 10s, 5m or 1h`,
 		"bad-empty-client-networks.yaml": `testdata/bad-empty-client-networks.yaml:2: access.client_networks: is empty, so no client could connect`,
 		"bad-int.yaml":                   `testdata/bad-int.yaml:1: limits.max_sessions: must be a whole number`,
+		"bad-ldap-cleartext.yaml":        `testdata/bad-ldap-cleartext.yaml:3: auth.ldap.url: "ldap://ldap.campus.example" without start_tls would send passwords in clear text; use ldaps://, or set start_tls: true`,
+		"bad-ldap-filter.yaml":           `testdata/bad-ldap-filter.yaml:7: auth.ldap.user_filter: "(&(uid={user})" is not an LDAP filter (RFC 4515) such as (uid={user}): unexpected end of filter`,
+		"bad-ldap-groups-list.yaml": `testdata/bad-ldap-groups-list.yaml:4: auth.ldap.bind_password: unknown field; known fields are url, start_tls, ca_file, bind_dn, bind_password_file, base_dn, user_filter, groups, timeout, stale_window
+testdata/bad-ldap-groups-list.yaml:5: auth.ldap.groups: must be a mapping of directory group DN to shaping group`,
+		"bad-ldap-groups.yaml": `testdata/bad-ldap-groups.yaml:14: auth.ldap.groups["cn=faculty,ou=groups,dc=campus,dc=example"]: group "faculty" is not defined under shaping.groups (defined: staff, students)
+testdata/bad-ldap-groups.yaml:15: auth.ldap.groups["CN=Staff,OU=Groups,DC=campus,DC=example"]: names the same group as an earlier entry (DNs compare without case)
+testdata/bad-ldap-groups.yaml:16: auth.ldap.groups.staff: "staff" is not a distinguished name such as cn=staff,ou=groups,dc=campus,dc=example`,
+		"bad-ldap-off.yaml": `testdata/bad-ldap-off.yaml:3: auth.ldap.url: is empty, which turns the directory off, but other auth.ldap keys are set; set url or remove them`,
+		"bad-ldap-required.yaml": `testdata/bad-ldap-required.yaml:2: auth.ldap.bind_dn: is required with auth.ldap.url
+testdata/bad-ldap-required.yaml:2: auth.ldap.bind_password_file: is required with auth.ldap.url: a file holding the service account's password (never the password itself)
+testdata/bad-ldap-required.yaml:4: auth.ldap.base_dn: "ou=people,,dc=example" is not a distinguished name: incomplete type, value pair
+testdata/bad-ldap-required.yaml:5: auth.ldap.user_filter: "(uid=*)" does not contain {user}, so it cannot find the user's entry
+testdata/bad-ldap-required.yaml:6: auth.ldap.timeout: must be greater than 0
+testdata/bad-ldap-required.yaml:7: auth.ldap.stale_window: must not be negative (0 turns it off)`,
+		"bad-ldap-scheme.yaml":   `testdata/bad-ldap-scheme.yaml:3: auth.ldap.url: "http://ldap.campus.example": want ldaps://host[:port] or ldap://host[:port] (with start_tls)`,
+		"bad-ldap-stale.yaml":    `testdata/bad-ldap-stale.yaml:9: auth.ldap.stale_window: needs auth.cache_ttl above 0: only a cached login can outlast an outage`,
+		"bad-ldap-starttls.yaml": `testdata/bad-ldap-starttls.yaml:4: auth.ldap.start_tls: must be false with an ldaps:// URL, which is TLS from the start; StartTLS is for ldap:// URLs`,
 		"bad-limits.yaml": `testdata/bad-limits.yaml:2: limits.max_sessions_per_client_ip: must be at least 1
 testdata/bad-limits.yaml:3: limits.max_handshakes: must not be negative (0 derives it from the descriptor limit)
 testdata/bad-limits.yaml:4: limits.max_handshakes_per_client_ip: must not be negative (0 derives it from the descriptor limit)`,
@@ -38,7 +55,7 @@ testdata/bad-limits.yaml:4: limits.max_handshakes_per_client_ip: must not be neg
 testdata/bad-listen.yaml:2: admin_listen: "localhost" is not host:port, such as 127.0.0.1:1080 or [::1]:1080`,
 		"bad-admin-same.yaml": `testdata/bad-admin-same.yaml:2: admin_listen: must differ from listen`,
 		"bad-many.yaml": `testdata/bad-many.yaml:2: listen: "localhost" is not host:port, such as 127.0.0.1:1080 or [::1]:1080
-testdata/bad-many.yaml:3: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or restrict client_networks
+testdata/bad-many.yaml:3: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or auth.ldap, or restrict client_networks
 testdata/bad-many.yaml:4: auth.cache_ttl: must not be negative (0 disables the cache)
 testdata/bad-many.yaml:6: access.client_networks[1]: "10.1.2.3/40" is not a CIDR or IP address: prefix length out of range
 testdata/bad-many.yaml:7: timeouts.dial: must be greater than 0
@@ -52,7 +69,7 @@ testdata/bad-many.yaml:17: metrics.per_user_max_users: must be at least 1 when m
 			`the named sets are broadcast, link-local, loopback, metadata, multicast, private, or write a CIDR`,
 		"bad-not-mapping.yaml":   `testdata/bad-not-mapping.yaml:1: must be a mapping`,
 		"bad-null-value.yaml":    `testdata/bad-null-value.yaml:1: admin_listen: has no value; write "" for empty, or remove the key to keep the default`,
-		"bad-open-proxy.yaml":    `testdata/bad-open-proxy.yaml: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or restrict client_networks`,
+		"bad-open-proxy.yaml":    `testdata/bad-open-proxy.yaml: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or auth.ldap, or restrict client_networks`,
 		"bad-port-range.yaml":    `testdata/bad-port-range.yaml:4: apps.voip.ports[0]: port range "udp/5061-5060": first port is above the last`,
 		"bad-ports-only.yaml":    `testdata/bad-ports-only.yaml:4: apps.sip.ports: narrows domains and networks matches, and this class has neither; use any_address_ports to match on the port alone`,
 		"bad-rate-negative.yaml": `testdata/bad-rate-negative.yaml:2: shaping.global.download: rate "-1Mbit" is negative`,

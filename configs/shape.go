@@ -47,6 +47,10 @@ func (c *shapeChecker) walk(n *yaml.Node, t reflect.Type, p fieldPath) {
 		c.entries(n, p, "a mapping of class name to rule", func(_, v *yaml.Node, kp fieldPath) {
 			c.walk(v, reflect.TypeFor[AppClass](), kp)
 		})
+	case t == reflect.TypeFor[LDAPGroups]():
+		c.entries(n, p, "a mapping of directory group DN to shaping group", func(_, v *yaml.Node, kp fieldPath) {
+			c.walk(v, reflect.TypeFor[string](), kp)
+		})
 	case t.Kind() == reflect.Struct && t != reflect.TypeFor[PortRange]():
 		c.entries(n, p, "a mapping", func(k, v *yaml.Node, kp fieldPath) {
 			if ft, ok := fieldType(t, k.Value); ok {

@@ -184,20 +184,25 @@ func (v *validator) balancers(a *Access) {
 	}
 }
 
-// auth refuses to run an open proxy: without a users file, anyone who can reach the
-// listener could use it, so only the local host may.
+// auth refuses to run an open proxy: without a users file or a directory, anyone who
+// can reach the listener could use it, so only the local host may.
 func (v *validator) auth(c *Config) {
 	if c.Auth.CacheTTL < 0 {
 		v.add(path("auth", "cache_ttl"), nil, "must not be negative (0 disables the cache)")
 	}
 	v.throttle(c.Auth.Throttle)
-	if c.Auth.UsersFile != "" {
+	v.ldap(&c.Auth.LDAP, c.Shaping.Groups)
+	if c.Auth.LDAP.StaleWindow > 0 && c.Auth.CacheTTL == 0 {
+		v.add(path("auth", "ldap", "stale_window"), nil,
+			"needs auth.cache_ttl above 0: only a cached login can outlast an outage")
+	}
+	if c.Auth.UsersFile != "" || c.Auth.LDAP.URL != "" {
 		return
 	}
 	for _, p := range c.Access.ClientPrefixes {
 		if !isLoopback(p) {
 			v.add(path("auth", "users_file"), nil, "empty means no authentication, which is allowed only "+
-				"when every access.client_networks entry is loopback; set a users file or restrict client_networks")
+				"when every access.client_networks entry is loopback; set a users file or auth.ldap, or restrict client_networks")
 			return
 		}
 	}

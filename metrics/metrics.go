@@ -57,6 +57,7 @@ type Metrics struct {
 	perUser           *perUser                 // sockshaper_user_transferred_bytes_total{user, app, direction}, sockshaper_user_series_dropped_bytes_total{app, direction}
 	sessionsReset     *prometheus.CounterVec   // sockshaper_sessions_reset_total{reason}
 	budget            *budgetMetrics           // sockshaper_handshakes_active, sockshaper_handshakes_evicted_total{scope}, sockshaper_limits{limit}
+	ldap              *ldapMetrics             // sockshaper_ldap_request_duration_seconds{operation}, sockshaper_ldap_connections, sockshaper_ldap_errors_total{kind}
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -145,6 +146,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	)
 	m.preinit(opts.Apps)
 	m.budget = newBudgetMetrics(reg)
+	m.ldap = newLDAPMetrics(reg)
 	return m
 }
 

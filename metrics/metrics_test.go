@@ -42,6 +42,9 @@ func exercise(m *Metrics) {
 	m.HandshakeEnded()
 	m.HandshakeEvicted(EvictedClient)
 	m.Budget("max_handshakes", 2468)
+	m.DirectoryConnOpened()
+	m.DirectoryRequest(LDAPSearch, 3*time.Millisecond)
+	m.DirectoryError(LDAPTimeout)
 }
 
 // designMetric is one row of DESIGN.md's metrics table.
@@ -74,6 +77,9 @@ func designTable() []designMetric {
 		{"sockshaper_handshakes_active", g, nil},
 		{"sockshaper_handshakes_evicted_total", c, []string{"scope"}},
 		{"sockshaper_limits", g, []string{"limit"}},
+		{"sockshaper_ldap_request_duration_seconds", h, []string{"operation"}},
+		{"sockshaper_ldap_connections", g, nil},
+		{"sockshaper_ldap_errors_total", c, []string{"kind"}},
 	}
 }
 
@@ -154,6 +160,9 @@ func TestRecordedValues(t *testing.T) {
 		{"evicted client", m.budget.evicted.WithLabelValues(EvictedClient), 1},
 		{"evicted global", m.budget.evicted.WithLabelValues(EvictedGlobal), 0},
 		{"limits", m.budget.limits.WithLabelValues("max_handshakes"), 2468},
+		{"ldap_connections", m.ldap.connections, 1},
+		{"ldap_errors timeout", m.ldap.errors.WithLabelValues(LDAPTimeout), 1},
+		{"ldap_errors tls", m.ldap.errors.WithLabelValues(LDAPTLS), 0},
 	}
 	for _, c := range checks {
 		if got := testutil.ToFloat64(c.c); got != c.want {
@@ -188,6 +197,8 @@ func TestPreinitialisedZeros(t *testing.T) {
 		"throttled":       {m.throttled, 2 * 2},
 		"dropped":         {m.perUser.dropped, 2 * 2},
 		"evicted":         {m.budget.evicted, 2},
+		"ldap_duration":   {m.ldap.duration, len(LDAPOperations())},
+		"ldap_errors":     {m.ldap.errors, len(LDAPErrorKinds())},
 	}
 	for name, c := range counts {
 		if got := testutil.CollectAndCount(c.c); got != c.want {

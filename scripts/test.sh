@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of sockshaper: formatting, vet, and `go test -race` over every
 # package, including the end-to-end tests that drive the built binary with real
-# clients (curl, dante's socksify) and a real Prometheus server. Installs those tools
-# from Debian's packages when they are missing.
+# clients (curl, dante's socksify), a real Prometheus server and a real OpenLDAP
+# server (slapd). Installs those tools from Debian's packages when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,13 +19,24 @@ need buildah buildah
 need busybox busybox-static
 need redis-server redis-server
 need haproxy haproxy
+need /usr/sbin/slapd slapd   # /usr/sbin may not be on a user's PATH
+need ldapadd ldap-utils
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
-  # policy-rc.d keeps the prometheus package from starting a system service.
+  # RUNLEVEL=1 and a policy-rc.d that denies every start keep the prometheus and
+  # slapd packages from starting system services: the tests run their own.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$own_policy" ] || $sudo rm -f "$policy"
 fi
 
 # Go-built tools, at pinned versions, into $(go env GOPATH)/bin, where the tests look:

@@ -49,7 +49,10 @@ func (p pair) set(l configs.Limit) {
 
 // userBuckets are one user's buckets: their own, and theirs per app class.
 type userBuckets struct {
-	own       pair
+	own pair
+	// group is the shaping group the user's login chose (a directory group), ""
+	// when their login chose none; see [Registry.SetUserGroup].
+	group     string
 	apps      []userApp // few per user, so a slice beats a map in size and speed
 	leases    int
 	idleSince time.Time // when leases last dropped to 0
@@ -79,12 +82,18 @@ func NewRegistry(cfg configs.Shaping) *Registry {
 	}
 }
 
-// userLimit returns the per-user limit of user: their group's, the default
-// group's when Members does not list them, none when the group is not defined.
-func userLimit(cfg *configs.Shaping, user string) configs.Limit {
+// userLimit returns the per-user limit of user: their group in Members, else the
+// group their login chose (loginGroup, when it is defined), else the default
+// group's; none when that group is not defined. Members wins over the login: it is
+// the operator's exception for one user, written in the config on purpose, where
+// the directory's group is the rule for everyone.
+func userLimit(cfg *configs.Shaping, user, loginGroup string) configs.Limit {
 	group, ok := cfg.Members[user]
 	if !ok {
 		group = cfg.DefaultGroup
+		if _, defined := cfg.Groups[loginGroup]; defined {
+			group = loginGroup
+		}
 	}
 	return cfg.Groups[group]
 }
@@ -99,7 +108,7 @@ func (r *Registry) Update(cfg configs.Shaping) {
 	defer r.mu.Unlock()
 	r.cfg = cfg
 	for name, u := range r.users {
-		u.own.set(userLimit(&cfg, name))
+		u.own.set(userLimit(&cfg, name, u.group))
 		for _, ua := range u.apps {
 			ua.buckets.set(cfg.Apps[ua.app].PerUser)
 		}
@@ -108,6 +117,31 @@ func (r *Registry) Update(cfg configs.Shaping) {
 		a.total.set(cfg.Apps[name].Total)
 	}
 	r.global.set(cfg.Global)
+}
+
+// SetUserGroup records the shaping group user's login chose (from their directory
+// groups; "" for none): their own buckets follow that group's limit instead of
+// shaping.default_group's, at once if they are live, until a later login chooses
+// another or their buckets are evicted with the assignment. A group that is not
+// defined under shaping.groups (removed by a reload) counts as none. An explicit
+// shaping.members entry wins over it. A nil Registry does nothing.
+func (r *Registry) SetUserGroup(user, group string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u := r.userLocked(user)
+	if u.leases == 0 {
+		// Kept for IdleEviction even if the session that follows the login
+		// never comes, so an eviction between the two cannot lose the group.
+		u.idleSince = time.Now()
+	}
+	if u.group == group {
+		return
+	}
+	u.group = group
+	u.own.set(userLimit(&r.cfg, user, group))
 }
 
 // Acquire returns a lease on the buckets of one session of user (the anonymous
@@ -142,7 +176,7 @@ func (r *Registry) Acquire(user, app string) *Lease {
 func (r *Registry) userLocked(user string) *userBuckets {
 	u, ok := r.users[user]
 	if !ok {
-		u = &userBuckets{own: newPair(userLimit(&r.cfg, user))}
+		u = &userBuckets{own: newPair(userLimit(&r.cfg, user, ""))}
 		r.users[user] = u
 		r.peak = max(r.peak, len(r.users))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy"
+	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -32,6 +33,7 @@ type daemon struct {
 	reg     *prometheus.Registry
 	shaper  *shaping.Registry
 	server  *proxy.Server
+	dir     *auth.Directory // the directory in use, nil without auth.ldap
 	ready   atomic.Bool
 	build   buildInfo
 	notify  notifier
@@ -79,7 +81,13 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 	})
 	reg.MustRegister(metrics.NewBuildInfo(metrics.BuildInfo{Version: d.build.Version, Revision: d.build.Revision, GoVersion: d.build.GoVersion}))
 	d.metrics.ConfigLoaded(time.Now())
-	d.server = proxy.New(cfg, verifier(users), proxy.Options{
+	v, dir, err := newVerifier(cfg, users, log, d.metrics)
+	if err != nil {
+		return nil, err
+	}
+	d.dir = dir
+	logDirectory(log, cfg)
+	d.server = proxy.New(cfg, v, proxy.Options{
 		Logger:     log,
 		Accounting: accounting,
 		Recorder:   d.metrics,
@@ -138,6 +146,9 @@ func (d *daemon) drain(admin *http.Server) error {
 	if err := d.server.Shutdown(ctx); err != nil {
 		d.log.Warn("drain timeout; closed remaining sessions", "err", err)
 	}
+	if d.dir != nil {
+		d.dir.Close()
+	}
 	if admin != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		defer acancel()
@@ -155,6 +166,11 @@ func (d *daemon) reload() {
 		}
 	}
 	cfg, users, err := loadAll(d.opts.configPath)
+	var v auth.Verifier
+	var dir *auth.Directory
+	if err == nil {
+		v, dir, err = newVerifier(cfg, users, d.log, d.metrics)
+	}
 	if err != nil {
 		d.metrics.ConfigReloaded(false, time.Now())
 		d.log.Error("reload failed; keeping the running config", "err", err)
@@ -168,14 +184,30 @@ func (d *daemon) reload() {
 	d.shaper.Update(cfg.Shaping)
 	d.metrics.InitApps(shaping.NewClassifier(cfg.Apps).Names())
 	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
-	revoked := d.server.Reload(cfg, verifier(users))
+	revoked := d.server.Reload(cfg, v)
+	// The old directory's logins still under way finish on their connections,
+	// which close when they end; its idle ones close now.
+	if d.dir != nil {
+		d.dir.Close()
+	}
+	d.dir = dir
 	d.metrics.ConfigReloaded(true, time.Now())
 	n := 0
 	if users != nil {
 		n = users.Users()
 	}
 	d.log.Info("reloaded", "config", cfg.Source, "users", n, "sessions_revoked", revoked)
+	logDirectory(d.log, cfg)
 	logBudgets(d.log, d.server.Budgets())
+}
+
+// logDirectory says which directory logins go to; it is not asked until a login
+// comes, so an unreachable directory is no reason not to start.
+func logDirectory(log *slog.Logger, cfg *configs.Config) {
+	if l := cfg.Auth.LDAP; l.URL != "" {
+		log.Info("directory login", "url", l.URL, "start_tls", l.StartTLS, "base_dn", l.BaseDN,
+			"groups_mapped", len(l.Groups), "stale_window", l.StaleWindow)
+	}
 }
 
 // logBudgets logs the descriptor limit and the connection budgets in force, and

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -23,12 +24,26 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	summary := "no authentication (loopback clients only)"
+	// The directory's files (the service account's password, the CA) are read
+	// as a start or reload would; nothing connects. `ldap-test` does.
+	_, dir, err := newVerifier(cfg, users, nil, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	var summary []string
 	if users != nil {
-		summary = fmt.Sprintf("%d users from %s", users.Users(), cfg.Auth.UsersFile)
+		summary = append(summary, fmt.Sprintf("%d users from %s", users.Users(), cfg.Auth.UsersFile))
 		warnWeakHashes(stderr, users)
 	}
-	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, summary)
+	if dir != nil {
+		dir.Close()
+		summary = append(summary, fmt.Sprintf("directory %s, %d groups mapped", cfg.Auth.LDAP.URL, len(cfg.Auth.LDAP.Groups)))
+	}
+	if len(summary) == 0 {
+		summary = append(summary, "no authentication (loopback clients only)")
+	}
+	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, strings.Join(summary, "; "))
 	b := proxy.DeriveBudgets(cfg.Limits, proxy.FDLimit())
 	fmt.Fprintf(stdout, "budgets at this process's descriptor limit %d: %s\n", b.FDLimit, b)
 	if err := b.Fits(); err != nil {
@@ -61,6 +76,25 @@ func verifier(users *auth.UsersFile) auth.Verifier {
 		return nil
 	}
 	return users
+}
+
+// newVerifier returns what checks passwords for cfg: the users file, the directory
+// of auth.ldap, or both (the file's users first); nil when there is neither. The
+// directory is returned too, for its owner to close when it is replaced; it reads
+// its files here and connects to nothing until a login comes. log and rec may be
+// nil.
+func newVerifier(cfg *configs.Config, users *auth.UsersFile, log *slog.Logger, rec auth.DirectoryRecorder) (auth.Verifier, *auth.Directory, error) {
+	if cfg.Auth.LDAP.URL == "" {
+		return verifier(users), nil, nil
+	}
+	dir, err := auth.NewDirectory(cfg.Auth.LDAP, auth.DirectoryOptions{Logger: log, Recorder: rec})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg.Source, err)
+	}
+	if users == nil {
+		return dir, dir, nil
+	}
+	return auth.NewCombined(users, dir), dir, nil
 }
 
 // loadAll loads the config (the embedded default when path is empty) and its users

@@ -70,6 +70,25 @@ type FailureFloorer interface {
 	FailureFloor() time.Duration
 }
 
+// Tuner is implemented by a [Verifier] that wants the [Authenticator] and [Gate]
+// that use it set up differently from the users file's needs.
+type Tuner interface {
+	Tuning() Tuning
+}
+
+// Tuning is what a [Tuner] asks for.
+type Tuning struct {
+	// Workers is how many checks should run at once; zero keeps the Gate's own
+	// number (GOMAXPROCS-1, for bcrypt, which is all CPU). A verifier whose
+	// checks wait on the network (a directory) wants as many as it can have
+	// requests in flight.
+	Workers int
+	// StaleTTL is how long after its cache entry expired a verified login still
+	// counts while the verifier answers Unavailable: a directory outage does not
+	// lock out the users who logged in shortly before it. Zero: never.
+	StaleTTL time.Duration
+}
+
 // The results of a login, which are the values of the result label of
 // sockshaper_auth_attempts_total (metrics/labels.go pre-initialises the same list).
 const (
@@ -102,8 +121,12 @@ type Outcome struct {
 	Identity Identity
 	// Result is one of the Result constants.
 	Result string
-	// Err says why, for ResultUnavailable and ResultAbandoned; nil otherwise.
+	// Err says why, for ResultUnavailable and ResultAbandoned, and for a Stale
+	// ResultOK why the verifier could not answer; nil otherwise.
 	Err error
+	// Stale marks a ResultOK from a cache entry past cache_ttl but within the
+	// stale window, given because the verifier was unavailable.
+	Stale bool
 }
 
 // addrKey is the unit an address is counted in: an IPv4 address, or the /64 of

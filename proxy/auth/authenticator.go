@@ -27,6 +27,7 @@ type Authenticator struct {
 
 // check is one verification that several logins may wait for.
 type check struct {
+	key  loginKey
 	done chan struct{} // closed once res is set
 	res  checkResult
 	// Guarded by the Authenticator's mu:
@@ -82,7 +83,7 @@ func (a *Authenticator) join(key loginKey, p pair, user, password string) (c *ch
 		a.mu.Unlock()
 		return nil, false, ResultThrottled
 	}
-	c = &check{done: make(chan struct{}), logins: 1}
+	c = &check{key: key, done: make(chan struct{}), logins: 1}
 	a.inflight[key] = c
 	a.mu.Unlock()
 
@@ -147,6 +148,12 @@ func (a *Authenticator) await(ctx context.Context, c *check, p pair, runner bool
 	case res.busy:
 		return Outcome{Result: ResultBusy}
 	case res.verdict == Unavailable:
+		if id, ok := a.cache.getStale(c.key); ok {
+			// Verified shortly before the verifier became unavailable, with
+			// this password: let them in. Not a verification, so the throttle
+			// learns nothing.
+			return Outcome{Identity: id, Result: ResultOK, Stale: true, Err: res.err}
+		}
 		return Outcome{Result: ResultUnavailable, Err: res.err}
 	case res.verdict == OK:
 		if !runner {

@@ -19,11 +19,13 @@ const maxCached = 100_000
 type loginKey [sha256.Size]byte
 
 // cache remembers verified logins for a time, so that a returning client does not
-// pay for bcrypt on every session.
+// pay for bcrypt on every session. An entry is kept for the stale window past its
+// expiry, when it counts only while the verifier is unavailable.
 type cache struct {
-	ttl time.Duration
-	now func() time.Time
-	key [32]byte
+	ttl   time.Duration
+	stale time.Duration
+	now   func() time.Time
+	key   [32]byte
 
 	mu      sync.Mutex
 	entries map[loginKey]cached
@@ -34,8 +36,8 @@ type cached struct {
 	expires time.Time
 }
 
-func newCache(ttl time.Duration, now func() time.Time) *cache {
-	c := &cache{ttl: ttl, now: now, entries: map[loginKey]cached{}}
+func newCache(ttl, stale time.Duration, now func() time.Time) *cache {
+	c := &cache{ttl: ttl, stale: max(stale, 0), now: now, entries: map[loginKey]cached{}}
 	rand.Read(c.key[:]) // never fails: crypto/rand crashes the program instead
 	return c
 }
@@ -52,17 +54,38 @@ func (c *cache) keyOf(user, password string) loginKey {
 
 // get returns the identity of a verified login that has not expired.
 func (c *cache) get(k loginKey) (Identity, bool) {
+	return c.lookup(k, 0)
+}
+
+// getStale returns the identity of a verified login that expired less than the
+// stale window ago (or has not expired), for when the verifier cannot answer.
+func (c *cache) getStale(k loginKey) (Identity, bool) {
+	if c.stale <= 0 {
+		return Identity{}, false
+	}
+	return c.lookup(k, c.stale)
+}
+
+// lookup returns k's identity if it expires after now minus grace, and forgets
+// entries past the stale window.
+func (c *cache) lookup(k loginKey, grace time.Duration) (Identity, bool) {
 	if c.ttl <= 0 {
 		return Identity{}, false
 	}
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
-	if ok && !c.now().Before(e.expires) {
+	switch {
+	case !ok:
+		return Identity{}, false
+	case !now.Before(e.expires.Add(c.stale)):
 		delete(c.entries, k)
 		return Identity{}, false
+	case !now.Before(e.expires.Add(grace)):
+		return Identity{}, false
 	}
-	return e.id, ok
+	return e.id, true
 }
 
 func (c *cache) put(k loginKey, id Identity) {
@@ -74,7 +97,7 @@ func (c *cache) put(k loginKey, id Identity) {
 	defer c.mu.Unlock()
 	if len(c.entries) >= maxCached {
 		for k, e := range c.entries {
-			if !now.Before(e.expires) {
+			if !now.Before(e.expires.Add(c.stale)) {
 				delete(c.entries, k)
 			}
 		}

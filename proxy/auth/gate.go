@@ -55,6 +55,7 @@ type GateOptions struct {
 // no goroutine of its own: workers start with work and end without it.
 type Gate struct {
 	now      func() time.Time
+	workers  int // GateOptions.Workers, or its default
 	throttle *throttle
 	pool     *pool
 }
@@ -75,6 +76,7 @@ func NewGate(opts GateOptions) *Gate {
 	}
 	return &Gate{
 		now:      opts.Now,
+		workers:  opts.Workers,
 		throttle: newThrottle(opts.Throttle, opts.Now),
 		pool: newPool(opts.Workers, opts.QueuePerAddress, opts.Queue,
 			queuePerWorker*opts.Workers, opts.WaitBudget),
@@ -103,7 +105,17 @@ func (g *Gate) Close() { g.pool.close() }
 
 // Authenticator returns an Authenticator that checks passwords with v and
 // remembers verified logins for cacheTTL (zero: not at all), with g's throttle and
-// pool. A reload makes a new one, which starts with an empty cache.
+// pool. A reload makes a new one, which starts with an empty cache. A v that is a
+// [Tuner] sets the pool's workers (from now on, for every Authenticator of g) and
+// the cache's stale window; otherwise the workers go back to the Gate's own number.
 func (g *Gate) Authenticator(v Verifier, cacheTTL time.Duration) *Authenticator {
-	return &Authenticator{gate: g, v: v, cache: newCache(cacheTTL, g.now), inflight: map[loginKey]*check{}}
+	var t Tuning
+	if tv, ok := v.(Tuner); ok {
+		t = tv.Tuning()
+	}
+	g.pool.setWorkers(cmpOr(t.Workers, g.workers))
+	return &Authenticator{gate: g, v: v, cache: newCache(cacheTTL, t.StaleTTL, g.now), inflight: map[loginKey]*check{}}
 }
+
+// Workers returns the number of checks that may run at once.
+func (g *Gate) Workers() int { return g.pool.workerCount() }

@@ -81,6 +81,27 @@ func (p *pool) limit() int {
 	return max(p.minTotal, int(int64(p.workers)*int64(p.waitBudget)/int64(p.avgCheck)))
 }
 
+// setWorkers changes the number of workers, and so the least the queue holds.
+// Raised, it starts workers for the checks already queued; lowered, the extra
+// workers end after their current check.
+func (p *pool) setWorkers(n int) {
+	p.mu.Lock()
+	p.workers, p.minTotal = n, queuePerWorker*n
+	start := max(0, min(p.queued, n-p.running))
+	p.running += start
+	p.wg.Add(start)
+	p.mu.Unlock()
+	for range start {
+		go p.work()
+	}
+}
+
+func (p *pool) workerCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workers
+}
+
 // setWaitBudget changes how long a queued check may expect to wait.
 func (p *pool) setWaitBudget(d time.Duration) {
 	p.mu.Lock()
@@ -188,7 +209,10 @@ func (p *pool) work() {
 	defer p.wg.Done()
 	for {
 		p.mu.Lock()
-		j := p.next()
+		var j *job
+		if p.running <= p.workers {
+			j = p.next()
+		}
 		if j == nil {
 			p.running--
 			p.mu.Unlock()

@@ -235,3 +235,51 @@ func TestPoolQueueFollowsCheckTime(t *testing.T) {
 		t.Errorf("2 workers at 1 ms a check: queue bound %d, want 10000", got)
 	}
 }
+
+// TestPoolSetWorkers: raising the workers starts checks already queued at once;
+// lowering them lets the extra workers end after their check.
+func TestPoolSetWorkers(t *testing.T) {
+	p := newPool(1, 32, 0, 128, time.Second)
+	hold := make(chan struct{})
+	var running, most atomic.Int64
+	job := func() {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-hold
+		running.Add(-1)
+	}
+	for i := range 4 {
+		if !p.submit(key(fmt.Sprintf("192.0.2.%d", i)), job, func() {}) {
+			t.Fatal("submit refused")
+		}
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("one running", func() bool { return running.Load() == 1 })
+	p.setWorkers(4)
+	waitFor("four running", func() bool { return running.Load() == 4 })
+	close(hold)
+	waitFor("all done", func() bool { q, r := p.stats(); return q == 0 && r == 0 })
+
+	p.setWorkers(1)
+	most.Store(0)
+	hold = make(chan struct{})
+	for i := range 4 {
+		p.submit(key(fmt.Sprintf("192.0.2.%d", i)), job, func() {})
+	}
+	waitFor("one running", func() bool { return running.Load() == 1 })
+	time.Sleep(20 * time.Millisecond)
+	close(hold)
+	waitFor("all done", func() bool { q, r := p.stats(); return q == 0 && r == 0 })
+	if most.Load() != 1 {
+		t.Errorf("%d checks ran at once after lowering to 1 worker", most.Load())
+	}
+	p.close()
+}

@@ -31,6 +31,10 @@ func (s *Session) Login(ctx context.Context, user, password string) (auth.Outcom
 	out := s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password)
 	if out.Result == auth.ResultOK {
 		s.SetUser(out.Identity.User)
+		if s.core.shaper != nil {
+			// A directory's group chooses the user's buckets (shaping.members wins).
+			s.core.shaper.SetUserGroup(out.Identity.User, out.Identity.Group)
+		}
 		return out, nil
 	}
 	s.User = user
