@@ -14,8 +14,8 @@ import (
 )
 
 // Load reads the config file at path and parses it as [Parse] does, with path as the
-// source. A relative auth.users_file is then made absolute against the config file's
-// folder, so that a config and its users file can be moved together. Load does not
+// source. A relative auth.users_file (and state_dir) is then made absolute against the
+// config file's folder, so that a config and its users file can be moved together. Load does not
 // open the users file; the proxy reports a missing one when it loads it.
 //
 // Errors: a read error wrapped with the path, or the problems found, each a
@@ -30,6 +30,9 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	if err := resolveUsersFile(cfg, filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if err := resolveStateDir(cfg, filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -133,5 +136,20 @@ func resolveUsersFile(cfg *Config, dir string) error {
 		return &FieldError{File: cfg.Source, Field: "auth.users_file", Problem: err.Error(), Err: err}
 	}
 	cfg.Auth.UsersFile = abs
+	return nil
+}
+
+// resolveStateDir makes a relative state_dir absolute against dir, as
+// resolveUsersFile does for the users file.
+func resolveStateDir(cfg *Config, dir string) error {
+	d := cfg.StateDir
+	if d == "" || filepath.IsAbs(d) {
+		return nil
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, d))
+	if err != nil {
+		return &FieldError{File: cfg.Source, Field: "state_dir", Problem: err.Error(), Err: err}
+	}
+	cfg.StateDir = abs
 	return nil
 }
