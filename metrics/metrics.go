@@ -36,6 +36,13 @@ type Options struct {
 	// for each of them, so dashboards show zeros instead of "no data". Nil
 	// pre-initialises only the series without an app label.
 	Apps []string
+	// QuotaGroups are the groups with a quota, whose
+	// sockshaper_quota_exceeded_total series are pre-initialised to zero.
+	QuotaGroups []string
+	// QuotaUsage lists users' quota use for sockshaper_user_quota_used_bytes and
+	// sockshaper_user_quota_limit_bytes, read at each scrape while per-user
+	// export is on. Nil exports none.
+	QuotaUsage QuotaUsageFunc
 }
 
 // Metrics is the set of sockshaper's collectors. Its methods are safe for concurrent
@@ -57,6 +64,7 @@ type Metrics struct {
 	perUser           *perUser                 // sockshaper_user_transferred_bytes_total{user, app, direction}, sockshaper_user_series_dropped_bytes_total{app, direction}
 	sessionsReset     *prometheus.CounterVec   // sockshaper_sessions_reset_total{reason}
 	budget            *budgetMetrics           // sockshaper_handshakes_active, sockshaper_handshakes_evicted_total{scope}, sockshaper_limits{limit}
+	quota             *quotaMetrics            // sockshaper_quota_exceeded_total{group}, sockshaper_user_quota_used_bytes{user, period}, sockshaper_user_quota_limit_bytes{user, period}
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -145,6 +153,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	)
 	m.preinit(opts.Apps)
 	m.budget = newBudgetMetrics(reg)
+	m.quota = newQuotaMetrics(reg, opts, m.perUser)
 	return m
 }
 

@@ -42,6 +42,13 @@ func exercise(m *Metrics) {
 	m.HandshakeEnded()
 	m.HandshakeEvicted(EvictedClient)
 	m.Budget("max_handshakes", 2468)
+	m.QuotaExceeded("students")
+}
+
+// quotaUsage is a QuotaUsageFunc of three users, the anonymous one among them.
+func quotaUsage(f func(user, period string, used, limit int64) bool) {
+	_ = f("alice", "daily", 500, 1000) && f("alice", "monthly", 500, 10000) &&
+		f("bob", "daily", 900, 1000) && f("", "monthly", 1, 10)
 }
 
 // designMetric is one row of DESIGN.md's metrics table.
@@ -52,7 +59,7 @@ type designMetric struct {
 }
 
 // designTable is DESIGN.md's metrics table, plus the dropped-bytes counter that
-// goes with the per-user cap.
+// goes with the per-user cap, and the quota series of issue 14.
 func designTable() []designMetric {
 	c, g, h := dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_HISTOGRAM
 	return []designMetric{
@@ -74,6 +81,9 @@ func designTable() []designMetric {
 		{"sockshaper_handshakes_active", g, nil},
 		{"sockshaper_handshakes_evicted_total", c, []string{"scope"}},
 		{"sockshaper_limits", g, []string{"limit"}},
+		{"sockshaper_quota_exceeded_total", c, []string{"group"}},
+		{"sockshaper_user_quota_used_bytes", g, []string{"period", "user"}},
+		{"sockshaper_user_quota_limit_bytes", g, []string{"period", "user"}},
 	}
 }
 
@@ -92,7 +102,7 @@ func gather(t *testing.T, reg prometheus.Gatherer) map[string]*dto.MetricFamily 
 }
 
 func TestDesignMetricsPresent(t *testing.T) {
-	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1})
+	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1, QuotaUsage: quotaUsage})
 	exercise(m)
 	m.Transferred("bob", "web", DirectionUpload, TransportTCP, 10) // beyond the cap
 	families := gather(t, reg)
