@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	_ "time/tzdata" // time zones of quotas and windows without a host database (distroless)
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -20,6 +21,8 @@ const usage = `usage:
   sockshaper [flags]                      run the proxy (embedded default config without -config)
   sockshaper check-config -config FILE    validate a config and its users file
   sockshaper passwd USER                  read a password on stdin, print a users-file line
+  sockshaper users -config FILE [-sort bytes|rate] [-n 20] [-watch] [-all] [-json] [-admin ADDR]
+                                          print who uses the proxy now (the admin listener's usage view)
   sockshaper version                      print the version
 
 flags:
@@ -42,6 +45,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return checkConfig(args, stdout, stderr)
 	case "passwd":
 		return passwd(args, stdin, stdout, stderr)
+	case "users":
+		return usersCommand(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sockshaper", version)
 		return 0

@@ -20,6 +20,7 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy"
 	"github.com/sockshaper/sockshaper/shaping"
+	usagestore "github.com/sockshaper/sockshaper/usage"
 )
 
 // daemon is the running process: the parts main wires together.
@@ -31,6 +32,7 @@ type daemon struct {
 	metrics *metrics.Metrics
 	reg     *prometheus.Registry
 	shaper  *shaping.Registry
+	usage   *usagestore.Store
 	server  *proxy.Server
 	ready   atomic.Bool
 }
@@ -45,6 +47,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sockshaper:", err)
 		return 1
 	}
+	defer d.closeUsage() // also on a failed start, so the state_dir lock goes
 	if err := d.run(); err != nil {
 		d.log.Error("exiting", "err", err)
 		return 1
@@ -70,20 +73,27 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		return nil, err
 	}
 	d.cfg = cfg
+	// Usage first: the shaper asks it who is over a quota. Its events reach the
+	// shaper and metrics made below; none fires before the daemon serves.
+	if d.usage, err = usagestore.New(cfg, usagestore.Options{Logger: log, OnQuota: d.quotaEvent}); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	d.reg = reg
-	d.shaper = shaping.NewRegistry(cfg.Shaping)
+	d.shaper = shaping.NewRegistry(cfg.Shaping, shaping.WithQuota(d.usage))
 	d.metrics = metrics.New(reg, metrics.Options{
 		PerUser:         cfg.Metrics.PerUser,
 		PerUserMaxUsers: cfg.Metrics.PerUserMaxUsers,
 		UsersActive:     func() float64 { return float64(d.shaper.ActiveUsers()) },
 		Apps:            shaping.NewClassifier(cfg.Apps).Names(),
+		QuotaGroups:     quotaGroups(cfg),
+		QuotaUsage:      d.usage.QuotaUsage,
 	})
 	d.metrics.ConfigLoaded(time.Now())
 	d.server = proxy.New(cfg, verifier(users), proxy.Options{
 		Logger:     log,
 		Accounting: accounting,
-		Recorder:   d.metrics,
+		Recorder:   usageRecorder{Recorder: d.metrics, usage: d.usage},
 		Shaper:     d.shaper,
 	})
 	return d, nil
@@ -103,6 +113,7 @@ func (d *daemon) run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go d.shaper.Run(ctx)
+	go d.usage.Run(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -135,6 +146,7 @@ func (d *daemon) drain(admin *http.Server) error {
 	if err := d.server.Shutdown(ctx); err != nil {
 		d.log.Warn("drain timeout; closed remaining sessions", "err", err)
 	}
+	d.closeUsage() // after the sessions, whose last bytes are counted by now
 	if admin != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		defer acancel()
@@ -160,8 +172,13 @@ func (d *daemon) reload() {
 	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen {
 		d.log.Warn("listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen, "admin_listen", d.cfg.AdminListen)
 	}
-	// Buckets and metric series first: a session the server admits on the new
-	// config must find its new limits and its app class's series.
+	if cfg.StateDir != d.cfg.StateDir {
+		d.log.Warn("state_dir changes take effect at restart", "state_dir", d.cfg.StateDir)
+	}
+	// Quotas, buckets and metric series first: a session the server admits on
+	// the new config must find its new limits and its app class's series.
+	d.usage.Update(cfg)
+	d.metrics.InitQuotaGroups(quotaGroups(cfg))
 	d.shaper.Update(cfg.Shaping)
 	d.metrics.InitApps(shaping.NewClassifier(cfg.Apps).Names())
 	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
@@ -193,7 +210,8 @@ func (d *daemon) startAdmin() (*http.Server, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("admin listen: %w", err)
 	}
-	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log)
+	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log,
+		metrics.Route{Pattern: "GET " + usagestore.APIPath, Handler: usagestore.Handler(d.usage, d.shaper.OpenWindows)})
 	srv := metrics.NewAdminServer(h, d.cfg.Metrics.Pprof, d.log)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
