@@ -16,16 +16,12 @@ import (
 //   - GET /metrics serves everything g gathers in the Prometheus exposition format.
 //     Gathering errors are logged to logger and the metrics that could be gathered
 //     are still served.
-//
 //   - GET /healthz answers 200 "ok" while the process serves HTTP at all.
-//
 //   - GET /readyz answers 200 "ok" while ready reports true and 503 "not ready"
 //     otherwise (after SIGTERM, during the drain). A nil ready is always ready.
-//
 //   - /debug/pprof/ and its sub-paths serve net/http/pprof, only when pprof is true;
 //     profiles expose memory contents, so this stays off unless an operator turns it
 //     on for an admin listener nobody else reaches.
-//
 //   - each of routes, such as the usage view (GET /api/v1/users), which another
 //     package owns and the daemon mounts here.
 //
