@@ -30,7 +30,8 @@ func (e *QuotaError) Unwrap() error { return ErrOverQuota }
 
 // Session is one admitted session's hold on its user's usage: the usage view
 // counts it by front and command while it lives. Its methods are safe for
-// concurrent use. Bytes are counted with [Store.Add], not here.
+// concurrent use, and do nothing on a nil *Session (what a nil Store admits).
+// Bytes are counted with [Store.Add], not here.
 type Session struct {
 	s         *Store
 	e         *entry
@@ -46,6 +47,9 @@ type Session struct {
 // protocol the client spoke ("socks5", "http") and command what it asked for
 // ("connect", "udp_associate"); both only label the usage view.
 func (s *Store) Admit(user, front, command string) (*Session, error) {
+	if s == nil {
+		return nil, nil
+	}
 	now := s.now()
 	c := s.cfg.Load()
 	p := periodOf(now, c.loc)
@@ -86,6 +90,9 @@ func allowance(q configs.Quota, period string) configs.ByteSize {
 // whose over_rate is 0). The daemon asks before cutting a user's live sessions
 // on an OnQuota event, which may arrive after the period already turned.
 func (s *Store) Refuses(user string) bool {
+	if s == nil {
+		return false
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.users[user]

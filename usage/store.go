@@ -65,7 +65,9 @@ type storeConfig struct {
 }
 
 // Store counts usage; see the package comment. Create it with [New]; it is safe
-// for concurrent use.
+// for concurrent use. A nil *Store counts nothing and admits everyone (Add,
+// Admit, OverRate and Refuses work on it), so a caller without quotas needs no
+// checks.
 type Store struct {
 	now        func() time.Time
 	log        *slog.Logger
@@ -181,7 +183,7 @@ func (s *Store) release(exclusive bool) {
 // being limited. It allocates nothing once the user is known and never waits
 // for I/O; crossing an allowance calls [Options.OnQuota].
 func (s *Store) Add(user string, up, down int64) {
-	if up <= 0 && down <= 0 {
+	if s == nil || up <= 0 && down <= 0 {
 		return
 	}
 	now := s.now()
@@ -211,6 +213,9 @@ func (s *Store) Add(user string, up, down int64) {
 // refuses, and the rate to hold them to. It implements shaping.QuotaState; it
 // never calls OnQuota, so the shaper may call it under its own lock.
 func (s *Store) OverRate(user string) (configs.Rate, bool) {
+	if s == nil {
+		return 0, false
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.users[user]

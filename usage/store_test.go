@@ -337,3 +337,20 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("counted %d bytes this month, want %d", total, workers*adds*3)
 	}
 }
+
+func TestNilStore(t *testing.T) {
+	var s *Store
+	s.Add("bob", 1, 1)
+	sess, err := s.Admit("bob", "socks5", "connect")
+	if err != nil || sess != nil {
+		t.Fatalf("nil Store Admit = %v, %v; want nil, nil", sess, err)
+	}
+	sess.Throttled(time.Second)
+	if sess.Limited() {
+		t.Error("nil Session is Limited")
+	}
+	sess.Close()
+	if _, over := s.OverRate("bob"); over || s.Refuses("bob") {
+		t.Error("nil Store reports bob over")
+	}
+}
