@@ -138,7 +138,7 @@ func TestPeriods(t *testing.T) {
 	if u := userReport(t, s, "dave"); u.Today.Total != 5 || u.Month.Total != 105 {
 		t.Errorf("new Berlin day: today %+v month %+v, want 5 and 105", u.Today, u.Month)
 	}
-	c.set("2026-02-01T23:29:00Z") // a clock stepped back a minute: no new day
+	c.set("2026-02-01T22:59:00Z") // a clock stepped back over midnight: the day goes on
 	s.Add("dave", 1, 0)
 	if u := userReport(t, s, "dave"); u.Today.Total != 6 || u.Month.Total != 106 {
 		t.Errorf("clock stepped back: today %+v month %+v, want 6 and 106", u.Today, u.Month)
