@@ -27,6 +27,17 @@ type Config struct {
 	Metrics  Metrics    `yaml:"metrics"`
 	Cluster  Cluster    `yaml:"cluster"`
 
+	// StateDir is the folder where state that must survive a restart is kept:
+	// the users' quota usage (usage.json). A relative path is resolved against
+	// the config file's folder. Empty keeps no state, which validation allows
+	// only when no quota is set.
+	StateDir string `yaml:"state_dir"`
+	// TimeZone is the IANA time zone (such as Europe/Berlin) whose calendar
+	// days and months quota periods follow, and of windows that name none.
+	TimeZone string `yaml:"time_zone"`
+	// Location is TimeZone loaded, filled by validation.
+	Location *time.Location `yaml:"-"`
+
 	// Source names where the config came from: the file's path, or
 	// "embedded default". Errors and logs use it.
 	Source string `yaml:"-"`
@@ -208,17 +219,27 @@ type Rate int64
 // number of bytes. Zero means "use the default".
 type ByteSize int64
 
-// Limit is an upload/download pair of rates with an optional burst.
+// Limit is an upload/download pair of rates with an optional burst. A group's
+// Limit (under shaping.groups) may also carry a quota and limits by time window;
+// validation refuses them on the other levels.
 type Limit struct {
 	Upload   Rate     `yaml:"upload"`
 	Download Rate     `yaml:"download"`
 	Burst    ByteSize `yaml:"burst"`
+	// Quota is the group's volume allowance per user; nil: none.
+	Quota *Quota `yaml:"quota"`
+	// During replaces some of the rates while a window of Shaping.Windows is
+	// open, by window name; see [WindowLimit].
+	During map[string]WindowLimit `yaml:"during"`
 }
 
 // AppLimits caps one app class: per user, and for all users together.
 type AppLimits struct {
 	PerUser Limit `yaml:"per_user"`
 	Total   Limit `yaml:"total"`
+	// During replaces some of the rates while a window of Shaping.Windows is
+	// open, by window name.
+	During map[string]AppWindow `yaml:"during"`
 }
 
 // Shaping holds every token-bucket limit.
@@ -237,6 +258,12 @@ type Shaping struct {
 	Global Limit `yaml:"global"`
 	// IdleEviction drops a user's buckets after they had no session for this long.
 	IdleEviction time.Duration `yaml:"idle_eviction"`
+	// Windows are named weekly time windows, in which the During limits of
+	// groups and app classes apply.
+	Windows map[string]Window `yaml:"windows"`
+	// UserQuotas replace the group's quota of the users named; an empty quota
+	// exempts a user.
+	UserQuotas map[string]Quota `yaml:"user_quotas"`
 }
 
 // AppClasses is the ordered list of app classification rules; the first class that
@@ -256,6 +283,12 @@ type AppClass struct {
 	Ports []PortRange `yaml:"ports"`
 	// AnyAddressPorts classify on the port alone, whatever the address.
 	AnyAddressPorts []PortRange `yaml:"any_address_ports"`
+	// DSCP is the Differentiated Services code point the proxy marks the class's
+	// packets toward destinations with (IP_TOS, IPV6_TCLASS); 0 leaves them
+	// unmarked (best effort). In YAML a number 0-63 or a name such as EF or AF41.
+	DSCP DSCP `yaml:"dscp"`
+	// DSCPToClient marks the class's packets toward the client with DSCP too.
+	DSCPToClient bool `yaml:"dscp_to_client"`
 
 	// Prefixes is Networks parsed, filled by validation.
 	Prefixes []netip.Prefix `yaml:"-"`

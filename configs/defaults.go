@@ -51,10 +51,11 @@ func Defaults() Config {
 			Idle:      5 * time.Minute,
 			Drain:     30 * time.Second,
 		},
-		Limits:  Limits{MaxSessionsPerClientIP: 512, MaxSessionsPerUser: 256}, // the rest derived
-		Shaping: Shaping{IdleEviction: 10 * time.Minute},
-		Apps:    AppClasses{skypeClass()},
-		Metrics: Metrics{PerUserMaxUsers: 1000},
+		Limits:   Limits{MaxSessionsPerClientIP: 512, MaxSessionsPerUser: 256}, // the rest derived
+		Shaping:  Shaping{IdleEviction: 10 * time.Minute},
+		Apps:     AppClasses{skypeClass()},
+		Metrics:  Metrics{PerUserMaxUsers: 1000},
+		TimeZone: "UTC",
 	}
 }
 

@@ -14,10 +14,10 @@ import (
 )
 
 // Load reads the config file at path and parses it as [Parse] does, with path as the
-// source. A relative auth.users_file, auth.ldap.ca_file and
-// auth.ldap.bind_password_file are then made absolute against the config file's
-// folder, so that a config and its files can be moved together. Load does not open
-// them; the proxy reports a missing one when it loads it.
+// source. A relative auth.users_file, auth.ldap.ca_file, auth.ldap.bind_password_file,
+// cluster.redis_password_file and state_dir are then made absolute against the
+// config file's folder, so that a config and its files can be moved together. Load
+// does not open them; the proxy reports a missing one when it loads it.
 //
 // Errors: a read error wrapped with the path, or the problems found, each a
 // *[FieldError], joined with [errors.Join].
@@ -32,9 +32,6 @@ func Load(path string) (*Config, error) {
 	}
 	if err := resolvePaths(cfg, filepath.Dir(path)); err != nil {
 		return nil, err
-	}
-	if f := cfg.Cluster.RedisPasswordFile; f != "" && !filepath.IsAbs(f) {
-		cfg.Cluster.RedisPasswordFile = filepath.Join(filepath.Dir(path), f)
 	}
 	return cfg, nil
 }
@@ -135,6 +132,8 @@ func resolvePaths(cfg *Config, dir string) error {
 		{"auth.users_file", &cfg.Auth.UsersFile},
 		{"auth.ldap.ca_file", &cfg.Auth.LDAP.CAFile},
 		{"auth.ldap.bind_password_file", &cfg.Auth.LDAP.BindPasswordFile},
+		{"cluster.redis_password_file", &cfg.Cluster.RedisPasswordFile},
+		{"state_dir", &cfg.StateDir},
 	} {
 		if *f.name == "" || filepath.IsAbs(*f.name) {
 			continue

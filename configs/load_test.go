@@ -14,7 +14,7 @@ func badConfigs() map[string]string {
 		"bad-app-empty.yaml": `testdata/bad-app-empty.yaml:2: apps.skype: needs at least one of domains, networks or any_address_ports`,
 		"bad-app-name.yaml": `testdata/bad-app-name.yaml:2: apps.Skype: class name must be lowercase letters, digits, "_" and "-"
 testdata/bad-app-name.yaml:4: apps.other: class name "other" is reserved for traffic that matches no class`,
-		"bad-app-unknown-key.yaml": `testdata/bad-app-unknown-key.yaml:4: apps.skype.port: unknown field; known fields are domains, networks, ports, any_address_ports`,
+		"bad-app-unknown-key.yaml": `testdata/bad-app-unknown-key.yaml:4: apps.skype.port: unknown field; known fields are domains, networks, ports, any_address_ports, dscp, dscp_to_client`,
 		"bad-burst-unit.yaml":      `testdata/bad-burst-unit.yaml:2: shaping.global.burst: size "256Kbit": unknown unit "Kbit"; use one of B, kB, MB, GB, KiB, MiB, GiB`,
 		"bad-balancer.yaml": `testdata/bad-balancer.yaml:2: access.udp_advertise: must be an address clients can send to, not unspecified or zoned
 testdata/bad-balancer.yaml:4: access.proxy_protocol.trusted[1]: "haproxy.campus" is not a CIDR or IP address: unexpected character (at "haproxy.campus")`,
@@ -84,6 +84,27 @@ testdata/bad-throttle.yaml:7: auth.throttle.remember_verified: must not be negat
 		"bad-throttle-ceiling.yaml": `testdata/bad-throttle-ceiling.yaml:3: auth.throttle.failures_per_address: must be at least failures_per_user (20): one address can hold many users`,
 		"bad-unknown-key.yaml":      `testdata/bad-unknown-key.yaml:4: timeouts.handshak: unknown field; known fields are handshake, dial, idle, drain`,
 		"bad-zero-timeout.yaml":     `testdata/bad-zero-timeout.yaml:3: timeouts.dial: must be greater than 0`,
+		"bad-quota-no-state.yaml":   `testdata/bad-quota-no-state.yaml:5: shaping.groups.students.quota: a quota needs state_dir, the folder where usage is kept across restarts`,
+		"bad-quota.yaml": `testdata/bad-quota.yaml:5: shaping.groups.students.quota: sets neither daily nor monthly; give an allowance or remove the quota
+testdata/bad-quota.yaml:7: shaping.apps.skype.per_user.quota: quotas are set on groups (shaping.groups.G.quota) and users (shaping.user_quotas)
+testdata/bad-quota.yaml:8: shaping.global.quota: quotas are set on groups (shaping.groups.G.quota) and users (shaping.user_quotas)
+testdata/bad-quota.yaml:10: shaping.user_quotas.alice.over_rate: applies over an allowance, and this quota sets neither daily nor monthly ({} exempts the user)`,
+		"bad-quota-size.yaml": `testdata/bad-quota-size.yaml:5: shaping.groups.students.quota.daily: size "2Gb": ambiguous unit "Gb": write GB or GiB
+testdata/bad-quota-size.yaml:5: shaping.groups.students.quota.monthly: size "-1GiB" is negative`,
+		"bad-window.yaml": `testdata/bad-window.yaml:4: shaping.groups.students.during.exams: window "exams" is not defined under shaping.windows (defined: bad name, early, lectures, nights)
+testdata/bad-window.yaml:4: shaping.groups.students.during.lectures: changes nothing; set upload, download or burst
+testdata/bad-window.yaml:6: shaping.apps.skype.during.lectures: changes nothing; set per_user or total limits
+testdata/bad-window.yaml:6: shaping.apps.skype.per_user.during: an app class's window limits are set on the class: shaping.apps.skype.during.WINDOW.per_user
+testdata/bad-window.yaml:7: shaping.global.during: during is set on groups (shaping.groups.G.during) and app classes (shaping.apps.A.during)
+testdata/bad-window.yaml:9: shaping.windows.lectures.days: days "mon-fry": "fry" is not a weekday; write mon, tue, wed, thu, fri, sat or sun
+testdata/bad-window.yaml:10: shaping.windows.nights.hours: hours "22:00-22:00": span "22:00-22:00" starts where it ends; write 00:00-24:00 for the whole day
+testdata/bad-window.yaml:10: shaping.windows.nights.time_zone: unknown time zone "Mars/Olympus_Mons"; use an IANA name such as Europe/Berlin, or UTC
+testdata/bad-window.yaml:11: shaping.windows.early.hours: hours "8:00-9:00": "8:00" is not a time of day HH:MM
+testdata/bad-window.yaml:12: shaping.windows["bad name"]: window name must be letters, digits, "_" and "-"`,
+		"bad-time-zone.yaml": `testdata/bad-time-zone.yaml:1: time_zone: unknown time zone "Europe/Berlinn"; use an IANA name such as Europe/Berlin, or UTC`,
+		"bad-dscp.yaml": `testdata/bad-dscp.yaml:4: apps.skype.dscp: dscp "64" is not a number from 0 to 63 nor a name such as EF, AF41 or CS1
+testdata/bad-dscp.yaml:7: apps.zoom.dscp: dscp "EFF" is not a number from 0 to 63 nor a name such as EF, AF41 or CS1`,
+		"bad-dscp-client.yaml": `testdata/bad-dscp-client.yaml:4: apps.skype.dscp_to_client: marks packets toward the client with dscp, which this class does not set`,
 	}
 }
 

@@ -42,6 +42,9 @@ func (c *shapeChecker) walk(n *yaml.Node, t reflect.Type, p fieldPath) {
 		// or multiply the work, which yaml.v3 guards against when it decodes.
 		return
 	}
+	for t.Kind() == reflect.Pointer { // an optional value: checked as the value
+		t = t.Elem()
+	}
 	switch {
 	case t == reflect.TypeFor[AppClasses]():
 		c.entries(n, p, "a mapping of class name to rule", func(_, v *yaml.Node, kp fieldPath) {
@@ -132,6 +135,8 @@ func (c *shapeChecker) scalar(n *yaml.Node, t reflect.Type, p fieldPath) {
 		_, err = ParseByteSize(n.Value)
 	case reflect.TypeFor[PortRange]():
 		_, err = ParsePortRange(n.Value)
+	case reflect.TypeFor[DSCP]():
+		_, err = ParseDSCP(n.Value)
 	default:
 		if err = n.Decode(reflect.New(t).Interface()); err != nil {
 			c.add(n, p, err, scalarProblem(t))

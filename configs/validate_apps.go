@@ -98,6 +98,7 @@ func (v *validator) apps(classes AppClasses) {
 		}
 		v.portRanges(p.key("ports"), c.Ports)
 		v.portRanges(p.key("any_address_ports"), c.AnyAddressPorts)
+		v.dscp(p, c)
 	}
 }
 

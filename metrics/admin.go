@@ -22,11 +22,13 @@ import (
 //   - /debug/pprof/ and its sub-paths serve net/http/pprof, only when pprof is true;
 //     profiles expose memory contents, so this stays off unless an operator turns it
 //     on for an admin listener nobody else reaches.
+//   - each of routes, such as the usage view (GET /api/v1/users), which another
+//     package owns and the daemon mounts here.
 //
 // Every other path answers 404, and other methods on the paths above 405. A nil
 // logger discards. The handler never serves [http.DefaultServeMux], where the
 // net/http/pprof package registers itself.
-func NewAdminHandler(g prometheus.Gatherer, ready func() bool, pprof bool, logger *slog.Logger) http.Handler {
+func NewAdminHandler(g prometheus.Gatherer, ready func() bool, pprof bool, logger *slog.Logger, routes ...Route) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -48,7 +50,17 @@ func NewAdminHandler(g prometheus.Gatherer, ready func() bool, pprof bool, logge
 	if pprof {
 		registerPprof(mux)
 	}
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	return mux
+}
+
+// Route is one more handler of the admin endpoint: Pattern is an
+// [http.ServeMux] pattern with its method, such as "GET /api/v1/users".
+type Route struct {
+	Pattern string
+	Handler http.Handler
 }
 
 // registerPprof serves net/http/pprof under /debug/pprof/ on mux. Index also serves

@@ -137,7 +137,7 @@ func promtool(t *testing.T) string {
 
 func TestPromtoolCheckMetrics(t *testing.T) {
 	bin := promtool(t)
-	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1, Apps: []string{"skype", "other"}})
+	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1, Apps: []string{"skype", "other"}, QuotaUsage: quotaUsage})
 	exercise(m)
 	m.Transferred("", "other", DirectionUpload, TransportTCP, 10)
 	srv := newAdminServer(t, reg, nil, false, nil)
@@ -156,5 +156,21 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) != 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestAdminExtraRoutes(t *testing.T) {
+	users := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"users":[]}`) })
+	srv := httptest.NewServer(NewAdminHandler(prometheus.NewRegistry(), nil, false, nil,
+		Route{Pattern: "GET /api/v1/users", Handler: users}))
+	t.Cleanup(srv.Close)
+	if code, body := get(t, srv, http.MethodGet, "/api/v1/users"); code != http.StatusOK || body != `{"users":[]}` {
+		t.Errorf("GET /api/v1/users = %d %q", code, body)
+	}
+	if code, _ := get(t, srv, http.MethodPost, "/api/v1/users"); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /api/v1/users = %d, want 405", code)
+	}
+	if code, _ := get(t, srv, http.MethodGet, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz with an extra route = %d", code)
 	}
 }

@@ -117,7 +117,7 @@ func skipPast(s string, i int, close byte) int {
 // seriesNames returns every series name New's collectors export after each
 // recording method ran once: histogram families as _bucket, _sum and _count.
 func seriesNames(t *testing.T) map[string]bool {
-	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1})
+	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1, QuotaUsage: quotaUsage})
 	exercise(m)
 	m.Transferred("bob", "web", DirectionUpload, TransportTCP, 1)
 	names := map[string]bool{}

@@ -29,6 +29,9 @@ const (
 	ResultDialFailed        = "dial_failed"
 	ResultLimitReached      = "limit_reached"
 	ResultProtocolError     = "protocol_error"
+	// ResultQuotaExceeded is a session refused because its user used up an
+	// allowance whose over_rate is 0.
+	ResultQuotaExceeded = "quota_exceeded"
 )
 
 // Values of the result label of sockshaper_auth_attempts_total (proxy/auth's
@@ -77,11 +80,16 @@ const (
 	ResetRevoked  = "revoked"
 	ResetStalled  = "stalled"
 	ResetError    = "error"
+	// ResetQuota is a session cut because its user used up an allowance whose
+	// over_rate is 0.
+	ResetQuota = "quota"
 )
 
 // ResetReasons returns the values of the reason label of
 // sockshaper_sessions_reset_total.
-func ResetReasons() []string { return []string{ResetShutdown, ResetRevoked, ResetStalled, ResetError} }
+func ResetReasons() []string {
+	return []string{ResetShutdown, ResetRevoked, ResetStalled, ResetError, ResetQuota}
+}
 
 // Values of the result label of sockshaper_config_reloads_total.
 const (
@@ -99,6 +107,7 @@ func results() []string {
 	return []string{
 		ResultOK, ResultAuthFailed, ResultClientDenied, ResultDestinationDenied,
 		ResultCommandRefused, ResultDialFailed, ResultLimitReached, ResultProtocolError,
+		ResultQuotaExceeded,
 	}
 }
 

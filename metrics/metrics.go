@@ -36,6 +36,13 @@ type Options struct {
 	// for each of them, so dashboards show zeros instead of "no data". Nil
 	// pre-initialises only the series without an app label.
 	Apps []string
+	// QuotaGroups are the groups with a quota, whose
+	// sockshaper_quota_exceeded_total series are pre-initialised to zero.
+	QuotaGroups []string
+	// QuotaUsage lists users' quota use for sockshaper_user_quota_used_bytes and
+	// sockshaper_user_quota_limit_bytes, read at each scrape while per-user
+	// export is on. Nil exports none.
+	QuotaUsage QuotaUsageFunc
 }
 
 // Metrics is the set of sockshaper's collectors. Its methods are safe for concurrent
@@ -58,6 +65,7 @@ type Metrics struct {
 	sessionsReset     *prometheus.CounterVec   // sockshaper_sessions_reset_total{reason}
 	budget            *budgetMetrics           // sockshaper_handshakes_active, sockshaper_handshakes_evicted_total{scope}, sockshaper_limits{limit}
 	ldap              *ldapMetrics             // sockshaper_ldap_request_duration_seconds{operation}, sockshaper_ldap_connections, sockshaper_ldap_errors_total{kind}
+	quota             *quotaMetrics            // sockshaper_quota_exceeded_total{group}, sockshaper_user_quota_used_bytes{user, period}, sockshaper_user_quota_limit_bytes{user, period}
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -147,6 +155,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	m.preinit(opts.Apps)
 	m.budget = newBudgetMetrics(reg)
 	m.ldap = newLDAPMetrics(reg)
+	m.quota = newQuotaMetrics(reg, opts, m.perUser)
 	return m
 }
 

@@ -45,6 +45,13 @@ func exercise(m *Metrics) {
 	m.DirectoryConnOpened()
 	m.DirectoryRequest(LDAPSearch, 3*time.Millisecond)
 	m.DirectoryError(LDAPTimeout)
+	m.QuotaExceeded("students")
+}
+
+// quotaUsage is a QuotaUsageFunc of three users, the anonymous one among them.
+func quotaUsage(f func(user, period string, used, limit int64) bool) {
+	_ = f("alice", "daily", 500, 1000) && f("alice", "monthly", 500, 10000) &&
+		f("bob", "daily", 900, 1000) && f("", "monthly", 1, 10)
 }
 
 // designMetric is one row of DESIGN.md's metrics table.
@@ -55,7 +62,7 @@ type designMetric struct {
 }
 
 // designTable is DESIGN.md's metrics table, plus the dropped-bytes counter that
-// goes with the per-user cap.
+// goes with the per-user cap, and the quota series of issue 14.
 func designTable() []designMetric {
 	c, g, h := dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_HISTOGRAM
 	return []designMetric{
@@ -80,6 +87,9 @@ func designTable() []designMetric {
 		{"sockshaper_ldap_request_duration_seconds", h, []string{"operation"}},
 		{"sockshaper_ldap_connections", g, nil},
 		{"sockshaper_ldap_errors_total", c, []string{"kind"}},
+		{"sockshaper_quota_exceeded_total", c, []string{"group"}},
+		{"sockshaper_user_quota_used_bytes", g, []string{"period", "user"}},
+		{"sockshaper_user_quota_limit_bytes", g, []string{"period", "user"}},
 	}
 }
 
@@ -98,7 +108,7 @@ func gather(t *testing.T, reg prometheus.Gatherer) map[string]*dto.MetricFamily 
 }
 
 func TestDesignMetricsPresent(t *testing.T) {
-	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1})
+	m, reg := newTestMetrics(t, Options{PerUser: true, PerUserMaxUsers: 1, QuotaUsage: quotaUsage})
 	exercise(m)
 	m.Transferred("bob", "web", DirectionUpload, TransportTCP, 10) // beyond the cap
 	families := gather(t, reg)

@@ -113,3 +113,10 @@ func (p *perUser) exported() int {
 	defer p.mu.RUnlock()
 	return len(p.users)
 }
+
+// settings returns whether per-user export is on and its cap.
+func (p *perUser) settings() (on bool, maxUsers int) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.on, p.max
+}

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 
 	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/internal/dscp"
 )
 
 // Other is the class of every destination no rule matches.
@@ -54,6 +55,8 @@ type class struct {
 	prefixes []netip.Prefix
 	ports    []configs.PortRange // restrict domains and prefixes; empty: any port
 	anyPorts []configs.PortRange // match on port and transport alone
+	mark     dscp.Mark           // toward destinations
+	toClient dscp.Mark           // toward the client; zero unless dscp_to_client
 }
 
 // NewClassifier builds a Classifier from validated app classes: their Prefixes
@@ -63,7 +66,10 @@ type class struct {
 func NewClassifier(classes configs.AppClasses) *Classifier {
 	c := &Classifier{classes: make([]class, 0, len(classes))}
 	for _, ac := range classes {
-		cl := class{name: ac.Name, ports: ac.Ports, anyPorts: ac.AnyAddressPorts}
+		cl := class{name: ac.Name, ports: ac.Ports, anyPorts: ac.AnyAddressPorts, mark: dscp.New(ac.DSCP)}
+		if ac.DSCPToClient {
+			cl.toClient = cl.mark
+		}
 		for _, d := range ac.Domains {
 			if d = normalizeDomain(d); d != "" {
 				cl.domains = append(cl.domains, d)

@@ -112,11 +112,14 @@ func (r *Registry) shrinkLocked() {
 }
 
 // Run calls EvictIdle every quarter of Shaping.IdleEviction (at least every
-// second), following reloads, until ctx ends. A user is thus dropped at most
-// 1.25 × IdleEviction after their last session.
+// second), following reloads, and Tick every second, until ctx ends. A user is
+// thus dropped at most 1.25 × IdleEviction after their last session, and a
+// window's edge reaches live buckets within a second.
 func (r *Registry) Run(ctx context.Context) {
 	t := time.NewTimer(r.evictEvery())
 	defer t.Stop()
+	windows := time.NewTicker(windowEvery)
+	defer windows.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -124,9 +127,15 @@ func (r *Registry) Run(ctx context.Context) {
 		case <-t.C:
 			r.EvictIdle(time.Now())
 			t.Reset(r.evictEvery())
+		case <-windows.C:
+			r.Tick(r.now())
 		}
 	}
 }
+
+// windowEvery is how often Run looks at the clock for window edges: a window
+// opens or closes on a minute, so a second's lateness is all an edge waits.
+const windowEvery = time.Second
 
 func (r *Registry) evictEvery() time.Duration {
 	r.mu.Lock()

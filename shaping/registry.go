@@ -1,6 +1,7 @@
 package shaping
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -28,7 +29,31 @@ type Registry struct {
 	apps   map[string]*appBuckets
 	global pair
 	active int // users with at least one live lease
+
+	now   func() time.Time
+	quota QuotaState // nil: no quotas
+	open  []string   // the windows open when limits were last applied, sorted
 }
+
+// QuotaState tells the Registry which users are over a quota that shapes them
+// rather than refusing them. The usage store implements it. OverRate must be
+// cheap, safe for concurrent use, and must not call back into the Registry.
+type QuotaState interface {
+	// OverRate reports whether user is over a quota now and, if so, the rate
+	// (each direction, above 0) to hold them to.
+	OverRate(user string) (configs.Rate, bool)
+}
+
+// Option configures a Registry at [NewRegistry].
+type Option func(*Registry)
+
+// WithClock makes the Registry read the time from now instead of [time.Now]
+// when it decides which windows are open.
+func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now = now } }
+
+// WithQuota makes the Registry hold users over a quota to the rate q reports;
+// see [Registry.RefreshUser].
+func WithQuota(q QuotaState) Option { return func(r *Registry) { r.quota = q } }
 
 // pair is the upload and download buckets of one level.
 type pair [2]*bucket
@@ -70,53 +95,113 @@ type appBuckets struct {
 	idleSince time.Time
 }
 
-// NewRegistry returns a Registry applying cfg. It starts no goroutine: call
-// [Registry.Run] to evict idle users periodically. cfg's maps must not be
-// modified afterwards.
-func NewRegistry(cfg configs.Shaping) *Registry {
-	return &Registry{
+// NewRegistry returns a Registry applying cfg, with the limits of the windows
+// open now. It starts no goroutine: call [Registry.Run] to evict idle users and
+// follow window edges. cfg's maps must not be modified afterwards.
+func NewRegistry(cfg configs.Shaping, opts ...Option) *Registry {
+	r := &Registry{
 		cfg:    cfg,
 		users:  make(map[string]*userBuckets),
 		apps:   make(map[string]*appBuckets),
 		global: newPair(cfg.Global),
+		now:    time.Now,
 	}
+	for _, o := range opts {
+		o(r)
+	}
+	r.open = openWindows(&r.cfg, r.now())
+	return r
 }
 
-// userLimit returns the per-user limit of user: their group in Members, else the
-// group their login chose (loginGroup, when it is defined), else the default
-// group's; none when that group is not defined. Members wins over the login: it is
-// the operator's exception for one user, written in the config on purpose, where
-// the directory's group is the rule for everyone.
-func userLimit(cfg *configs.Shaping, user, loginGroup string) configs.Limit {
-	group, ok := cfg.Members[user]
-	if !ok {
-		group = cfg.DefaultGroup
-		if _, defined := cfg.Groups[loginGroup]; defined {
-			group = loginGroup
+// groupOfLocked returns user's shaping group: theirs in Members, else the group
+// their login chose (when it is defined), else the default group. Members wins
+// over the login: it is the operator's exception for one user, written in the
+// config on purpose, where the directory's group is the rule for everyone.
+func (r *Registry) groupOfLocked(user string) string {
+	if g, ok := r.cfg.Members[user]; ok {
+		return g
+	}
+	if u, ok := r.users[user]; ok {
+		if _, defined := r.cfg.Groups[u.group]; defined && u.group != "" {
+			return u.group
 		}
 	}
-	return cfg.Groups[group]
+	return r.cfg.DefaultGroup
+}
+
+// ownLimitLocked returns the limit of user's own buckets: their group's (see
+// groupOfLocked; none when the group is not defined) under the open windows,
+// held to the over-quota rate while they are over a quota that shapes.
+func (r *Registry) ownLimitLocked(user string) configs.Limit {
+	l := groupLimit(&r.cfg, r.groupOfLocked(user), r.open)
+	if r.quota != nil {
+		if rate, over := r.quota.OverRate(user); over && rate > 0 {
+			l = capped(l, rate)
+		}
+	}
+	return l
 }
 
 // Update applies cfg to every live bucket in place: a user moved to another
-// group, a changed group, app or global limit. Sessions keep their leases and see
-// the new limits from their next chunk; none is dropped. Sessions on the unshaped
-// path (see [Lease.Unshaped]) do not pass through buckets and stay unshaped.
-// cfg's maps must not be modified afterwards.
+// group, a changed group, app or global limit, windows. Sessions keep their
+// leases and see the new limits from their next chunk; none is dropped.
+// Sessions on the unshaped path (see [Lease.Unshaped]) do not pass through
+// buckets and stay unshaped. cfg's maps must not be modified afterwards.
 func (r *Registry) Update(cfg configs.Shaping) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cfg = cfg
+	r.open = openWindows(&r.cfg, r.now())
+	r.applyLocked()
+}
+
+// applyLocked sets every live bucket to the limits of r.cfg under r.open.
+func (r *Registry) applyLocked() {
 	for name, u := range r.users {
-		u.own.set(userLimit(&cfg, name, u.group))
+		u.own.set(r.ownLimitLocked(name))
 		for _, ua := range u.apps {
-			ua.buckets.set(cfg.Apps[ua.app].PerUser)
+			perUser, _ := appLimits(&r.cfg, ua.app, r.open)
+			ua.buckets.set(perUser)
 		}
 	}
 	for name, a := range r.apps {
-		a.total.set(cfg.Apps[name].Total)
+		_, total := appLimits(&r.cfg, name, r.open)
+		a.total.set(total)
 	}
-	r.global.set(cfg.Global)
+	r.global.set(r.cfg.Global)
+}
+
+// Tick applies the limits of the windows open at now when they differ from
+// the last applied, as a reload does, and reports which windows are open and
+// whether that changed. [Registry.Run] calls it every second.
+func (r *Registry) Tick(now time.Time) (open []string, changed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	open = openWindows(&r.cfg, now)
+	if slices.Equal(open, r.open) {
+		return open, false
+	}
+	r.open = open
+	r.applyLocked()
+	return open, true
+}
+
+// OpenWindows returns the windows whose limits are applied now, sorted.
+func (r *Registry) OpenWindows() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.open)
+}
+
+// RefreshUser applies user's own limit again, in place: the usage store calls
+// it when the user goes over a quota, or back under at a new period, so that
+// their live sessions follow at once.
+func (r *Registry) RefreshUser(user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u, ok := r.users[user]; ok {
+		u.own.set(r.ownLimitLocked(user))
+	}
 }
 
 // SetUserGroup records the shaping group user's login chose (from their directory
@@ -141,7 +226,7 @@ func (r *Registry) SetUserGroup(user, group string) {
 		return
 	}
 	u.group = group
-	u.own.set(userLimit(&r.cfg, user, group))
+	u.own.set(r.ownLimitLocked(user))
 }
 
 // Acquire returns a lease on the buckets of one session of user (the anonymous
@@ -153,7 +238,7 @@ func (r *Registry) Acquire(user, app string) *Lease {
 	defer r.mu.Unlock()
 	u := r.userLocked(user)
 	a := r.appLocked(app)
-	ua := u.appLocked(app, &r.cfg)
+	ua := u.appLocked(app, r)
 	if u.leases == 0 {
 		r.active++
 	}
@@ -176,7 +261,7 @@ func (r *Registry) Acquire(user, app string) *Lease {
 func (r *Registry) userLocked(user string) *userBuckets {
 	u, ok := r.users[user]
 	if !ok {
-		u = &userBuckets{own: newPair(userLimit(&r.cfg, user, ""))}
+		u = &userBuckets{own: newPair(r.ownLimitLocked(user))}
 		r.users[user] = u
 		r.peak = max(r.peak, len(r.users))
 	}
@@ -186,19 +271,21 @@ func (r *Registry) userLocked(user string) *userBuckets {
 func (r *Registry) appLocked(app string) *appBuckets {
 	a, ok := r.apps[app]
 	if !ok {
-		a = &appBuckets{total: newPair(r.cfg.Apps[app].Total)}
+		_, total := appLimits(&r.cfg, app, r.open)
+		a = &appBuckets{total: newPair(total)}
 		r.apps[app] = a
 	}
 	return a
 }
 
-func (u *userBuckets) appLocked(app string, cfg *configs.Shaping) pair {
+func (u *userBuckets) appLocked(app string, r *Registry) pair {
 	for _, ua := range u.apps {
 		if ua.app == app {
 			return ua.buckets
 		}
 	}
-	p := newPair(cfg.Apps[app].PerUser)
+	perUser, _ := appLimits(&r.cfg, app, r.open)
+	p := newPair(perUser)
 	u.apps = append(u.apps, userApp{app: app, buckets: p})
 	return p
 }

@@ -54,6 +54,8 @@ func commands() []command {
 		{name: "ldap-test", args: "USER", minArgs: 1, maxArgs: 1,
 			summary: "log USER in against auth.ldap (password on standard input) and show the entry, groups and shaping group, or why it fails",
 			flags:   configFlag, run: ldapTest},
+		{name: "users", summary: "print who uses the proxy now, from the admin listener's usage view (GET /api/v1/users)",
+			flags: usersFlags, run: usersCommand},
 		{name: "healthcheck", summary: "exit 0 when the admin endpoint's /readyz answers 200, 1 otherwise (for HEALTHCHECK and probes)",
 			flags: healthcheckFlags, run: healthcheck},
 		{name: "version", summary: "print the version, the VCS revision and the Go version of this binary",

@@ -77,7 +77,14 @@ func startDaemon(t *testing.T, config, users string, extraArgs ...string) *proce
 // as prlimit with its options, that execs it (so the process is the daemon).
 func startDaemonWrapped(t *testing.T, wrapper []string, config, users string, extraArgs ...string) *process {
 	t.Helper()
-	d := &process{t: t, dir: t.TempDir(), exited: make(chan error, 1)}
+	return startDaemonAt(t, t.TempDir(), wrapper, config, users, extraArgs...)
+}
+
+// startDaemonAt is startDaemonWrapped in dir, so that a test can start the
+// daemon again where it ran before (its state_dir, say).
+func startDaemonAt(t *testing.T, dir string, wrapper []string, config, users string, extraArgs ...string) *process {
+	t.Helper()
+	d := &process{t: t, dir: dir, exited: make(chan error, 1)}
 	args := []string{"-log-format", "json", "-log-level", "debug"}
 	if config != "" {
 		writeFile(t, filepath.Join(d.dir, "sockshaper.yaml"), config)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"time"
+	_ "time/tzdata" // time zones of quotas and windows without a host database (distroless)
 )
 
 func main() {
@@ -25,6 +26,7 @@ type options struct {
 	accessLog  string
 	url        string        // healthcheck
 	timeout    time.Duration // healthcheck
+	users      usersOptions  // users
 }
 
 // configFlag declares -config, shared by serve, check-config and healthcheck.

@@ -18,12 +18,15 @@ import (
 )
 
 // observedConfig puts 127.0.0.3 in the skype class so the test makes skype and
-// other traffic from local targets, and shapes downloads so throttling shows.
+// other traffic from local targets, and shapes downloads so throttling shows;
+// per-user series and a quota feed the usage panels.
 const observedConfig = baseConfig + `
+state_dir: state
+metrics: {per_user: true}
 shaping:
   default_group: students
   groups:
-    students: {upload: 0, download: 4MiB}
+    students: {upload: 0, download: 4MiB, quota: {daily: 1GiB, over_rate: 1Mbit}}
 apps:
   skype: {networks: [127.0.0.3/32]}
 `

@@ -21,6 +21,7 @@ import (
 	"github.com/sockshaper/sockshaper/proxy"
 	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
+	usagestore "github.com/sockshaper/sockshaper/usage"
 )
 
 // daemon is the running process: the parts main wires together.
@@ -32,6 +33,7 @@ type daemon struct {
 	metrics *metrics.Metrics
 	reg     *prometheus.Registry
 	shaper  *shaping.Registry
+	usage   *usagestore.Store
 	server  *proxy.Server
 	dir     *auth.Directory // the directory in use, nil without auth.ldap
 	ready   atomic.Bool
@@ -45,6 +47,7 @@ func serve(o options, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sockshaper:", err)
 		return 1
 	}
+	defer d.closeUsage() // also on a failed start, so the state_dir lock goes
 	if err := d.run(); err != nil {
 		d.log.Error("exiting", "err", err)
 		return 1
@@ -70,14 +73,21 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		return nil, err
 	}
 	d.cfg = cfg
+	// Usage first: the shaper asks it who is over a quota. Its events reach the
+	// shaper and metrics made below; none fires before the daemon serves.
+	if d.usage, err = usagestore.New(cfg, usagestore.Options{Logger: log, OnQuota: d.quotaEvent}); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	d.reg = reg
-	d.shaper = shaping.NewRegistry(cfg.Shaping)
+	d.shaper = shaping.NewRegistry(cfg.Shaping, shaping.WithQuota(d.usage))
 	d.metrics = metrics.New(reg, metrics.Options{
 		PerUser:         cfg.Metrics.PerUser,
 		PerUserMaxUsers: cfg.Metrics.PerUserMaxUsers,
 		UsersActive:     func() float64 { return float64(d.shaper.ActiveUsers()) },
 		Apps:            shaping.NewClassifier(cfg.Apps).Names(),
+		QuotaGroups:     quotaGroups(cfg),
+		QuotaUsage:      d.usage.QuotaUsage,
 	})
 	reg.MustRegister(metrics.NewBuildInfo(metrics.BuildInfo{Version: d.build.Version, Revision: d.build.Revision, GoVersion: d.build.GoVersion}))
 	d.metrics.ConfigLoaded(time.Now())
@@ -90,7 +100,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 	d.server = proxy.New(cfg, v, proxy.Options{
 		Logger:     log,
 		Accounting: accounting,
-		Recorder:   d.metrics,
+		Recorder:   usageRecorder{Recorder: d.metrics, usage: d.usage},
 		Shaper:     d.shaper,
 	})
 	return d, nil
@@ -110,6 +120,7 @@ func (d *daemon) run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go d.shaper.Run(ctx)
+	go d.usage.Run(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -149,6 +160,7 @@ func (d *daemon) drain(admin *http.Server) error {
 	if d.dir != nil {
 		d.dir.Close()
 	}
+	d.closeUsage() // after the sessions, whose last bytes are counted by now
 	if admin != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		defer acancel()
@@ -179,8 +191,13 @@ func (d *daemon) reload() {
 	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen {
 		d.log.Warn("listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen, "admin_listen", d.cfg.AdminListen)
 	}
-	// Buckets and metric series first: a session the server admits on the new
-	// config must find its new limits and its app class's series.
+	if cfg.StateDir != d.cfg.StateDir {
+		d.log.Warn("state_dir changes take effect at restart", "state_dir", d.cfg.StateDir)
+	}
+	// Quotas, buckets and metric series first: a session the server admits on
+	// the new config must find its new limits and its app class's series.
+	d.usage.Update(cfg)
+	d.metrics.InitQuotaGroups(quotaGroups(cfg))
 	d.shaper.Update(cfg.Shaping)
 	d.metrics.InitApps(shaping.NewClassifier(cfg.Apps).Names())
 	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
@@ -228,7 +245,8 @@ func (d *daemon) startAdmin() (*http.Server, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("admin listen: %w", err)
 	}
-	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log)
+	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log,
+		metrics.Route{Pattern: "GET " + usagestore.APIPath, Handler: usagestore.Handler(d.usage, d.shaper.OpenWindows)})
 	srv := metrics.NewAdminServer(h, d.cfg.Metrics.Pprof, d.log)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

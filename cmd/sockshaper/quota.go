@@ -1,0 +1,62 @@
+package main
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy"
+	usagestore "github.com/sockshaper/sockshaper/usage"
+)
+
+// quotaEvent follows a user going over an allowance or back under: it counts
+// the crossing and applies the user's own limit again, so that their live
+// sessions move to (or off) the over-quota rate at once. A refusing quota
+// (over_rate 0) refuses their new sessions through usage.Store.Admit and should
+// end their live ones: that needs the proxy core to admit through the store and
+// offer a cut by user, which the split of proxy/ into fronts and a core brings
+// (see docs/design-notes.md, "Usage policy").
+func (d *daemon) quotaEvent(ev usagestore.Event) {
+	if ev.Over {
+		d.metrics.QuotaExceeded(ev.Group)
+	}
+	d.shaper.RefreshUser(ev.User)
+}
+
+// closeUsage writes the usage a last time and releases state_dir.
+func (d *daemon) closeUsage() {
+	if err := d.usage.Close(); err != nil {
+		d.log.Error("writing usage state at shutdown failed", "err", err)
+	}
+}
+
+// quotaGroups returns the groups of cfg with a quota, for their metric series.
+func quotaGroups(cfg *configs.Config) []string {
+	var groups []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.Shaping.Groups)) {
+		if q := cfg.Shaping.Groups[name].Quota; q != nil && q.Limited() {
+			groups = append(groups, name)
+		}
+	}
+	return groups
+}
+
+// usageRecorder is the metrics recorder that also counts each user's bytes in
+// the usage store. The proxy reports relayed bytes, TCP and UDP, at its relay's
+// flush points (every 256 KiB or 5 s per direction) through Transferred: that
+// is where quotas and the usage view see them.
+type usageRecorder struct {
+	proxy.Recorder
+	usage *usagestore.Store
+}
+
+// Transferred counts n bytes in the metrics and in user's usage.
+func (r usageRecorder) Transferred(user, app, direction, transport string, n int64) {
+	r.Recorder.Transferred(user, app, direction, transport, n)
+	if direction == metrics.DirectionUpload {
+		r.usage.Add(user, n, 0)
+	} else {
+		r.usage.Add(user, 0, n)
+	}
+}
