@@ -19,6 +19,7 @@ import (
 	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
@@ -43,6 +44,9 @@ type Options struct {
 	Resolver Resolver
 	// Shaper hands out token buckets. Nil relays every session unshaped.
 	Shaper *shaping.Registry
+	// Usage counts users' sessions for quotas and the usage view, and refuses
+	// sessions of users over a refusing quota. Nil admits everyone.
+	Usage *usage.Store
 	// FDLimit is the descriptor limit that zero limits are derived from (see
 	// [DeriveBudgets]), read once so that every reload derives the same budgets.
 	// Zero reads the process's own ([FDLimit]).
@@ -114,7 +118,7 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 	s.limits.init()
 	s.gate = auth.NewGate(auth.GateOptions{Throttle: cfg.Auth.Throttle})
 	s.core = tunnel.New(s.policyOf(cfg, users), tunnel.Options{Logger: s.log, Accounting: opts.Accounting,
-		Recorder: s.rec, Resolver: opts.Resolver, Shaper: opts.Shaper})
+		Recorder: s.rec, Resolver: opts.Resolver, Shaper: opts.Shaper, Usage: opts.Usage})
 	s.Reload(cfg, users)
 	return s
 }
@@ -171,6 +175,12 @@ func (s *Server) cutClients(match func(user string) bool, reason string) int {
 		conn.Cut(reason)
 	}
 	return len(victims)
+}
+
+// CutUser cuts the live connections of user for reason (their quota refuses
+// them now, say) and returns how many.
+func (s *Server) CutUser(user, reason string) int {
+	return s.cutClients(func(u string) bool { return u == user }, reason)
 }
 
 // Budgets returns the connection budgets in force.

@@ -12,16 +12,18 @@ import (
 
 // quotaEvent follows a user going over an allowance or back under: it counts
 // the crossing and applies the user's own limit again, so that their live
-// sessions move to (or off) the over-quota rate at once. A refusing quota
-// (over_rate 0) refuses their new sessions through usage.Store.Admit and should
-// end their live ones: that needs the proxy core to admit through the store and
-// offer a cut by user, which the split of proxy/ into fronts and a core brings
-// (see docs/design-notes.md, "Usage policy").
+// sessions move to (or off) the over-quota rate at once. Over a refusing quota
+// (over_rate 0) their new sessions are refused (the core admits through the
+// store) and their live ones are cut here; the store is asked again first,
+// since an event may arrive after the period turned.
 func (d *daemon) quotaEvent(ev usagestore.Event) {
 	if ev.Over {
 		d.metrics.QuotaExceeded(ev.Group)
 	}
 	d.shaper.RefreshUser(ev.User)
+	if ev.Over && ev.OverRate == 0 && d.server != nil && d.usage.Refuses(ev.User) {
+		go d.server.CutUser(ev.User, metrics.ResetQuota)
+	}
 }
 
 // closeUsage writes the usage a last time and releases state_dir.

@@ -102,6 +102,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		Accounting: accounting,
 		Recorder:   usageRecorder{Recorder: d.metrics, usage: d.usage},
 		Shaper:     d.shaper,
+		Usage:      d.usage,
 	})
 	return d, nil
 }

@@ -112,7 +112,8 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 		return
 	}
 	a.remember(dst, app)
-	if _, err := a.sock.WriteToUDPAddrPort(d.payload, dst); err != nil {
+	toDest, _ := a.pol.Classifier.Marks(app)
+	if _, err := toDest.WriteTo(a.sock, d.payload, dst); err != nil {
 		a.drops.send++
 		a.dropped(dst, "send_failed", err)
 		return
@@ -137,7 +138,8 @@ func (a *association) fromPeer(buf *[udpBufSize]byte, from netip.AddrPort, app s
 	// The header is appended in place, into the room left in front of the payload.
 	start := maxReplyHeader - replyHeaderLen(from)
 	appendReplyHeader(buf[start:start], from)
-	if _, err := a.sock.WriteToUDPAddrPort(buf[start:maxReplyHeader+n], a.client); err != nil {
+	_, toClient := a.pol.Classifier.Marks(app)
+	if _, err := toClient.WriteTo(a.sock, buf[start:maxReplyHeader+n], a.client); err != nil {
 		a.drops.send++
 		a.dropped(a.client, "send_failed", err)
 		return

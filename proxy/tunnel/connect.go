@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/sockshaper/sockshaper/internal/dscp"
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/shaping"
 )
@@ -49,7 +50,8 @@ func (s *Session) Dial(t Target) (*net.TCPConn, Outcome) {
 		return nil, s.refuse(Outcome{Refusal: Unresolvable, Result: metrics.ResultDialFailed, Err: err})
 	}
 	s.App = pol.Classifier.Classify(shaping.Target{Transport: "tcp", Host: t.Host, Addr: addrs[0], Port: t.Port})
-	target, err := s.dial(ctx, addrs, t.Port)
+	toDest, toClient := pol.Classifier.Marks(s.App)
+	target, err := s.dial(ctx, addrs, t.Port, toDest)
 	if err != nil {
 		s.log.Info("dial failed", "destination", s.Requested, "err", err)
 		return nil, s.refuse(Outcome{Refusal: dialRefusal(err), Result: metrics.ResultDialFailed, Err: err})
@@ -58,7 +60,19 @@ func (s *Session) Dial(t Target) (*net.TCPConn, Outcome) {
 		return nil, s.refuse(Outcome{Refusal: Gone, Result: metrics.ResultDialFailed, Err: net.ErrClosed})
 	}
 	s.Dialled = target.RemoteAddr().String()
+	s.markClient(toClient)
 	return target, Outcome{}
+}
+
+// markClient marks the packets toward the client with the class's DSCP, if it
+// has one (apps.CLASS.dscp_to_client). A mark that cannot be set costs nothing
+// but the mark.
+func (s *Session) markClient(m dscp.Mark) {
+	if tc, ok := s.conn.nc.(*net.TCPConn); ok && !m.IsZero() {
+		if err := m.Set(tc); err != nil {
+			s.log.Debug("dscp toward the client", "err", err)
+		}
+	}
 }
 
 // denied records a destination the policy refused.
@@ -67,9 +81,13 @@ func (s *Session) denied() Outcome {
 	return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultDestinationDenied, Err: errDestinationDenied})
 }
 
-// dial tries each allowed address in turn until one connects or ctx ends.
-func (s *Session) dial(ctx context.Context, addrs []netip.Addr, port uint16) (*net.TCPConn, error) {
+// dial tries each allowed address in turn until one connects or ctx ends, with
+// its packets marked with mark (the app class's DSCP) from the first one.
+func (s *Session) dial(ctx context.Context, addrs []netip.Addr, port uint16, mark dscp.Mark) (*net.TCPConn, error) {
 	var d net.Dialer
+	if !mark.IsZero() {
+		d.Control = mark.Control
+	}
 	start := time.Now()
 	var err error
 	for _, a := range addrs {
@@ -107,7 +125,7 @@ func (s *Session) ClassifyBySNI(t Target, dialled netip.AddrPort, pending []byte
 		if !errors.Is(err, shaping.ErrIncomplete) {
 			if sni != "" {
 				dest.SNI = sni
-				s.App = cls.Classify(dest)
+				s.reclassifyConnect(cls.Classify(dest))
 			}
 			break
 		}
@@ -118,6 +136,25 @@ func (s *Session) ClassifyBySNI(t Target, dialled netip.AddrPort, pending []byte
 		}
 	}
 	return buf
+}
+
+// reclassifyConnect gives a CONNECT session the class its TLS server name
+// chose, before it relays, and marks both of its sockets with that class's DSCP.
+func (s *Session) reclassifyConnect(app string) {
+	if app == s.App {
+		return
+	}
+	s.App = app
+	toDest, toClient := s.conn.pol.Classifier.Marks(app)
+	s.conn.mu.Lock()
+	closers := s.conn.closers
+	s.conn.mu.Unlock()
+	for _, c := range closers {
+		if tc, ok := c.(*net.TCPConn); ok {
+			toDest.Set(tc) // the destination socket (a zero mark leaves an earlier one)
+		}
+	}
+	s.markClient(toClient)
 }
 
 // AddrPortOf converts a net.Addr of a TCP or UDP socket, with an IPv4-mapped

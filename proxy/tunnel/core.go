@@ -22,6 +22,7 @@ import (
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // Resolver looks up a destination name. *net.Resolver implements it.
@@ -60,6 +61,9 @@ type Options struct {
 	Resolver Resolver
 	// Shaper hands out token buckets. Nil relays every session unshaped.
 	Shaper *shaping.Registry
+	// Usage counts users' sessions for quotas and the usage view, and refuses
+	// sessions of users over a refusing quota. Nil admits everyone.
+	Usage *usage.Store
 }
 
 // Core is the state the sessions of one server share: the policy in force, the
@@ -72,6 +76,7 @@ type Core struct {
 	rec      Recorder
 	resolver Resolver
 	shaper   *shaping.Registry
+	usage    *usage.Store
 
 	policy      atomic.Pointer[Policy]
 	own         ownAddrs
@@ -88,7 +93,8 @@ type Core struct {
 
 // New returns a Core applying p.
 func New(p *Policy, opts Options) *Core {
-	c := &Core{log: opts.Logger, acct: opts.Accounting, rec: opts.Recorder, resolver: opts.Resolver, shaper: opts.Shaper}
+	c := &Core{log: opts.Logger, acct: opts.Accounting, rec: opts.Recorder, resolver: opts.Resolver,
+		shaper: opts.Shaper, usage: opts.Usage}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

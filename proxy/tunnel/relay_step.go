@@ -154,6 +154,7 @@ func (h *halfPipe) observe(n int, waited time.Duration) {
 	if waited > 0 {
 		h.throttled.Add(int64(waited))
 		h.sess.core.rec.Throttled(h.sess.App, h.direction, waited)
+		h.sess.quota.Throttled(waited)
 	}
 	if h.unflushed >= reportEvery {
 		h.flush()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // Record is what a session's accounting line says besides its counters. The
@@ -40,6 +41,7 @@ type Session struct {
 
 	opened       bool
 	userAdmitted bool
+	quota        *usage.Session // the user's usage while admitted; nil without a store
 
 	up, down                   atomic.Int64 // bytes
 	throttledUp, throttledDown atomic.Int64 // nanoseconds
@@ -92,10 +94,12 @@ func (s *Session) Fail(result, reason string) {
 	s.Result, s.Reason = result, reason
 }
 
-// AdmitUser applies max_sessions_per_user and makes the connection its user's,
-// which a reload that removes the user cuts. A user removed by a reload while
-// their login was under way is refused here. On a refusal the session has its
-// result; the front answers.
+// AdmitUser applies max_sessions_per_user and the user's quota, and makes the
+// connection its user's, which a reload that removes the user cuts. A user
+// removed by a reload while their login was under way is refused here, and so is
+// a user whose allowance is used up under a refusing quota (the Outcome's Err
+// says which, for a front that can tell the client). On a refusal the session
+// has its result; the front answers.
 func (s *Session) AdmitUser() Outcome {
 	pol := s.conn.pol
 	if cur := s.core.Policy(); cur != pol && cur.Roster != nil && !cur.Roster.Has(s.User) {
@@ -104,6 +108,13 @@ func (s *Session) AdmitUser() Outcome {
 	if !s.core.users.admit(s.User, pol.Config.Limits.MaxSessionsPerUser) {
 		return s.refuse(Outcome{Refusal: LimitReached, Result: metrics.ResultLimitReached})
 	}
+	quota, err := s.core.usage.Admit(s.User, s.Front, s.Command)
+	if err != nil {
+		s.core.users.release(s.User)
+		s.log.Info("session refused over quota", "err", err)
+		return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultQuotaExceeded, Err: err})
+	}
+	s.quota = quota
 	s.userAdmitted = true
 	s.conn.mu.Lock()
 	s.conn.owner, s.conn.owned = s.User, true
@@ -183,6 +194,8 @@ func (s *Session) end() {
 	if s.userAdmitted {
 		s.core.users.release(s.User)
 	}
+	limited := s.quota.Limited()
+	s.quota.Close()
 	if r := s.conn.cutBy.Load(); r != nil && s.opened {
 		s.Reason = *r
 	}
@@ -214,6 +227,7 @@ func (s *Session) end() {
 		slog.Duration("throttled_up", time.Duration(s.throttledUp.Load())),
 		slog.Duration("throttled_down", time.Duration(s.throttledDown.Load())),
 		slog.String("close_reason", s.Reason),
+		slog.Bool("quota_limited", limited),
 	)
 }
 
