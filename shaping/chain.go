@@ -3,12 +3,9 @@ package shaping
 import (
 	"context"
 	"math"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/sockshaper/sockshaper/configs"
 )
 
 const (
@@ -71,69 +68,6 @@ const (
 	// global.
 	maxLevels = 4
 )
-
-// defaultBurst returns the burst of a bucket of rate r bytes/s whose limit sets
-// none: 50 ms of traffic, at least 64 KiB.
-func defaultBurst(r configs.Rate) int {
-	b := float64(r) * defaultBurstTime.Seconds()
-	return int(min(max(b, minDefaultBurst), maxBurst))
-}
-
-// bucket is a token bucket of bytes whose rate and burst a reload may change in
-// place. An unlimited bucket has no limiter: chains skip it with one atomic load.
-// It never holds a rate.Inf limiter, because x/time/rate computes 0 × Inf = NaN
-// tokens when such a limiter is changed twice at the same instant, and a NaN
-// bucket never delays again.
-type bucket struct {
-	lim      atomic.Pointer[rate.Limiter] // nil while unlimited
-	burst    atomic.Int64                 // lim's burst, 0 while unlimited
-	sessions atomic.Int32                 // live leases whose chains hold the bucket
-	waiting  atomic.Int32                 // callers of Chain.Wait holding or awaiting a reservation
-}
-
-// newBucket returns a full bucket of rate r (0: unlimited) and burst b (0: the
-// default for r).
-func newBucket(r configs.Rate, b configs.ByteSize) *bucket {
-	bk := &bucket{}
-	bk.set(r, b)
-	return bk
-}
-
-// set applies rate r and burst b to the bucket. A bucket that becomes limited
-// starts full. A faster rate or another burst is applied in place, so that the
-// reservations already made keep their time and the next ones see the new
-// values. A slower rate starts a new, empty limiter instead: the old one's debt
-// (the chunks already queued, about fairRound of traffic at the old rate) would
-// take far longer at the new rate — the queue of a 100 Mbit/s session's 4 MiB
-// chunk is two minutes at 256 kbit/s — and every session on the bucket would
-// wait that long for its next byte. Reservations made on the old limiter keep
-// their time.
-func (bk *bucket) set(r configs.Rate, b configs.ByteSize) {
-	if r <= 0 {
-		bk.burst.Store(0)
-		bk.lim.Store(nil)
-		return
-	}
-	burst := int(min(b, maxBurst))
-	if b <= 0 {
-		burst = defaultBurst(r)
-	}
-	switch lim := bk.lim.Load(); {
-	case lim == nil:
-		bk.lim.Store(rate.NewLimiter(rate.Limit(r), burst))
-	case rate.Limit(r) < lim.Limit():
-		slower := rate.NewLimiter(rate.Limit(r), burst)
-		slower.AllowN(time.Now(), burst)
-		bk.lim.Store(slower)
-	default:
-		lim.SetBurst(burst)
-		lim.SetLimit(rate.Limit(r))
-	}
-	bk.burst.Store(int64(burst))
-}
-
-// limiter returns the bucket's limiter, nil while it is unlimited.
-func (bk *bucket) limiter() *rate.Limiter { return bk.lim.Load() }
 
 // Chain is the ordered set of buckets one direction of a session passes through:
 // the user's, the user's for the app class, the app class total and the global
@@ -315,7 +249,9 @@ func (c *Chain) reserve(n int, res *[maxLevels]rate.Reservation) (time.Duration,
 			cancelAll(res[:i])
 			return 0, false
 		}
-		longest = max(longest, res[i].DelayFrom(now))
+		d := res[i].DelayFrom(now)
+		bk.note(n, d > minSleep)
+		longest = max(longest, d)
 	}
 	return longest, true
 }
@@ -366,6 +302,11 @@ func (c *Chain) Allow(n int) bool {
 		if !res[i].OK() || res[i].DelayFrom(now) > queueTolerance {
 			cancelAll(res[:i+1])
 			return false
+		}
+	}
+	for _, bk := range c.buckets[:c.n] {
+		if bk.limiter() != nil {
+			bk.note(n, false)
 		}
 	}
 	return true

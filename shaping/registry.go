@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockshaper/sockshaper/cluster"
 	"github.com/sockshaper/sockshaper/configs"
 )
 
@@ -33,6 +34,8 @@ type Registry struct {
 	now   func() time.Time
 	quota QuotaState // nil: no quotas
 	open  []string   // the windows open when limits were last applied, sorted
+	// demand is this instance's last cluster report, by bucket key (share.go).
+	demand map[string]cluster.Demand
 }
 
 // QuotaState tells the Registry which users are over a quota that shapes them
