@@ -56,8 +56,12 @@ type Source interface {
 
 // Recorder receives the node's metrics; *metrics.Metrics implements it.
 type Recorder interface {
+	// ClusterExchange observes one exchange's round trip.
 	ClusterExchange(ok bool, d time.Duration)
+	// ClusterPeers sets the number of live instances after an exchange.
 	ClusterPeers(n int)
+	// ClusterOutage counts Redis becoming unreachable.
+	ClusterOutage()
 }
 
 // Options configure a [Node].
@@ -148,6 +152,9 @@ func (n *Node) Exchange(ctx context.Context, r Report) View {
 	defer n.mu.Unlock()
 	if err != nil {
 		if !n.down {
+			if n.rec != nil {
+				n.rec.ClusterOutage()
+			}
 			n.log.Warn("redis unreachable: limits fall back to an equal part per instance last known", "err", err, "peers", n.last.Peers)
 		}
 		n.down = true

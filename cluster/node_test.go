@@ -26,6 +26,8 @@ func (r *countingRecorder) ClusterExchange(ok bool, _ time.Duration) {
 	}
 }
 
+func (r *countingRecorder) ClusterOutage() {}
+
 func (r *countingRecorder) ClusterPeers(n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -66,6 +66,7 @@ type Metrics struct {
 	budget            *budgetMetrics           // sockshaper_handshakes_active, sockshaper_handshakes_evicted_total{scope}, sockshaper_limits{limit}
 	ldap              *ldapMetrics             // sockshaper_ldap_request_duration_seconds{operation}, sockshaper_ldap_connections, sockshaper_ldap_errors_total{kind}
 	quota             *quotaMetrics            // sockshaper_quota_exceeded_total{group}, sockshaper_user_quota_used_bytes{user, period}, sockshaper_user_quota_limit_bytes{user, period}
+	cluster           *clusterMetrics          // sockshaper_cluster_peers, sockshaper_cluster_exchange_duration_seconds{result}, sockshaper_cluster_outages_total
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -156,6 +157,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	m.budget = newBudgetMetrics(reg)
 	m.ldap = newLDAPMetrics(reg)
 	m.quota = newQuotaMetrics(reg, opts, m.perUser)
+	m.cluster = newClusterMetrics(reg)
 	return m
 }
 

@@ -177,6 +177,14 @@ func (s *Server) cutClients(match func(user string) bool, reason string) int {
 	return len(victims)
 }
 
+// UserSessions returns this instance's sessions per user (see
+// [tunnel.Core.UserSessions]).
+func (s *Server) UserSessions() map[string]int { return s.core.UserSessions() }
+
+// SetPeerSessions tells the server the other instances' sessions per user, for
+// max_sessions_per_user across a cluster.
+func (s *Server) SetPeerSessions(peers map[string]int) { s.core.SetPeerSessions(peers) }
+
 // CutUser cuts the live connections of user for reason (their quota refuses
 // them now, say) and returns how many.
 func (s *Server) CutUser(user, reason string) int {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sockshaper/sockshaper/cluster"
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy"
@@ -36,6 +37,7 @@ type daemon struct {
 	usage   *usagestore.Store
 	server  *proxy.Server
 	dir     *auth.Directory // the directory in use, nil without auth.ldap
+	node    *cluster.Node   // the cluster's exchange, nil without cluster.redis
 	ready   atomic.Bool
 	build   buildInfo
 	notify  notifier
@@ -97,6 +99,9 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 	}
 	d.dir = dir
 	logDirectory(log, cfg)
+	if d.node, err = newCluster(d); err != nil {
+		return nil, err
+	}
 	d.server = proxy.New(cfg, v, proxy.Options{
 		Logger:     log,
 		Accounting: accounting,
@@ -122,6 +127,7 @@ func (d *daemon) run() error {
 	defer stop()
 	go d.shaper.Run(ctx)
 	go d.usage.Run(ctx)
+	go d.runCluster(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -191,6 +197,9 @@ func (d *daemon) reload() {
 	}
 	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen {
 		d.log.Warn("listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen, "admin_listen", d.cfg.AdminListen)
+	}
+	if cfg.Cluster != d.cfg.Cluster {
+		d.log.Warn("cluster changes take effect at restart", "redis", d.cfg.Cluster.Redis, "name", d.cfg.Cluster.Name)
 	}
 	if cfg.StateDir != d.cfg.StateDir {
 		d.log.Warn("state_dir changes take effect at restart", "state_dir", d.cfg.StateDir)

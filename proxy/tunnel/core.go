@@ -132,6 +132,15 @@ func (c *Core) Shaper() *shaping.Registry { return c.shaper }
 // address at ap's port.
 func (c *Core) AddOwnAddr(ap netip.AddrPort) { c.own.add(ap) }
 
+// UserSessions returns this instance's admitted sessions per user, for the
+// other instances of a cluster.
+func (c *Core) UserSessions() map[string]int { return c.users.snapshot() }
+
+// SetPeerSessions tells the core the other instances' sessions per user (their
+// sum), so that max_sessions_per_user holds across the cluster. Counts are as
+// fresh as the last cluster exchange (a quarter of a second).
+func (c *Core) SetPeerSessions(peers map[string]int) { c.users.setPeers(peers) }
+
 // pipeLogEvery spaces the warnings about splice pipes that could not be made.
 const pipeLogEvery = time.Minute
 

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sockshaper/sockshaper/internal/haproxytest"
+	"github.com/sockshaper/sockshaper/internal/redistest"
+)
+
+// clusterConfig is one instance behind HAProxy (127.0.0.5) sharing limits
+// through the Redis at url: alice may download 1 MiB/s and hold 4 sessions in
+// all, wherever they land.
+func clusterConfig(url, name string) string {
+	return fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+auth: {users_file: users.htpasswd}
+access:
+  client_networks: [127.0.0.8/32]
+  deny_destinations: [private, link-local, metadata]
+  proxy_protocol: {trusted: [127.0.0.5/32]}
+timeouts: {handshake: 2s, dial: 2s, idle: 30s, drain: 2s}
+limits: {max_sessions_per_user: 4}
+cluster: {redis: %q, name: %q}
+shaping:
+  default_group: students
+  groups:
+    students: {upload: 0, download: 1MiB}
+`, url, name)
+}
+
+// downloads reads from every connection in the background; rate measures what
+// they moved together over d.
+type downloads struct {
+	total atomic.Int64
+	wg    sync.WaitGroup
+}
+
+func (dl *downloads) add(c net.Conn) {
+	dl.wg.Go(func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := c.Read(buf)
+			dl.total.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+}
+
+func (dl *downloads) rate(d time.Duration) float64 {
+	before := dl.total.Load()
+	time.Sleep(d)
+	return float64(dl.total.Load()-before) / d.Seconds()
+}
+
+// TestSharedLimitsThroughHAProxyAndRedis: two instances behind a real HAProxy
+// share alice's limits through a real Redis. Her download over 4 sessions, spread
+// over both instances, totals her limit (not twice it); her session cap holds
+// across the instances; with Redis killed mid-run service goes on and the rate
+// stays bounded (each instance falls back to half), and it is shared again
+// when Redis comes back.
+func TestSharedLimitsThroughHAProxyAndRedis(t *testing.T) {
+	const limit = 1 << 20
+	rdb := redistest.Start(t)
+	a := startDaemon(t, clusterConfig(rdb.URL(), "shaper-a"), usersFile())
+	b := startDaemon(t, clusterConfig(rdb.URL(), "shaper-b"), usersFile())
+	lb := haproxytest.Start(t, "127.0.0.5",
+		haproxytest.Backend{Name: "a", Addr: a.listen}, haproxytest.Backend{Name: "b", Addr: b.listen})
+	src := sourceServer(t)
+	a.waitMetric(`sockshaper_cluster_peers`, 2)
+
+	var dl downloads
+	for range 4 {
+		c, err := dialThroughFrom(t, "127.0.0.8", lb.Addr, "alice", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		dl.add(c)
+	}
+	onA, onB := a.metric(`sockshaper_sessions_active{app="other",command="connect"}`), b.metric(`sockshaper_sessions_active{app="other",command="connect"}`)
+	if onA < 1 || onB < 1 {
+		t.Fatalf("sessions by instance: %v and %v, want them spread over both", onA, onB)
+	}
+	dl.rate(1500 * time.Millisecond) // bursts, and the first exchanges
+	r := dl.rate(3 * time.Second)
+	t.Logf("shared: %.0f B/s", r)
+	if r < 0.85*limit || r > 1.15*limit {
+		t.Errorf("alice over both instances: %.0f B/s, want her 1 MiB/s in all (±15%%), not twice it", r)
+	}
+
+	// Her fifth session is refused wherever it lands: 4 is her cap in all.
+	time.Sleep(600 * time.Millisecond) // the instances' session counts are exchanged
+	if c, err := dialThroughFrom(t, "127.0.0.8", lb.Addr, "alice", echoServer(t)); err == nil {
+		c.Close()
+		t.Error("alice's fifth session was admitted: the per-user cap did not hold across instances")
+	}
+
+	rdb.Stop()
+	a.waitMetricAbove(`sockshaper_cluster_outages_total`, 0)
+	dl.rate(time.Second)
+	r = dl.rate(3 * time.Second)
+	t.Logf("redis down: %.0f B/s", r)
+	if r > 1.3*limit || r < 0.5*limit {
+		t.Errorf("with Redis down: %.0f B/s, want service to go on within 1.3× her limit", r)
+	}
+	rdb.Restart()
+	a.waitMetric(`sockshaper_cluster_peers`, 2)
+	dl.rate(time.Second)
+	r = dl.rate(3 * time.Second)
+	t.Logf("redis back: %.0f B/s", r)
+	if r < 0.85*limit || r > 1.15*limit {
+		t.Errorf("after Redis came back: %.0f B/s, want 1 MiB/s again (±15%%)", r)
+	}
+	for _, d := range []*process{a, b} {
+		for _, rec := range d.records("session") {
+			if rec["result"] == "ok" {
+				t.Errorf("a download ended during the run: %v", rec)
+			}
+		}
+	}
+}
