@@ -32,6 +32,9 @@ type Report struct {
 	// Sessions is the instance's live sessions per user, for
 	// limits.max_sessions_per_user across instances.
 	Sessions map[string]int `json:"s,omitempty"`
+	// Usage is what the instance counted of its users' bytes since its last
+	// report; it goes to the cluster's totals, not to the other instances.
+	Usage *Usage `json:"-"`
 }
 
 // View is what an instance knows of the others after an exchange.
@@ -43,6 +46,9 @@ type View struct {
 	Peers int
 	// Others are the other live instances' reports, by instance name.
 	Others map[string]Report
+	// Usage is the cluster's totals of the users the report's Usage named;
+	// nil when it named none or the exchange failed.
+	Usage *UsageTotals
 }
 
 // Source is the instance's side: it makes the report and applies the view.
@@ -159,7 +165,7 @@ func (n *Node) Exchange(ctx context.Context, r Report) View {
 		}
 		n.down = true
 		v = n.last
-		v.Connected = false
+		v.Connected, v.Usage = false, nil
 		return v
 	}
 	if n.down {
@@ -167,6 +173,7 @@ func (n *Node) Exchange(ctx context.Context, r Report) View {
 	}
 	n.down = false
 	n.last = v
+	n.last.Usage = nil
 	if n.rec != nil {
 		n.rec.ClusterPeers(v.Peers)
 	}
@@ -182,17 +189,26 @@ func (n *Node) exchange(ctx context.Context, r Report, now time.Time) (View, err
 	defer cancel()
 	members := n.prefix + ":members"
 	var live *redis.StringSliceCmd
+	var usage *redis.Cmd
 	_, err = n.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, n.reportKey(n.name), body, liveFor)
 		p.ZAdd(ctx, members, redis.Z{Score: float64(now.UnixMilli()), Member: n.name})
 		p.ZRemRangeByScore(ctx, members, "-inf", fmt.Sprint(now.Add(-liveFor).UnixMilli()))
 		live = p.ZRange(ctx, members, 0, -1)
+		if r.Usage != nil {
+			usage = n.addUsage(ctx, p, r.Usage)
+		}
 		return nil
 	})
 	if err != nil {
 		return View{}, err
 	}
-	return n.read(ctx, live.Val())
+	v, err := n.read(ctx, live.Val())
+	if err != nil || usage == nil {
+		return v, err
+	}
+	v.Usage, err = usageTotals(r.Usage, usage)
+	return v, err
 }
 
 // read fetches the other live instances' reports.

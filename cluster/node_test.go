@@ -107,3 +107,28 @@ func TestExpiredInstanceLeaves(t *testing.T) {
 		t.Errorf("a still sees %d instances after b stopped reporting", v.Peers)
 	}
 }
+
+// TestUsageTotalsAcrossInstances: two instances' counts of one user add up in
+// Redis, and totals Redis lost (restarted empty) come back from what the
+// instances knew.
+func TestUsageTotalsAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newNode(t, srv.URL(), "a", nil), newNode(t, srv.URL(), "b", nil)
+	ctx := context.Background()
+	rep := func(added, known [2]int64) Report {
+		return Report{Usage: &Usage{Day: "2026-11-25", Month: "2026-11", Users: []UserUsage{
+			{User: "alice", Added: added, DayKnown: known, MonthKnown: known}}}}
+	}
+	a.Exchange(ctx, rep([2]int64{100, 1000}, [2]int64{}))
+	v := b.Exchange(ctx, rep([2]int64{10, 20}, [2]int64{}))
+	if got := v.Usage.Users["alice"]; got.Day != [2]int64{110, 1020} || got.Month != [2]int64{110, 1020} {
+		t.Fatalf("alice's totals after both instances: %+v, want 110 up and 1020 down", got)
+	}
+	srv.Restart() // empty: persistence off
+	for v = a.Exchange(ctx, rep([2]int64{1, 1}, [2]int64{110, 1020})); !v.Connected; v = a.Exchange(ctx, rep([2]int64{}, [2]int64{110, 1020})) {
+		time.Sleep(Period)
+	}
+	if got := v.Usage.Users["alice"]; got.Day[1] < 1020 {
+		t.Errorf("totals after Redis restarted empty: %+v, want at least what the instance knew", got)
+	}
+}

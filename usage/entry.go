@@ -73,6 +73,9 @@ type entry struct {
 	at    period
 	day   [2]int64 // bytes today, by direction
 	month [2]int64 // bytes this month, by direction
+	// pending is what this instance counted of day and month since its last
+	// report to the other instances of a cluster (shared.go).
+	pending [2]int64
 
 	over      bool
 	overIn    string // the period whose allowance is used up, while over
@@ -92,6 +95,7 @@ type entry struct {
 func (e *entry) rollLocked(p period) {
 	if p.day > e.at.day {
 		e.day = [2]int64{}
+		e.pending = [2]int64{}
 		e.throttled = 0
 		e.at.day = p.day
 	}

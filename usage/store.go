@@ -196,6 +196,7 @@ func (s *Store) Add(user string, up, down int64) {
 		if n > 0 {
 			e.day[d] += n
 			e.month[d] += n
+			e.pending[d] += n
 			e.rates[d].add(n, now)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/sockshaper/sockshaper/cluster"
 	"github.com/sockshaper/sockshaper/proxy"
 	"github.com/sockshaper/sockshaper/shaping"
+	usagestore "github.com/sockshaper/sockshaper/usage"
 )
 
 // newCluster makes the node that shares limits through cluster.redis, nil when
@@ -27,19 +28,22 @@ func (d *daemon) runCluster(ctx context.Context) {
 	}
 	defer d.node.Close()
 	d.log.Info("sharing limits with the other instances through redis", "name", d.node.Name(), "period", cluster.Period)
-	d.node.Run(ctx, clusterSource{shaper: d.shaper, server: d.server})
+	d.node.Run(ctx, clusterSource{shaper: d.shaper, server: d.server, usage: d.usage})
 }
 
 // clusterSource is the instance's side of the exchange: the buckets' demand
-// from the shaper, the sessions per user from the server, and back.
+// from the shaper, the sessions per user from the server, the bytes counted for
+// quotas from the usage store, and back.
 type clusterSource struct {
 	shaper *shaping.Registry
 	server *proxy.Server
+	usage  *usagestore.Store
 }
 
 func (s clusterSource) Report() cluster.Report {
 	r := s.shaper.Report()
 	r.Sessions = s.server.UserSessions()
+	r.Usage = s.usage.Shared()
 	return r
 }
 
@@ -48,6 +52,7 @@ func (s clusterSource) Report() cluster.Report {
 // the best guess of what the other instances hold.
 func (s clusterSource) Apply(self string, v cluster.View) {
 	s.shaper.Apply(self, v)
+	s.usage.Settle(v.Usage)
 	peers := map[string]int{}
 	for _, r := range v.Others {
 		for user, n := range r.Sessions {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,5 +126,39 @@ func TestSharedLimitsThroughHAProxyAndRedis(t *testing.T) {
 				t.Errorf("a download ended during the run: %v", rec)
 			}
 		}
+	}
+}
+
+// TestQuotaSharedAcrossInstances: alice's daily quota (3 MiB, refusing) holds for
+// her sessions on two instances together: her downloads, one on each, are cut
+// when they have moved about 3 MiB between them, not 3 MiB each.
+func TestQuotaSharedAcrossInstances(t *testing.T) {
+	rdb := redistest.Start(t)
+	quota := func(cfg string) string {
+		return "state_dir: state\n" + strings.Replace(cfg, "students: {upload: 0, download: 1MiB}",
+			"students: {upload: 0, download: 1MiB, quota: {daily: 3MiB, over_rate: 0}}", 1)
+	}
+	a := startDaemon(t, quota(clusterConfig(rdb.URL(), "shaper-a")), usersFile())
+	b := startDaemon(t, quota(clusterConfig(rdb.URL(), "shaper-b")), usersFile())
+	a.waitMetric(`sockshaper_cluster_peers`, 2)
+	src := sourceServer(t)
+	var dl downloads
+	for _, d := range []*process{a, b} {
+		c, err := dialThroughFrom(t, "127.0.0.8", d.listen, "alice", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		dl.add(c)
+	}
+	dl.wg.Wait() // both downloads end: cut, or at the deadline
+	got := dl.total.Load()
+	t.Logf("alice moved %d bytes over both instances before her quota cut her", got)
+	if got < 3<<20 || got > 4<<20+512<<10 {
+		t.Errorf("alice moved %d bytes over both instances, want about her 3 MiB quota in all (not 3 MiB each)", got)
+	}
+	for _, d := range []*process{a, b} {
+		d.waitMetric(`sockshaper_sessions_reset_total{reason="quota"}`, 1)
 	}
 }
