@@ -91,7 +91,22 @@ func TestSharedLimitsThroughHAProxyAndRedis(t *testing.T) {
 		t.Fatalf("sessions by instance: %v and %v, want them spread over both", onA, onB)
 	}
 	dl.rate(1500 * time.Millisecond) // bursts, and the first exchanges
+	before := rdb.CommandCalls()
 	r := dl.rate(3 * time.Second)
+	after := rdb.CommandCalls()
+	perSecond := func(cmds ...string) float64 {
+		var n int64
+		for _, c := range cmds {
+			n += after[c] - before[c]
+		}
+		return float64(n) / 3 / 2 // over 3 s, per instance
+	}
+	sent := perSecond("set", "zadd", "zremrangebyscore", "zrange", "mget", "eval")
+	scripted := perSecond("hget", "hset", "expire")
+	t.Logf("Redis commands per instance per second: %.1f sent, %.1f run by the usage script (one active user)", sent, scripted)
+	if sent > 26 {
+		t.Errorf("%.1f Redis commands sent per instance per second, want at most 26 (6 per exchange, 4 exchanges a second, the script once a second)", sent)
+	}
 	t.Logf("shared: %.0f B/s", r)
 	if r < 0.85*limit || r > 1.15*limit {
 		t.Errorf("alice over both instances: %.0f B/s, want her 1 MiB/s in all (±15%%), not twice it", r)

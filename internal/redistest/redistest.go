@@ -3,11 +3,14 @@
 package redistest
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,4 +95,40 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// CommandCalls returns the calls of each command the server has run (INFO
+// commandstats), by lower-case name; commands that scripts ran count too.
+func (s *Server) CommandCalls() map[string]int64 {
+	s.t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("INFO commandstats\r\n")); err != nil {
+		s.t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n') // $LENGTH of the bulk reply
+	if err != nil || !strings.HasPrefix(head, "$") {
+		s.t.Fatalf("INFO commandstats: %q, %v", head, err)
+	}
+	size, _ := strconv.Atoi(strings.TrimSpace(head[1:]))
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		s.t.Fatal(err)
+	}
+	calls := map[string]int64{}
+	for _, line := range strings.Split(string(body), "\r\n") {
+		// cmdstat_get:calls=3,usec=...
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest+",", ',')], 10, 64)
+		calls[name] = n
+	}
+	return calls
 }
