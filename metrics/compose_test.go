@@ -144,9 +144,18 @@ func TestPrometheusConfig(t *testing.T) {
 		t.Errorf("no sockshaper job scraping sockshaper:9180 every 15s: %+v", pc.ScrapeConfigs)
 	}
 
-	out, err := exec.CommandContext(t.Context(), promtool(t), "check", "config",
-		filepath.Join(repoRoot, "configs/prometheus/prometheus.yml")).CombinedOutput()
-	if err != nil {
-		t.Errorf("promtool check config: %v\n%s", err, out)
+	for _, f := range []string{"configs/prometheus/prometheus.yml", "configs/prometheus/prometheus-cluster.yml"} {
+		out, err := exec.CommandContext(t.Context(), promtool(t), "check", "config", filepath.Join(repoRoot, f)).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool check config %s: %v\n%s", f, err, out)
+		}
+	}
+	var cluster struct {
+		ScrapeConfigs []scrapeConfig `yaml:"scrape_configs"`
+	}
+	readYAML(t, "configs/prometheus/prometheus-cluster.yml", &cluster)
+	if len(cluster.ScrapeConfigs) != 1 || len(cluster.ScrapeConfigs[0].StaticConfigs) != 1 ||
+		len(cluster.ScrapeConfigs[0].StaticConfigs[0].Targets) < 2 {
+		t.Errorf("the cluster example does not scrape several instances: %+v", cluster.ScrapeConfigs)
 	}
 }
