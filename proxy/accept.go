@@ -67,7 +67,7 @@ func (s *Server) admit(nc net.Conn) {
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
 	if !tunnel.AllowedClient(pol.Config.Access.ClientPrefixes, peer.Addr()) {
 		nc.Close()
-		s.rec.SessionRejected(metrics.CommandNone, shaping.Other, metrics.ResultClientDenied)
+		s.rec.SessionRejected(metrics.FrontNone, metrics.CommandNone, shaping.Other, metrics.ResultClientDenied)
 		s.log.Info("client refused", "client", peer.String(), "reason", metrics.ResultClientDenied)
 		return
 	}

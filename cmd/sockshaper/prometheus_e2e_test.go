@@ -128,7 +128,7 @@ func TestDashboardQueriesOnRealPrometheus(t *testing.T) {
 	}
 	// The skype session is still open: its bytes must show while it lives.
 	waitQuery(t, prom, `sockshaper_transferred_bytes_total{app="skype",direction="upload",transport="tcp"} == 1000`)
-	waitQuery(t, prom, `sockshaper_sessions_active{app="skype",command="connect"} == 1`)
+	waitQuery(t, prom, `sockshaper_sessions_active{app="skype",command="connect",front="socks5"} == 1`)
 }
 
 func startPrometheus(t *testing.T, bin, target string) string {

@@ -121,7 +121,7 @@ func (s *Session) refuse(o Outcome) Outcome {
 func (s *Session) Open() {
 	s.opened = true
 	s.Result = metrics.ResultOK
-	s.core.rec.SessionOpened(s.Command, s.App)
+	s.core.rec.SessionOpened(s.Front, s.Command, s.App)
 }
 
 // Opened reports whether the session started relaying.
@@ -135,7 +135,7 @@ func (s *Session) Reclassify(app string) {
 		return
 	}
 	if s.opened {
-		s.core.rec.SessionReclassified(s.Command, s.App, app)
+		s.core.rec.SessionReclassified(s.Front, s.Command, s.App, app)
 	}
 	s.App = app
 }
@@ -191,9 +191,9 @@ func (s *Session) end() {
 	}
 	d := time.Since(s.start)
 	if s.opened {
-		s.core.rec.SessionClosed(s.Command, s.App, s.Result, d)
+		s.core.rec.SessionClosed(s.Front, s.Command, s.App, s.Result, d)
 	} else {
-		s.core.rec.SessionRejected(s.Command, s.App, s.Result)
+		s.core.rec.SessionRejected(s.Front, s.Command, s.App, s.Result)
 	}
 	if s.Reason == "" {
 		s.Reason = s.Result
