@@ -25,6 +25,7 @@ type Config struct {
 	Shaping  Shaping    `yaml:"shaping"`
 	Apps     AppClasses `yaml:"apps"`
 	Metrics  Metrics    `yaml:"metrics"`
+	HTTP     HTTP       `yaml:"http"`
 
 	// Source names where the config came from: the file's path, or
 	// "embedded default". Errors and logs use it.

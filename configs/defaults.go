@@ -55,6 +55,7 @@ func Defaults() Config {
 		Shaping: Shaping{IdleEviction: 10 * time.Minute},
 		Apps:    AppClasses{skypeClass()},
 		Metrics: Metrics{PerUserMaxUsers: 1000},
+		HTTP:    httpDefaults(),
 	}
 }
 

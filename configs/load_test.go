@@ -27,6 +27,12 @@ testdata/bad-domain.yaml:3: apps.skype.domains[2]: "192.0.2.1" is an IP address;
 		"bad-duration.yaml":              `testdata/bad-duration.yaml:2: timeouts.idle: must be a duration with a unit, such as 10s, 5m or 1h`,
 		"bad-empty-client-networks.yaml": `testdata/bad-empty-client-networks.yaml:2: access.client_networks: is empty, so no client could connect`,
 		"bad-int.yaml":                   `testdata/bad-int.yaml:1: limits.max_sessions: must be a whole number`,
+		"bad-http.yaml": `testdata/bad-http.yaml:3: http.listen: must differ from listen and admin_listen
+testdata/bad-http.yaml:4: http.realm: must be letters, digits, spaces and ".-_:/", not empty
+testdata/bad-http.yaml:5: http.connect_ports[1]: "udp/3478": CONNECT is TCP; write the port without udp/
+testdata/bad-http.yaml:6: http.keepalive: must be greater than 0
+testdata/bad-http.yaml:7: http.pac.proxy_host: "proxy.example:8080" is not a host name or address (the port is added)
+testdata/bad-http.yaml:7: http.pac.apps[0]: app class "zoom" is not defined under the top-level apps key (defined: skype)`,
 		"bad-limits.yaml": `testdata/bad-limits.yaml:2: limits.max_sessions_per_client_ip: must be at least 1
 testdata/bad-limits.yaml:3: limits.max_handshakes: must not be negative (0 derives it from the descriptor limit)
 testdata/bad-limits.yaml:4: limits.max_handshakes_per_client_ip: must not be negative (0 derives it from the descriptor limit)`,

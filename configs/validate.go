@@ -53,6 +53,7 @@ func validate(c *Config, doc *document) []error {
 	v.notNegative(path("limits", "max_handshakes_per_client_ip"), c.Limits.MaxHandshakesPerClientIP)
 	v.shaping(&c.Shaping, c.Apps)
 	v.apps(c.Apps)
+	v.http(c)
 	if c.Metrics.PerUserMaxUsers < 0 || c.Metrics.PerUser && c.Metrics.PerUserMaxUsers < 1 {
 		v.add(path("metrics", "per_user_max_users"), nil, "must be at least 1 when metrics.per_user is on")
 	}
