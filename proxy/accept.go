@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
@@ -22,8 +23,19 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Serve accepts connections on ln until the server is shut down; it then returns
-// [ErrServerClosed]. It closes ln.
+// [ErrServerClosed]. It closes ln. Each connection's first byte chooses its
+// front: 0x05 SOCKS5, a letter (an HTTP method) the HTTP proxy.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serveListener(ln, false)
+}
+
+// ServeHTTPProxy is [Server.Serve] for a listener of HTTP proxy clients only
+// (http.listen): a SOCKS5 client is refused there.
+func (s *Server) ServeHTTPProxy(ln net.Listener) error {
+	return s.serveListener(ln, true)
+}
+
+func (s *Server) serveListener(ln net.Listener, httpOnly bool) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
@@ -48,7 +60,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		s.admit(conn)
+		s.admit(conn, httpOnly)
 	}
 }
 
@@ -62,7 +74,7 @@ func isTemporary(err error) bool {
 // slot (evicting an unfinished handshake when a budget is full; see
 // handshakeBudget), then starts the connection's goroutine. A refused connection
 // is closed at once.
-func (s *Server) admit(nc net.Conn) {
+func (s *Server) admit(nc net.Conn, httpOnly bool) {
 	pol := s.core.Policy()
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
 	if !tunnel.AllowedClient(pol.Config.Access.ClientPrefixes, peer.Addr()) {
@@ -88,13 +100,13 @@ func (s *Server) admit(nc net.Conn) {
 	if victim != nil {
 		victim.conn.Evict()
 	}
-	go s.serve(c)
+	go s.serve(c, httpOnly)
 }
 
 // serve reads the connection's first byte under the handshake deadline and hands
 // the connection to the front it chooses; it ends the connection when the front
 // returns, unless a relay took it over.
-func (s *Server) serve(c *client) {
+func (s *Server) serve(c *client, httpOnly bool) {
 	conn := c.conn
 	defer func() {
 		if !conn.Detached() {
@@ -106,14 +118,22 @@ func (s *Server) serve(c *client) {
 	nc.SetDeadline(conn.Start().Add(conn.Policy().Config.Timeouts.Handshake))
 	br := tunnel.GetReader(&handshakeReader{c: c})
 	defer tunnel.PutReader(br)
-	if _, err := br.Peek(1); err != nil {
+	b, err := br.Peek(1)
+	switch {
+	case err != nil:
 		// Nothing came: a probe, a scan, a slowloris that gave up or was evicted.
 		s := conn.NewSession(metrics.FrontNone)
 		s.Log().Debug("no request", "err", err)
 		if tunnel.IsTimeout(err) {
 			s.Reason = tunnel.ReasonTimeout
 		}
-		return
+	case b[0] == socks5.Version && !httpOnly:
+		s.socks.Serve(conn, br)
+	case 'A' <= b[0] && b[0] <= 'Z' || 'a' <= b[0] && b[0] <= 'z':
+		s.http.Serve(conn, br)
+	default:
+		// Neither protocol: a SOCKS4 client, TLS to the wrong port, a scan.
+		s := conn.NewSession(metrics.FrontNone)
+		s.Log().Info("unknown protocol", "first_byte", b[0])
 	}
-	s.socks.Serve(conn, br)
 }

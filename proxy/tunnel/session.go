@@ -40,6 +40,7 @@ type Session struct {
 
 	opened       bool
 	userAdmitted bool
+	lease        sessionLease // taken by Copy; the relay holds its own
 
 	up, down                   atomic.Int64 // bytes
 	throttledUp, throttledDown atomic.Int64 // nanoseconds
@@ -180,6 +181,7 @@ func (s *Session) End() {
 }
 
 func (s *Session) end() {
+	s.lease.release()
 	if s.userAdmitted {
 		s.core.users.release(s.User)
 	}

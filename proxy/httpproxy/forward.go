@@ -1,0 +1,202 @@
+package httpproxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
+)
+
+const continue100 = "HTTP/1.1 100 Continue\r\n\r\n"
+
+var errUpgrade = errors.New("origin switched protocols, which the proxy did not ask for")
+
+// forward serves a request with an absolute URI: the core's dial (or the
+// connection the last request to the same origin used), the request in origin
+// form with its body, and the response with its body, both through the user's
+// buckets, as a session of its own.
+func (c *client) forward(s *tunnel.Session, req *Request, d destination) {
+	if v, ok := req.Get("Expect"); ok && !strings.EqualFold(v, "100-continue") {
+		s.Fail(metrics.ResultProtocolError, "expectation_failed")
+		c.send(reply{status: http.StatusExpectationFailed, text: "sockshaper: unsupported expectation"}, req)
+		return
+	}
+	up, reused, o := c.upstreamFor(s, d)
+	if !o.OK() {
+		c.refuse(s, o, req)
+		return
+	}
+	s.Open()
+	s.Core().Recorder().Handshake(time.Since(s.Start()))
+	resp, err := c.roundTrip(s, req, d, up)
+	if err != nil && reused && !req.HasBody() && closedBeforeAnswer(err) {
+		// The origin closed the kept connection as the request went out (it
+		// sent nothing): once more on a new one.
+		if up, _, o = c.upstreamFor(s, d); o.OK() {
+			resp, err = c.roundTrip(s, req, d, up)
+		} else {
+			err = o.Err
+		}
+	}
+	if err != nil {
+		c.originFailed(s, err)
+		return
+	}
+	c.relayResponse(s, req, resp)
+}
+
+// closedBeforeAnswer reports whether err says a kept origin connection was
+// closed before the response began.
+func closedBeforeAnswer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// originFailed answers a request whose origin failed before its response began
+// (504 for a timeout, 502 otherwise) and ends the connection: the client's body
+// may be partly unread.
+func (c *client) originFailed(s *tunnel.Session, err error) {
+	s.Reason = tunnel.ReasonError
+	s.Log().Info("forward failed", "destination", s.Requested, "err", err)
+	c.up.close(c.conn)
+	c.up = nil
+	r := reply{status: http.StatusBadGateway, text: "sockshaper: the origin failed to answer", close: true}
+	if tunnel.IsTimeout(err) {
+		r = reply{status: http.StatusGatewayTimeout, text: "sockshaper: the origin did not answer in time", close: true}
+	}
+	c.send(r, nil)
+}
+
+// roundTrip sends the request head and body to the origin and reads the head of
+// its final response, passing interim (1xx) responses on to HTTP/1.1 clients.
+func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *upstream) (*http.Response, error) {
+	idle := c.cfg.Timeouts.Idle
+	w := &timed{conn: up.conn, idle: idle}
+	xff := ""
+	if c.cfg.HTTP.ForwardedFor {
+		xff = c.conn.Peer().Addr().String()
+	}
+	if _, err := s.Copy(w, bytes.NewReader(requestHead(req, d, xff)), metrics.DirectionUpload); err != nil {
+		return nil, err
+	}
+	if req.HasBody() {
+		if err := c.sendBody(s, req, w); err != nil {
+			c.closing = true
+			return nil, err
+		}
+	}
+	for {
+		up.conn.SetReadDeadline(time.Now().Add(idle))
+		up.limitHead()
+		resp, err := http.ReadResponse(up.br, &http.Request{Method: req.Method})
+		up.unlimit()
+		switch {
+		case err != nil:
+			return nil, err
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errUpgrade
+		case resp.StatusCode >= 200:
+			return resp, nil
+		case req.Minor == 1:
+			s.Copy(c.nc, bytes.NewReader(responseHead(resp, -2, false)), metrics.DirectionDownload)
+		}
+	}
+}
+
+// sendBody copies the request's body from the client to the origin, re-framed
+// as the head said (chunks are decoded and encoded again, so the origin sees
+// only well-formed chunks). A client that expects 100-continue gets it from the
+// proxy first, which sends no Expect on.
+func (c *client) sendBody(s *tunnel.Session, req *Request, up io.Writer) error {
+	if v, _ := req.Get("Expect"); v != "" && req.Minor == 1 {
+		if _, err := c.nc.Write([]byte(continue100)); err != nil {
+			return err
+		}
+	}
+	idle := c.cfg.Timeouts.Idle
+	if req.Chunked {
+		// The chunked reader reads c.br itself, so that it never takes bytes of
+		// the next request; the deadline is refreshed before each of its reads.
+		body := &timed{conn: c.nc, r: httputil.NewChunkedReader(c.br), idle: idle}
+		if _, err := s.Copy(chunkWriter{up}, body, metrics.DirectionUpload); err != nil {
+			return err
+		}
+		if err := skipTrailer(c.br); err != nil {
+			return err
+		}
+		_, err := up.Write([]byte("0\r\n\r\n"))
+		return err
+	}
+	body := &timed{conn: c.nc, r: io.LimitReader(c.br, req.ContentLength), idle: idle}
+	n, err := s.Copy(up, body, metrics.DirectionUpload)
+	if err == nil && n < req.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// relayResponse sends the origin's response to the client: its head, then its
+// body through the user's download buckets, framed by its length, else chunked
+// for an HTTP/1.1 client, else up to the close of the connection. A body cut
+// short ends the connection without its end (no last chunk, a short length), so
+// the client sees the truncation.
+func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Response) {
+	defer resp.Body.Close()
+	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified
+	length := resp.ContentLength
+	switch {
+	case noBody && req.Method != http.MethodHead, noBody && length < 0:
+		length = -2
+	case noBody, length >= 0:
+	case req.Minor == 1:
+		length = -1
+	default:
+		length, c.closing = -2, true // until the close
+	}
+	c.closing = c.closing || req.Close || c.conn.Draining()
+	w := &timed{conn: c.nc, idle: c.cfg.Timeouts.Idle}
+	if _, err := s.Copy(w, bytes.NewReader(responseHead(resp, length, c.closing)), metrics.DirectionDownload); err != nil {
+		c.cut(s, err)
+		return
+	}
+	if !noBody {
+		if err := c.copyBody(s, resp, w, length); err != nil {
+			c.cut(s, err)
+			return
+		}
+	}
+	if resp.Close || !noBody && resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 {
+		c.up.close(c.conn)
+		c.up = nil
+	}
+}
+
+// copyBody copies the response body, chunked when length is -1.
+func (c *client) copyBody(s *tunnel.Session, resp *http.Response, w io.Writer, length int64) error {
+	body := &timed{conn: c.up.conn, r: resp.Body, idle: c.cfg.Timeouts.Idle}
+	if length != -1 {
+		_, err := s.Copy(w, body, metrics.DirectionDownload)
+		return err
+	}
+	if _, err := s.Copy(chunkWriter{w}, body, metrics.DirectionDownload); err != nil {
+		return err
+	}
+	_, err := s.Copy(w, bytes.NewReader(lastChunk(resp.Trailer)), metrics.DirectionDownload)
+	return err
+}
+
+// cut ends a forwarded request whose response broke off, with both connections.
+func (c *client) cut(s *tunnel.Session, err error) {
+	s.Reason = tunnel.ReasonError
+	s.Log().Info("response cut short", "destination", s.Requested, "err", err)
+	c.up.close(c.conn)
+	c.up = nil
+	c.closing = true
+}
