@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -35,9 +36,11 @@ func origin(t *testing.T, tlsOn bool) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from "+r.Host) })
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // Go's server may drop a body left unread after a flush
 		w.Header().Set("X-Request-Length", fmt.Sprint(r.ContentLength))
+		w.Write(body[:len(body)/2])
 		w.(http.Flusher).Flush() // no length: chunked
-		io.Copy(w, r.Body)
+		w.Write(body[len(body)/2:])
 	})
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(1<<20))
@@ -243,5 +246,42 @@ func TestHTTPKeepAliveServesManyRequestsOnOneConnection(t *testing.T) {
 	}
 	if n := h.srv.ActiveSessions(); n != 1 {
 		t.Errorf("proxy connections: %d, want the one keep-alive connection", n)
+	}
+}
+
+// TestHTTPDrainClosesIdleKeepAliveConnections: a shutdown closes a keep-alive
+// connection waiting for its next request at once, instead of waiting the drain
+// out for a request that may never come.
+func TestHTTPDrainClosesIdleKeepAliveConnections(t *testing.T) {
+	h := newHarness(t, "")
+	plain := origin(t, false)
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s/hello HTTP/1.1\r\nHost: x\r\nProxy-Authorization: %s\r\n\r\n", plain.URL, basic("alice", testPassword))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	waitFor(t, "request ended", func() bool { return h.rec.get("http: closed request other ok") == 1 })
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v, want the idle connection closed before the drain ends", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("client read after shutdown: %v, want EOF", err)
+	}
+	if n := h.rec.get("reset shutdown"); n != 0 {
+		t.Errorf("%d connections reset at shutdown, want none", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -35,21 +36,57 @@ func (c *client) forward(s *tunnel.Session, req *Request, d destination) {
 	}
 	s.Open()
 	s.Core().Recorder().Handshake(time.Since(s.Start()))
-	resp, err := c.roundTrip(s, req, d, up)
+	resp, listed, err := c.roundTrip(s, req, d, up)
 	if err != nil && reused && !req.HasBody() && closedBeforeAnswer(err) {
 		// The origin closed the kept connection as the request went out (it
 		// sent nothing): once more on a new one.
 		if up, _, o = c.upstreamFor(s, d); o.OK() {
-			resp, err = c.roundTrip(s, req, d, up)
+			resp, listed, err = c.roundTrip(s, req, d, up)
 		} else {
 			err = o.Err
 		}
 	}
-	if err != nil {
+	var ce *clientError
+	switch {
+	case errors.As(err, &ce):
+		c.clientFailed(s, ce.err)
+	case err != nil:
 		c.originFailed(s, err)
+	default:
+		c.relayResponse(s, req, resp, listed)
+	}
+}
+
+// clientError is an error reading a request body from the client.
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return "request body: " + e.err.Error() }
+
+// clientReader tells the client's errors from the origin's in a copy.
+type clientReader struct{ r io.Reader }
+
+func (c clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientError{err}
+	}
+	return n, err
+}
+
+// clientFailed ends a request whose body the client did not send whole: a
+// malformed chunked body gets 400, a client that left or stalled nothing.
+func (c *client) clientFailed(s *tunnel.Session, err error) {
+	s.Fail(metrics.ResultProtocolError, "")
+	c.up.close(c.conn)
+	c.up = nil
+	c.closing = true
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+		s.Reason = tunnel.ReasonError
 		return
 	}
-	c.relayResponse(s, req, resp)
+	s.Log().Info("bad request body", "err", err)
+	c.send(reply{status: http.StatusBadRequest, text: "sockshaper: malformed request body", close: true}, nil)
 }
 
 // closedBeforeAnswer reports whether err says a kept origin connection was
@@ -75,7 +112,7 @@ func (c *client) originFailed(s *tunnel.Session, err error) {
 
 // roundTrip sends the request head and body to the origin and reads the head of
 // its final response, passing interim (1xx) responses on to HTTP/1.1 clients.
-func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *upstream) (*http.Response, error) {
+func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *upstream) (*http.Response, []string, error) {
 	idle := c.cfg.Timeouts.Idle
 	w := &timed{conn: up.conn, idle: idle}
 	xff := ""
@@ -83,28 +120,29 @@ func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *u
 		xff = c.conn.Peer().Addr().String()
 	}
 	if _, err := s.Copy(w, bytes.NewReader(requestHead(req, d, xff)), metrics.DirectionUpload); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.HasBody() {
 		if err := c.sendBody(s, req, w); err != nil {
 			c.closing = true
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	for {
+	up.tee.start()
+	for interim := 0; ; interim++ {
 		up.conn.SetReadDeadline(time.Now().Add(idle))
 		up.limitHead()
 		resp, err := http.ReadResponse(up.br, &http.Request{Method: req.Method})
 		up.unlimit()
 		switch {
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		case resp.StatusCode == http.StatusSwitchingProtocols:
-			return nil, errUpgrade
+			return nil, nil, errUpgrade
 		case resp.StatusCode >= 200:
-			return resp, nil
+			return resp, up.tee.connectionFields(interim), nil
 		case req.Minor == 1:
-			s.Copy(c.nc, bytes.NewReader(responseHead(resp, -2, false)), metrics.DirectionDownload)
+			s.Copy(c.nc, bytes.NewReader(responseHead(resp, -2, false, nil)), metrics.DirectionDownload)
 		}
 	}
 }
@@ -123,20 +161,20 @@ func (c *client) sendBody(s *tunnel.Session, req *Request, up io.Writer) error {
 	if req.Chunked {
 		// The chunked reader reads c.br itself, so that it never takes bytes of
 		// the next request; the deadline is refreshed before each of its reads.
-		body := &timed{conn: c.nc, r: httputil.NewChunkedReader(c.br), idle: idle}
+		body := &timed{conn: c.nc, r: clientReader{httputil.NewChunkedReader(c.br)}, idle: idle}
 		if _, err := s.Copy(chunkWriter{up}, body, metrics.DirectionUpload); err != nil {
 			return err
 		}
 		if err := skipTrailer(c.br); err != nil {
-			return err
+			return &clientError{err}
 		}
 		_, err := up.Write([]byte("0\r\n\r\n"))
 		return err
 	}
-	body := &timed{conn: c.nc, r: io.LimitReader(c.br, req.ContentLength), idle: idle}
+	body := &timed{conn: c.nc, r: clientReader{io.LimitReader(c.br, req.ContentLength)}, idle: idle}
 	n, err := s.Copy(up, body, metrics.DirectionUpload)
 	if err == nil && n < req.ContentLength {
-		err = io.ErrUnexpectedEOF
+		err = &clientError{io.ErrUnexpectedEOF}
 	}
 	return err
 }
@@ -146,7 +184,7 @@ func (c *client) sendBody(s *tunnel.Session, req *Request, up io.Writer) error {
 // for an HTTP/1.1 client, else up to the close of the connection. A body cut
 // short ends the connection without its end (no last chunk, a short length), so
 // the client sees the truncation.
-func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Response) {
+func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Response, listed []string) {
 	defer resp.Body.Close()
 	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
 		resp.StatusCode == http.StatusNotModified
@@ -162,7 +200,7 @@ func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Respo
 	}
 	c.closing = c.closing || req.Close || c.conn.Draining()
 	w := &timed{conn: c.nc, idle: c.cfg.Timeouts.Idle}
-	if _, err := s.Copy(w, bytes.NewReader(responseHead(resp, length, c.closing)), metrics.DirectionDownload); err != nil {
+	if _, err := s.Copy(w, bytes.NewReader(responseHead(resp, length, c.closing, listed)), metrics.DirectionDownload); err != nil {
 		c.cut(s, err)
 		return
 	}

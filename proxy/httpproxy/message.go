@@ -61,12 +61,13 @@ func requestHead(req *Request, d destination, forwardedFor string) []byte {
 // responseHead is the head the proxy sends its client for resp: HTTP/1.1, the
 // origin's fields less the hop-by-hop ones, Via, the framing the proxy chose
 // (length: Content-Length, or -1 for chunked, or -2 for none) and Connection:
-// close when the connection ends after it. Fields are written in name order,
-// as net/http holds them in a map.
-func responseHead(resp *http.Response, length int64, closing bool) []byte {
+// close when the connection ends after it. listed are further field names (lower
+// case) not to forward: those of a Connection field net/http dropped. Fields are
+// written in name order, as net/http holds them in a map.
+func responseHead(resp *http.Response, length int64, closing bool, listed []string) []byte {
 	b := make([]byte, 0, 512)
 	b = append(append(append(b, "HTTP/1.1 "...), resp.Status...), "\r\n"...)
-	listed := listedFields(resp.Header)
+	listed = append(listed, listedFields(resp.Header)...)
 	for _, name := range slices.Sorted(maps.Keys(resp.Header)) {
 		if isHop(name, listed) {
 			continue

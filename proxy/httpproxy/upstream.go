@@ -2,9 +2,11 @@ package httpproxy
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ var upReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8
 type upstream struct {
 	key  string // the destination, host:port
 	conn *net.TCPConn
+	tee  headTee          // under lr: keeps the response heads' bytes
 	lr   io.LimitedReader // under br: bounds a response head while one is read
 	br   *bufio.Reader
 }
@@ -30,10 +33,52 @@ type upstream struct {
 // newUpstream wraps a connection just dialled to key.
 func newUpstream(key string, conn *net.TCPConn) *upstream {
 	u := &upstream{key: key, conn: conn}
-	u.lr = io.LimitedReader{R: conn, N: math.MaxInt64}
+	u.tee.r = conn
+	u.lr = io.LimitedReader{R: &u.tee, N: math.MaxInt64}
 	u.br = upReaderPool.Get().(*bufio.Reader)
 	u.br.Reset(&u.lr)
 	return u
+}
+
+// headTee keeps what the reader takes from an origin while response heads are
+// read: net/http drops a Connection field that says close, and with it the
+// names of the fields it lists, which must not be forwarded either.
+type headTee struct {
+	r   io.Reader
+	on  bool
+	buf []byte
+}
+
+func (t *headTee) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if t.on && len(t.buf)+n <= 2*maxResponseHead {
+		t.buf = append(t.buf, p[:n]...)
+	}
+	return n, err
+}
+
+func (t *headTee) start() { t.on, t.buf = true, t.buf[:0] }
+
+// connectionFields stops keeping bytes and returns the names, lower case, that
+// the Connection fields of the head after the first skip heads list.
+func (t *headTee) connectionFields(skip int) []string {
+	t.on = false
+	var out []string
+	b := t.buf
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte{'\n'})
+		b = rest
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		switch name, value, _ := bytes.Cut(line, []byte{':'}); {
+		case len(line) == 0 && skip == 0:
+			return out
+		case len(line) == 0:
+			skip--
+		case skip == 0 && strings.EqualFold(string(name), "Connection"):
+			out = append(out, splitList(strings.ToLower(string(value)))...)
+		}
+	}
+	return out
 }
 
 // close closes the connection and forgets it in conn. A nil upstream does
