@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/proxy/auth"
 )
 
 // TestHTTPConcurrentGuessesStayWithinTheAllowance: 200 HTTP requests at once
@@ -98,4 +101,30 @@ func TestHTTPSlowHeadsAreCut(t *testing.T) {
 		t.Errorf("a 17 KiB head: %q", got[:min(len(got), 40)])
 	}
 	waitFor(t, "timeouts logged", func() bool { return strings.Count(h.logs.String(), "close_reason=handshake_timeout") >= 2 })
+}
+
+// downVerifier is a directory that cannot be reached.
+type downVerifier struct{}
+
+func (downVerifier) Verify(context.Context, string, string) (auth.Identity, auth.Verdict, error) {
+	return auth.Identity{}, auth.Unavailable, errors.New("directory down")
+}
+
+// TestHTTPDirectoryDownIs503: when logins cannot be checked, an HTTP client
+// gets 503 with Retry-After, not a 407 that would make a browser ask again for,
+// or forget, a password that may well be right; the attempt counts as
+// unavailable and feeds no throttle.
+func TestHTTPDirectoryDownIs503(t *testing.T) {
+	cfg := loadTestConfig(t, testConfig)
+	h := startHarness(t, cfg, downVerifier{})
+	for range 12 { // more than the throttle's allowance of failures
+		resp := roundTrip(t, h.addr, "GET http://127.0.0.1:9/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: "+basic("alice", testPassword)+"\r\n\r\n")
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("directory down: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	waitFor(t, "attempts counted", func() bool { return h.rec.get("auth unavailable") == 12 })
+	if n := h.rec.get("auth throttled") + h.rec.get("auth failed"); n != 0 {
+		t.Errorf("%d attempts counted as failed or throttled", n)
+	}
 }
