@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -203,4 +204,32 @@ func TestHTTPPipelinedRequests(t *testing.T) {
 			t.Errorf("response %d: %q, want %q in it", i, body, want)
 		}
 	}
+}
+
+// TestHTTPClassification: a forwarded request is classified by its URI's host,
+// a CONNECT to a bare address by the TLS server name the client sends in the
+// tunnel, each request of one connection on its own.
+func TestHTTPClassification(t *testing.T) {
+	web := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "tls ok") }))
+	defer web.Close()
+	plain := origin(t, false)
+	_, tlsPort := splitHostPort(t, web.Listener.Addr().String())
+	_, plainPort := splitHostPort(t, plain.Listener.Addr().String())
+	h := newHarness(t, fmt.Sprintf("apps: {video: {domains: [video.campus.test, localhost.test], ports: [tcp/%d, tcp/%d]}}\n", tlsPort, plainPort))
+	client := httpClient(h.addr, "alice")
+	client.Transport.(*http.Transport).TLSClientConfig.ServerName = "video.campus.test"
+	defer client.CloseIdleConnections()
+	if code, body := get(t, client, "https://"+web.Listener.Addr().String()+"/"); code != 200 || body != "tls ok" {
+		t.Fatalf("CONNECT: %d %q", code, body)
+	}
+	for _, u := range []string{fmt.Sprintf("http://localhost.test:%d/hello", plainPort), plain.URL + "/hello"} {
+		if code, _ := get(t, client, u); code != 200 {
+			t.Fatalf("GET %s: %d", u, code)
+		}
+	}
+	client.CloseIdleConnections()
+	waitFor(t, "classes", func() bool {
+		return h.rec.get("http: closed connect video ok") == 1 && h.rec.get("http: closed request video ok") == 1 &&
+			h.rec.get("http: closed request other ok") == 1
+	})
 }
