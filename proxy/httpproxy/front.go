@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
@@ -160,7 +161,7 @@ func (c *client) serveRequest(s *tunnel.Session, req *Request) {
 // the PAC file, under /proxy.pac and WPAD's /wpad.dat, without a login.
 func (c *client) serveLocal(s *tunnel.Session, req *Request, path string) {
 	s.Requested = path
-	if p, _, _ := cutQuery(path); p != "/proxy.pac" && p != "/wpad.dat" {
+	if p, _, _ := strings.Cut(path, "?"); p != "/proxy.pac" && p != "/wpad.dat" {
 		s.Fail(metrics.ResultCommandRefused, "not_found")
 		c.send(reply{status: http.StatusNotFound, text: "sockshaper: this is a proxy; its PAC file is /proxy.pac"}, req)
 		return
@@ -174,13 +175,4 @@ func (c *client) serveLocal(s *tunnel.Session, req *Request, path string) {
 	s.Fail(metrics.ResultOK, "pac")
 	c.send(reply{status: http.StatusOK, body: c.pac(req),
 		fields: []Field{{"Content-Type", "application/x-ns-proxy-autoconfig"}, {"Cache-Control", "max-age=300"}}}, req)
-}
-
-func cutQuery(path string) (string, string, bool) {
-	for i := 0; i < len(path); i++ {
-		if path[i] == '?' {
-			return path[:i], path[i+1:], true
-		}
-	}
-	return path, "", false
 }
