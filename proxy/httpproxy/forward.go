@@ -142,7 +142,7 @@ func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *u
 		case resp.StatusCode >= 200:
 			return resp, up.tee.connectionFields(interim), nil
 		case req.Minor == 1:
-			s.Copy(c.nc, bytes.NewReader(responseHead(resp, -2, false, nil)), metrics.DirectionDownload)
+			s.Copy(&timed{conn: c.nc, idle: idle}, bytes.NewReader(responseHead(resp, -2, false, nil)), metrics.DirectionDownload)
 		}
 	}
 }
@@ -152,12 +152,13 @@ func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *u
 // only well-formed chunks). A client that expects 100-continue gets it from the
 // proxy first, which sends no Expect on.
 func (c *client) sendBody(s *tunnel.Session, req *Request, up io.Writer) error {
+	idle := c.cfg.Timeouts.Idle
 	if v, _ := req.Get("Expect"); v != "" && req.Minor == 1 {
-		if _, err := c.nc.Write([]byte(continue100)); err != nil {
-			return err
+		w := &timed{conn: c.nc, idle: idle}
+		if _, err := w.Write([]byte(continue100)); err != nil {
+			return &clientError{err}
 		}
 	}
-	idle := c.cfg.Timeouts.Idle
 	if req.Chunked {
 		// The chunked reader reads c.br itself, so that it never takes bytes of
 		// the next request; the deadline is refreshed before each of its reads.
