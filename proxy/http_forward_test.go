@@ -233,3 +233,36 @@ func TestHTTPClassification(t *testing.T) {
 			h.rec.get("http: closed request other ok") == 1
 	})
 }
+
+// TestHTTPClientLeavingMidResponse: a client that closes while a response
+// streams to it ends its session (close reason error) and nothing else: the
+// proxy neither panics nor keeps reading the origin.
+func TestHTTPClientLeavingMidResponse(t *testing.T) {
+	h := newHarness(t, "")
+	var served sync.WaitGroup
+	stream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		defer served.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}))
+	defer stream.Close()
+	for _, close := range []string{"", "Connection: close\r\n"} {
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET %s/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: %s\r\n%s\r\n", stream.URL, basic("alice", testPassword), close)
+		io.ReadFull(c, make([]byte, 100<<10))
+		c.Close()
+	}
+	waitFor(t, "sessions ended", func() bool { return h.rec.get("http: closed request other ok") == 2 })
+	served.Wait() // the origin saw its connections close
+	if strings.Contains(h.logs.String(), "panic") {
+		t.Errorf("proxy log:\n%s", h.logs.String())
+	}
+}

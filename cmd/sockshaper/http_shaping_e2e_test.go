@@ -73,14 +73,15 @@ func TestSOCKS5AndHTTPSessionsShareTheUsersBucket(t *testing.T) {
 	counts := map[string]*atomic.Int64{}
 	var wg sync.WaitGroup
 	for name, r := range readers {
-		counts[name] = &atomic.Int64{}
+		count := &atomic.Int64{}
+		counts[name] = count
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := r.Read(buf)
-				counts[name].Add(int64(n))
+				count.Add(int64(n))
 				if err != nil {
 					return
 				}

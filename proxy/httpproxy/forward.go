@@ -40,6 +40,8 @@ func (c *client) forward(s *tunnel.Session, req *Request, d destination) {
 	if err != nil && reused && !req.HasBody() && closedBeforeAnswer(err) {
 		// The origin closed the kept connection as the request went out (it
 		// sent nothing): once more on a new one.
+		c.up.close(c.conn)
+		c.up = nil
 		if up, _, o = c.upstreamFor(s, d); o.OK() {
 			resp, listed, err = c.roundTrip(s, req, d, up)
 		} else {
@@ -185,8 +187,11 @@ func (c *client) sendBody(s *tunnel.Session, req *Request, up io.Writer) error {
 // for an HTTP/1.1 client, else up to the close of the connection. A body cut
 // short ends the connection without its end (no last chunk, a short length), so
 // the client sees the truncation.
+//
+// The body is closed only once read to its end: net/http's Close would read
+// the rest, and a body cut short is abandoned with its origin connection, whose
+// reader goes back to its pool.
 func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Response, listed []string) {
-	defer resp.Body.Close()
 	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
 		resp.StatusCode == http.StatusNotModified
 	length := resp.ContentLength
@@ -211,6 +216,7 @@ func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Respo
 			return
 		}
 	}
+	resp.Body.Close()
 	if resp.Close || !noBody && resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 {
 		c.up.close(c.conn)
 		c.up = nil
