@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -264,5 +265,41 @@ func TestHTTPClientLeavingMidResponse(t *testing.T) {
 	served.Wait() // the origin saw its connections close
 	if strings.Contains(h.logs.String(), "panic") {
 		t.Errorf("proxy log:\n%s", h.logs.String())
+	}
+}
+
+// TestHTTPOriginClosingKeptConnection: an origin that closes its connection
+// after each response without saying so: the next request of the client's
+// keep-alive connection goes on a new one, and the client sees nothing of it.
+func TestHTTPOriginClosingKeptConnection(t *testing.T) {
+	h := newHarness(t, "")
+	var accepted atomic.Int32
+	target := startTarget(t, func(c net.Conn) {
+		accepted.Add(1)
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 5 {
+		fmt.Fprintf(c, "GET http://%s/%d HTTP/1.1\r\nHost: x\r\nProxy-Authorization: %s\r\n\r\n", target, i, basic("alice", testPassword))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if n := accepted.Load(); n != 5 {
+		t.Errorf("origin accepted %d connections for 5 requests, want 5", n)
 	}
 }

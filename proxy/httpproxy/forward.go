@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,7 +18,10 @@ import (
 
 const continue100 = "HTTP/1.1 100 Continue\r\n\r\n"
 
-var errUpgrade = errors.New("origin switched protocols, which the proxy did not ask for")
+var (
+	errUpgrade  = errors.New("origin switched protocols, which the proxy did not ask for")
+	errNoAnswer = errors.New("origin closed the connection without a byte of answer")
+)
 
 // forward serves a request with an absolute URI: the core's dial (or the
 // connection the last request to the same origin used), the request in origin
@@ -92,9 +96,10 @@ func (c *client) clientFailed(s *tunnel.Session, err error) {
 }
 
 // closedBeforeAnswer reports whether err says a kept origin connection was
-// closed before the response began.
+// closed before the response began: nothing came back, or the request could
+// not be written.
 func closedBeforeAnswer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, errNoAnswer) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // originFailed answers a request whose origin failed before its response began
@@ -137,6 +142,8 @@ func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *u
 		resp, err := http.ReadResponse(up.br, &http.Request{Method: req.Method})
 		up.unlimit()
 		switch {
+		case err != nil && len(up.tee.buf) == 0 && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):
+			return nil, nil, fmt.Errorf("%w: %w", errNoAnswer, err)
 		case err != nil:
 			return nil, nil, err
 		case resp.StatusCode == http.StatusSwitchingProtocols:
