@@ -26,6 +26,7 @@ type Config struct {
 	Apps     AppClasses `yaml:"apps"`
 	Metrics  Metrics    `yaml:"metrics"`
 	Cluster  Cluster    `yaml:"cluster"`
+	HTTP     HTTP       `yaml:"http"`
 
 	// StateDir is the folder where state that must survive a restart is kept:
 	// the users' quota usage (usage.json). A relative path is resolved against

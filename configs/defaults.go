@@ -56,6 +56,7 @@ func Defaults() Config {
 		Apps:     AppClasses{skypeClass()},
 		Metrics:  Metrics{PerUserMaxUsers: 1000},
 		TimeZone: "UTC",
+		HTTP:     httpDefaults(),
 	}
 }
 

@@ -124,7 +124,9 @@ func goodConfig(t *testing.T) *Config {
 			{Name: "sip", AnyAddressPorts: []PortRange{{"", 5060, 5060}, {"udp", 5061, 5061}}},
 		},
 		Metrics: Metrics{PerUser: true, PerUserMaxUsers: 50, Pprof: true},
-		Source:  "testdata/good.yaml",
+		HTTP: HTTP{Listen: "127.0.0.1:3128", Realm: "Campus proxy", ConnectPorts: []PortRange{{"", 443, 443}, {"", 8443, 8444}},
+			ForwardedFor: true, KeepAlive: 15 * time.Second, PAC: PAC{ProxyHost: "proxy.campus.example", Apps: []string{"skype", "zoom"}}},
+		Source: "testdata/good.yaml",
 	}
 }
 

@@ -47,6 +47,12 @@ testdata/bad-ldap-required.yaml:7: auth.ldap.stale_window: must not be negative 
 		"bad-ldap-scheme.yaml":   `testdata/bad-ldap-scheme.yaml:3: auth.ldap.url: "http://ldap.campus.example": want ldaps://host[:port] or ldap://host[:port] (with start_tls)`,
 		"bad-ldap-stale.yaml":    `testdata/bad-ldap-stale.yaml:9: auth.ldap.stale_window: needs auth.cache_ttl above 0: only a cached login can outlast an outage`,
 		"bad-ldap-starttls.yaml": `testdata/bad-ldap-starttls.yaml:4: auth.ldap.start_tls: must be false with an ldaps:// URL, which is TLS from the start; StartTLS is for ldap:// URLs`,
+		"bad-http.yaml": `testdata/bad-http.yaml:3: http.listen: must differ from listen and admin_listen
+testdata/bad-http.yaml:4: http.realm: must be letters, digits, spaces and ".-_:/", not empty
+testdata/bad-http.yaml:5: http.connect_ports[1]: "udp/3478": CONNECT is TCP; write the port without udp/
+testdata/bad-http.yaml:6: http.keepalive: must be greater than 0
+testdata/bad-http.yaml:7: http.pac.proxy_host: "proxy.example:8080" is not a host name or address (the port is added)
+testdata/bad-http.yaml:7: http.pac.apps[0]: app class "zoom" is not defined under the top-level apps key (defined: skype)`,
 		"bad-limits.yaml": `testdata/bad-limits.yaml:2: limits.max_sessions_per_client_ip: must be at least 1
 testdata/bad-limits.yaml:3: limits.max_handshakes: must not be negative (0 derives it from the descriptor limit)
 testdata/bad-limits.yaml:4: limits.max_handshakes_per_client_ip: must not be negative (0 derives it from the descriptor limit)`,

@@ -57,6 +57,7 @@ func validate(c *Config, doc *document) []error {
 	v.cluster(&c.Cluster)
 	v.apps(c.Apps)
 	v.usage(c)
+	v.http(c)
 	if c.Metrics.PerUserMaxUsers < 0 || c.Metrics.PerUser && c.Metrics.PerUserMaxUsers < 1 {
 		v.add(path("metrics", "per_user_max_users"), nil, "must be at least 1 when metrics.per_user is on")
 	}

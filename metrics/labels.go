@@ -1,12 +1,15 @@
 package metrics
 
-// Values of the command label. A session's command is [CommandNone] until its SOCKS
+// Values of the command label. A session's command is [CommandNone] until its
 // request has been read, so sessions refused earlier (limits, client policy, failed
-// authentication, malformed greetings) carry it.
+// authentication, malformed greetings) carry it. [CommandConnect] is a tunnel (SOCKS5
+// CONNECT, HTTP CONNECT); [CommandRequest] an HTTP request the proxy forwarded to its
+// origin (an absolute URI such as GET http://host/path).
 const (
 	CommandConnect      = "connect"
 	CommandBind         = "bind"
 	CommandUDPAssociate = "udp_associate"
+	CommandRequest      = "request"
 	CommandNone         = "none"
 )
 
@@ -99,8 +102,21 @@ const (
 
 // The label value lists that [Metrics.preinit] pre-initialises. They are functions,
 // not package variables, so nothing can change them.
-func commands() []string {
-	return []string{CommandConnect, CommandBind, CommandUDPAssociate, CommandNone}
+
+// frontCommands pairs each front with the commands it can carry: a connection that
+// sent nothing to tell its protocol by has no command, HTTP has no BIND nor UDP.
+func frontCommands() []struct {
+	front    string
+	commands []string
+} {
+	return []struct {
+		front    string
+		commands []string
+	}{
+		{FrontSOCKS5, []string{CommandConnect, CommandBind, CommandUDPAssociate, CommandNone}},
+		{FrontHTTP, []string{CommandConnect, CommandRequest, CommandNone}},
+		{FrontNone, []string{CommandNone}},
+	}
 }
 
 func results() []string {
@@ -159,12 +175,14 @@ func (m *Metrics) InitApps(apps []string) {
 // preinitApp creates the zero series of one app class.
 func (m *Metrics) preinitApp(app string) {
 	m.sessionDuration.WithLabelValues(app)
-	for _, c := range commands() {
-		if c != CommandNone { // a session with no command never opens
-			m.sessionsActive.WithLabelValues(c, app)
-		}
-		for _, r := range results() {
-			m.sessionsTotal.WithLabelValues(c, app, r)
+	for _, fc := range frontCommands() {
+		for _, c := range fc.commands {
+			if c != CommandNone { // a session with no command never opens
+				m.sessionsActive.WithLabelValues(fc.front, c, app)
+			}
+			for _, r := range results() {
+				m.sessionsTotal.WithLabelValues(fc.front, c, app, r)
+			}
 		}
 	}
 	for _, d := range directions() {

@@ -4,7 +4,7 @@
 // [New] registers the collectors on a registry the caller passes in (never the
 // global one), so tests and the daemon each own theirs. The proxy reports what its
 // sessions do through the methods of [Metrics]; label values come from the caller and
-// are limited to bounded sets: commands, results, app classes, directions,
+// are limited to bounded sets: fronts, commands, results, app classes, directions,
 // transports, reasons and, only when an operator opts in, user names from the
 // config. Client addresses and destinations never become labels.
 package metrics
@@ -49,8 +49,8 @@ type Options struct {
 // use and never block on I/O. A nil *Metrics records nothing, so callers may leave
 // metrics out (in tests, for example).
 type Metrics struct {
-	sessionsActive    *prometheus.GaugeVec     // sockshaper_sessions_active{command, app}
-	sessionsTotal     *prometheus.CounterVec   // sockshaper_sessions_total{command, app, result}
+	sessionsActive    *prometheus.GaugeVec     // sockshaper_sessions_active{front, command, app}
+	sessionsTotal     *prometheus.CounterVec   // sockshaper_sessions_total{front, command, app, result}
 	authAttempts      *prometheus.CounterVec   // sockshaper_auth_attempts_total{result}
 	transferred       *prometheus.CounterVec   // sockshaper_transferred_bytes_total{app, direction, transport}
 	throttled         *prometheus.CounterVec   // sockshaper_throttled_seconds_total{app, direction}
@@ -78,13 +78,13 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		sessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "sessions_active",
-			Help:      "Sessions relaying now, by SOCKS command and app class.",
-		}, []string{"command", "app"}),
+			Help:      "Sessions relaying now, by front (socks5, http), command and app class.",
+		}, []string{"front", "command", "app"}),
 		sessionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "sessions_total",
-			Help:      "Sessions ended, by SOCKS command, app class and result (ok, or why the session was refused or failed).",
-		}, []string{"command", "app", "result"}),
+			Help:      "Sessions ended, by front (socks5, http; none: the client sent nothing), command, app class and result (ok, or why the session was refused or failed).",
+		}, []string{"front", "command", "app", "result"}),
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "auth_attempts_total",

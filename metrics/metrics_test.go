@@ -25,10 +25,11 @@ func newTestMetrics(t *testing.T, opts Options) (*Metrics, *prometheus.Registry)
 
 // exercise calls every recording method once.
 func exercise(m *Metrics) {
-	m.SessionOpened(CommandConnect, "skype")
-	m.SessionOpened(CommandConnect, "skype")
-	m.SessionClosed(CommandConnect, "skype", ResultOK, 3*time.Second)
-	m.SessionRejected(CommandNone, "other", ResultLimitReached)
+	m.SessionOpened(FrontSOCKS5, CommandConnect, "skype")
+	m.SessionOpened(FrontSOCKS5, CommandConnect, "skype")
+	m.SessionClosed(FrontSOCKS5, CommandConnect, "skype", ResultOK, 3*time.Second)
+	m.SessionOpened(FrontHTTP, CommandRequest, "other")
+	m.SessionRejected(FrontNone, CommandNone, "other", ResultLimitReached)
 	m.AuthAttempt(AuthFailed)
 	m.Transferred("alice", "skype", DirectionDownload, TransportUDP, 1500)
 	m.Throttled("skype", DirectionUpload, 250*time.Millisecond)
@@ -66,8 +67,8 @@ type designMetric struct {
 func designTable() []designMetric {
 	c, g, h := dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_HISTOGRAM
 	return []designMetric{
-		{"sockshaper_sessions_active", g, []string{"app", "command"}},
-		{"sockshaper_sessions_total", c, []string{"app", "command", "result"}},
+		{"sockshaper_sessions_active", g, []string{"app", "command", "front"}},
+		{"sockshaper_sessions_total", c, []string{"app", "command", "front", "result"}},
 		{"sockshaper_auth_attempts_total", c, []string{"result"}},
 		{"sockshaper_transferred_bytes_total", c, []string{"app", "direction", "transport"}},
 		{"sockshaper_throttled_seconds_total", c, []string{"app", "direction"}},
@@ -158,9 +159,11 @@ func TestRecordedValues(t *testing.T) {
 		c    prometheus.Collector
 		want float64
 	}{
-		{"sessions_active", m.sessionsActive.WithLabelValues(CommandConnect, "skype"), 1},
-		{"sessions_total ok", m.sessionsTotal.WithLabelValues(CommandConnect, "skype", ResultOK), 1},
-		{"sessions_total limit", m.sessionsTotal.WithLabelValues(CommandNone, "other", ResultLimitReached), 1},
+		{"sessions_active", m.sessionsActive.WithLabelValues(FrontSOCKS5, CommandConnect, "skype"), 1},
+		{"sessions_active http", m.sessionsActive.WithLabelValues(FrontHTTP, CommandRequest, "other"), 1},
+		{"sessions_active http connect", m.sessionsActive.WithLabelValues(FrontHTTP, CommandConnect, "skype"), 0},
+		{"sessions_total ok", m.sessionsTotal.WithLabelValues(FrontSOCKS5, CommandConnect, "skype", ResultOK), 1},
+		{"sessions_total limit", m.sessionsTotal.WithLabelValues(FrontNone, CommandNone, "other", ResultLimitReached), 1},
 		{"auth_attempts", m.authAttempts.WithLabelValues(AuthFailed), 1},
 		{"transferred", m.transferred.WithLabelValues("skype", DirectionDownload, TransportUDP), 1500},
 		{"throttled", m.throttled.WithLabelValues("skype", DirectionUpload), 0.25},
@@ -204,8 +207,10 @@ func TestPreinitialisedZeros(t *testing.T) {
 		"inbound_refused": {m.inboundRefused, 2},
 		"dial_duration":   {m.dialDuration, 2},
 		"config_reloads":  {m.configReloads, 2},
-		"sessions_total":  {m.sessionsTotal, 2 * len(commands()) * len(results())},
-		"sessions_active": {m.sessionsActive, 2 * 3},
+		// Per app: socks5 with 4 commands, http with 3, none with 1; only
+		// sessions with a command open.
+		"sessions_total":  {m.sessionsTotal, 2 * (4 + 3 + 1) * len(results())},
+		"sessions_active": {m.sessionsActive, 2 * (3 + 2)},
 		"transferred":     {m.transferred, 2 * 2 * 2},
 		"throttled":       {m.throttled, 2 * 2},
 		"dropped":         {m.perUser.dropped, 2 * 2},
@@ -262,23 +267,23 @@ func TestNewPanicsOnSecondRegistration(t *testing.T) {
 func TestSessionReclassifiedMovesTheGauge(t *testing.T) {
 	m, _ := newTestMetrics(t, Options{Apps: []string{"skype", "other"}})
 	active := func(app string) float64 {
-		return testutil.ToFloat64(m.sessionsActive.WithLabelValues(CommandUDPAssociate, app))
+		return testutil.ToFloat64(m.sessionsActive.WithLabelValues(FrontSOCKS5, CommandUDPAssociate, app))
 	}
-	m.SessionOpened(CommandUDPAssociate, "other")
-	m.SessionOpened(CommandUDPAssociate, "other")
-	m.SessionReclassified(CommandUDPAssociate, "other", "skype")
+	m.SessionOpened(FrontSOCKS5, CommandUDPAssociate, "other")
+	m.SessionOpened(FrontSOCKS5, CommandUDPAssociate, "other")
+	m.SessionReclassified(FrontSOCKS5, CommandUDPAssociate, "other", "skype")
 	if o, s := active("other"), active("skype"); o != 1 || s != 1 {
 		t.Fatalf("after one of two sessions became skype: other %v, skype %v; want 1, 1", o, s)
 	}
-	m.SessionReclassified(CommandUDPAssociate, "skype", "skype") // no move
-	m.SessionClosed(CommandUDPAssociate, "skype", ResultOK, time.Second)
-	m.SessionClosed(CommandUDPAssociate, "other", ResultOK, time.Second)
+	m.SessionReclassified(FrontSOCKS5, CommandUDPAssociate, "skype", "skype") // no move
+	m.SessionClosed(FrontSOCKS5, CommandUDPAssociate, "skype", ResultOK, time.Second)
+	m.SessionClosed(FrontSOCKS5, CommandUDPAssociate, "other", ResultOK, time.Second)
 	if o, s := active("other"), active("skype"); o != 0 || s != 0 {
 		t.Errorf("after both closed: other %v, skype %v; want 0, 0", o, s)
 	}
-	if got := testutil.ToFloat64(m.sessionsTotal.WithLabelValues(CommandUDPAssociate, "skype", ResultOK)); got != 1 {
+	if got := testutil.ToFloat64(m.sessionsTotal.WithLabelValues(FrontSOCKS5, CommandUDPAssociate, "skype", ResultOK)); got != 1 {
 		t.Errorf("skype sessions_total = %v, want 1", got)
 	}
 	var nilM *Metrics
-	nilM.SessionReclassified(CommandUDPAssociate, "other", "skype") // must not panic
+	nilM.SessionReclassified(FrontSOCKS5, CommandUDPAssociate, "other", "skype") // must not panic
 }

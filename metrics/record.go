@@ -3,51 +3,53 @@ package metrics
 import "time"
 
 // SessionOpened counts a session that passed every check and started relaying:
-// sockshaper_sessions_active{command, app} goes up by one. The same command and app
-// must be passed to [Metrics.SessionClosed] when the session ends.
-func (m *Metrics) SessionOpened(command, app string) {
+// sockshaper_sessions_active{front, command, app} goes up by one. front is the
+// protocol the client spoke ([FrontSOCKS5], [FrontHTTP]). The same front, command
+// and app must be passed to [Metrics.SessionClosed] when the session ends.
+func (m *Metrics) SessionOpened(front, command, app string) {
 	if m == nil {
 		return
 	}
-	m.sessionsActive.WithLabelValues(command, app).Inc()
+	m.sessionsActive.WithLabelValues(front, command, app).Inc()
 }
 
 // SessionReclassified moves a session that [Metrics.SessionOpened] counted from
-// app class from to class to: sockshaper_sessions_active{command, from} goes down
-// by one and {command, to} up by one. [Metrics.SessionClosed] must then be given
+// app class from to class to: sockshaper_sessions_active{front, command, from} goes
+// down by one and {front, command, to} up by one. [Metrics.SessionClosed] must then be given
 // to. A UDP association opens as the unclassified class and takes the class of
 // its datagrams once they show it. Nothing happens when from equals to.
-func (m *Metrics) SessionReclassified(command, from, to string) {
+func (m *Metrics) SessionReclassified(front, command, from, to string) {
 	if m == nil || from == to {
 		return
 	}
-	m.sessionsActive.WithLabelValues(command, from).Dec()
-	m.sessionsActive.WithLabelValues(command, to).Inc()
+	m.sessionsActive.WithLabelValues(front, command, from).Dec()
+	m.sessionsActive.WithLabelValues(front, command, to).Inc()
 }
 
 // SessionClosed ends a session that [Metrics.SessionOpened] counted, with the same
-// command and app (the last class [Metrics.SessionReclassified] gave it):
+// front, command and app (the last class [Metrics.SessionReclassified] gave it):
 // sockshaper_sessions_active goes down by one,
-// sockshaper_sessions_total{command, app, result} up by one, and d (the session's
-// lifetime) is observed in sockshaper_session_duration_seconds{app}.
-func (m *Metrics) SessionClosed(command, app, result string, d time.Duration) {
+// sockshaper_sessions_total{front, command, app, result} up by one, and d (the
+// session's lifetime) is observed in sockshaper_session_duration_seconds{app}.
+func (m *Metrics) SessionClosed(front, command, app, result string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.sessionsActive.WithLabelValues(command, app).Dec()
-	m.sessionsTotal.WithLabelValues(command, app, result).Inc()
+	m.sessionsActive.WithLabelValues(front, command, app).Dec()
+	m.sessionsTotal.WithLabelValues(front, command, app, result).Inc()
 	m.sessionDuration.WithLabelValues(app).Observe(d.Seconds())
 }
 
 // SessionRejected counts a session that ended before it was opened (limit_reached,
 // auth_failed, client_denied, destination_denied, command_refused, dial_failed,
-// protocol_error) in sockshaper_sessions_total{command, app, result}. Its duration is
-// not observed: the handshake histogram covers that time.
-func (m *Metrics) SessionRejected(command, app, result string) {
+// protocol_error) in sockshaper_sessions_total{front, command, app, result}; front is
+// [FrontNone] for a connection refused before it sent a byte. Its duration is not
+// observed: the handshake histogram covers that time.
+func (m *Metrics) SessionRejected(front, command, app, result string) {
 	if m == nil {
 		return
 	}
-	m.sessionsTotal.WithLabelValues(command, app, result).Inc()
+	m.sessionsTotal.WithLabelValues(front, command, app, result).Inc()
 }
 
 // AuthAttempt counts one RFC 1929 login in sockshaper_auth_attempts_total{result};

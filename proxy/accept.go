@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
@@ -23,8 +24,19 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Serve accepts connections on ln until the server is shut down; it then returns
-// [ErrServerClosed]. It closes ln.
+// [ErrServerClosed]. It closes ln. Each connection's first byte chooses its
+// front: 0x05 SOCKS5, a letter (an HTTP method) the HTTP proxy.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serveListener(ln, false)
+}
+
+// ServeHTTPProxy is [Server.Serve] for a listener of HTTP proxy clients only
+// (http.listen): a SOCKS5 client is refused there.
+func (s *Server) ServeHTTPProxy(ln net.Listener) error {
+	return s.serveListener(ln, true)
+}
+
+func (s *Server) serveListener(ln net.Listener, httpOnly bool) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
@@ -49,7 +61,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		s.admit(conn)
+		s.admit(conn, httpOnly)
 	}
 }
 
@@ -63,15 +75,16 @@ func isTemporary(err error) bool {
 // slot (evicting an unfinished handshake when a budget is full; see
 // handshakeBudget), then starts the connection's goroutine. A refused connection
 // is closed at once. A load balancer's connection first has its PROXY header read
-// (balanced.go), whose client takes these checks instead.
-func (s *Server) admit(nc net.Conn) {
+// (balanced.go), whose client takes these checks instead. httpOnly: the listener
+// serves HTTP proxy clients only (http.listen).
+func (s *Server) admit(nc net.Conn, httpOnly bool) {
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
 	if s.fromBalancer(peer) {
-		go s.serveBalanced(nc, peer)
+		go s.serveBalanced(nc, peer, httpOnly)
 		return
 	}
 	if c := s.accept(nc, peer, nil); c != nil {
-		go s.serve(c)
+		go s.serve(c, httpOnly)
 	}
 }
 
@@ -82,7 +95,7 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 	pol := s.core.Policy()
 	if !tunnel.AllowedClient(pol.Config.Access.ClientPrefixes, peer.Addr()) {
 		nc.Close()
-		s.rec.SessionRejected(metrics.CommandNone, shaping.Other, metrics.ResultClientDenied)
+		s.rec.SessionRejected(metrics.FrontNone, metrics.CommandNone, shaping.Other, metrics.ResultClientDenied)
 		s.log.Info("client refused", "client", peer.String(), "reason", metrics.ResultClientDenied)
 		return nil
 	}
@@ -113,7 +126,7 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 // serve reads the connection's first byte under the handshake deadline and hands
 // the connection to the front it chooses; it ends the connection when the front
 // returns, unless a relay took it over.
-func (s *Server) serve(c *client) {
+func (s *Server) serve(c *client, httpOnly bool) {
 	conn := c.conn
 	defer func() {
 		if !conn.Detached() {
@@ -128,19 +141,25 @@ func (s *Server) serve(c *client) {
 		br = tunnel.GetReader(c.hr)
 	}
 	defer tunnel.PutReader(br)
-	if _, err := br.Peek(1); err != nil {
+	b, err := br.Peek(1)
+	switch {
+	case err == nil && hasProxyHeader(br):
+		s := conn.NewSession(metrics.FrontNone)
+		s.Log().Info("PROXY header from an address not in access.proxy_protocol.trusted")
+	case err != nil:
 		// Nothing came: a probe, a scan, a slowloris that gave up or was evicted.
 		s := conn.NewSession(metrics.FrontNone)
 		s.Log().Debug("no request", "err", err)
 		if tunnel.IsTimeout(err) {
 			s.Reason = tunnel.ReasonTimeout
 		}
-		return
-	}
-	if hasProxyHeader(br) {
+	case b[0] == socks5.Version && !httpOnly:
+		s.socks.Serve(conn, br)
+	case 'A' <= b[0] && b[0] <= 'Z' || 'a' <= b[0] && b[0] <= 'z':
+		s.http.Serve(conn, br)
+	default:
+		// Neither protocol: a SOCKS4 client, TLS to the wrong port, a scan.
 		s := conn.NewSession(metrics.FrontNone)
-		s.Log().Info("PROXY header from an address not in access.proxy_protocol.trusted")
-		return
+		s.Log().Info("unknown protocol", "first_byte", b[0])
 	}
-	s.socks.Serve(conn, br)
 }

@@ -38,7 +38,7 @@ func (s *Server) fromBalancer(peer netip.AddrPort) bool {
 // serves the client the header names as if it had connected itself. A balancer's
 // connection without a header, or with a bad one, is closed and counted as a
 // protocol error; a LOCAL header (a balancer's health check) is closed quietly.
-func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort) {
+func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, httpOnly bool) {
 	wait := min(s.Config().Timeouts.Handshake, proxyHeaderWait)
 	nc.SetDeadline(time.Now().Add(wait))
 	hr := &handshakeReader{nc: nc}
@@ -48,13 +48,13 @@ func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort) {
 		tunnel.PutReader(hr.br)
 		nc.Close()
 		if err != nil {
-			s.rec.SessionRejected(metrics.CommandNone, shaping.Other, metrics.ResultProtocolError)
+			s.rec.SessionRejected(metrics.FrontNone, metrics.CommandNone, shaping.Other, metrics.ResultProtocolError)
 			s.log.Info("balancer connection refused", "balancer", balancer.String(), "err", err)
 		}
 		return
 	}
 	if c := s.accept(nc, peer, hr); c != nil {
-		s.serve(c)
+		s.serve(c, httpOnly)
 		return
 	}
 	tunnel.PutReader(hr.br)

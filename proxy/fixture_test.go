@@ -236,15 +236,24 @@ func (r *countingRecorder) get(key string) int64 {
 	return r.counts[key]
 }
 
-func (r *countingRecorder) SessionOpened(c, a string) { r.add("opened "+c+" "+a, 1) }
-func (r *countingRecorder) SessionReclassified(c, from, to string) {
-	r.add("reclassified "+c+" "+from+" "+to, 1)
+// The session events are counted twice: by command, app and result ("closed
+// connect other ok"), and by front too ("socks5: closed connect other ok").
+func (r *countingRecorder) SessionOpened(f, c, a string) {
+	r.addFront(f, "opened "+c+" "+a)
 }
-func (r *countingRecorder) SessionClosed(c, a, res string, _ time.Duration) {
-	r.add(fmt.Sprintf("closed %s %s %s", c, a, res), 1)
+func (r *countingRecorder) SessionReclassified(f, c, from, to string) {
+	r.addFront(f, "reclassified "+c+" "+from+" "+to)
 }
-func (r *countingRecorder) SessionRejected(c, a, res string) {
-	r.add(fmt.Sprintf("rejected %s %s %s", c, a, res), 1)
+func (r *countingRecorder) SessionClosed(f, c, a, res string, _ time.Duration) {
+	r.addFront(f, fmt.Sprintf("closed %s %s %s", c, a, res))
+}
+func (r *countingRecorder) SessionRejected(f, c, a, res string) {
+	r.addFront(f, fmt.Sprintf("rejected %s %s %s", c, a, res))
+}
+
+func (r *countingRecorder) addFront(front, key string) {
+	r.add(key, 1)
+	r.add(front+": "+key, 1)
 }
 func (r *countingRecorder) AuthAttempt(res string) { r.add("auth "+res, 1) }
 func (r *countingRecorder) Transferred(_, a, d, tr string, n int64) {

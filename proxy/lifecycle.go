@@ -72,7 +72,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if len(s.clients) == 0 {
 		s.closeIdle()
 	}
+	conns := make([]*tunnel.Conn, 0, len(s.clients))
+	for c := range s.clients {
+		conns = append(conns, c.conn)
+	}
 	s.mu.Unlock()
+	// Keep-alive connections between two requests close now; the rest finish
+	// what they are doing.
+	for _, conn := range conns {
+		conn.Drain()
+	}
 	var err error
 	select {
 	case <-s.idle:

@@ -82,7 +82,7 @@ func TestProtocolRepliesAndCloses(t *testing.T) {
 		result string // the sessions_total result recorded
 	}{
 		{"socks4 greeting", []byte{4, 1, 0, 80, 127, 0, 0, 1, 0}, nil, "rejected none other protocol_error"},
-		{"http request", []byte("GET / HTTP/1.1\r\n\r\n"), nil, "rejected none other protocol_error"},
+		{"tls to the proxy port", []byte{0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0}, nil, "none: rejected none other protocol_error"},
 		{"no acceptable method", []byte{5, 1, 0}, []byte{5, 0xFF}, "rejected none other auth_failed"},
 		{"zero methods", []byte{5, 0}, []byte{5, 0xFF}, "rejected none other auth_failed"},
 		{"truncated greeting", []byte{5, 3, 2}, nil, "rejected none other protocol_error"},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/proxy/auth"
+	"github.com/sockshaper/sockshaper/proxy/httpproxy"
 	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
@@ -53,7 +54,8 @@ type Options struct {
 	FDLimit int
 }
 
-// front serves a connection whose first byte chose it; see socks5.Front.
+// front serves a connection whose first byte chose it; see socks5.Front and
+// httpproxy.Front.
 type front interface {
 	Serve(conn *tunnel.Conn, br *bufio.Reader)
 }
@@ -66,6 +68,7 @@ type Server struct {
 	rec     Recorder
 	fdLimit int
 	socks   front
+	http    front
 
 	budgets    atomic.Pointer[Budgets]
 	handshakes handshakeBudget
@@ -101,6 +104,7 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 		rec:       opts.Recorder,
 		fdLimit:   opts.FDLimit,
 		socks:     socks5.Front{},
+		http:      httpproxy.Front{},
 		listeners: map[net.Listener]struct{}{},
 		clients:   map[*client]struct{}{},
 		idle:      make(chan struct{}),

@@ -80,7 +80,7 @@ func TestUDPAssociationIsAnAppSession(t *testing.T) {
 	h := newHarness(t, "", func(o *Options) { o.Recorder = m })
 	relay := startUDPEchoAtPort(t, 3478)
 	active := func(app string) float64 {
-		return series(t, reg, "sockshaper_sessions_active", "command=udp_associate", "app="+app)
+		return series(t, reg, "sockshaper_sessions_active", "front=socks5", "command=udp_associate", "app="+app)
 	}
 	c := associateUDP(t, h.addr, false)
 	// The session opens just after its reply is written.
@@ -94,12 +94,12 @@ func TestUDPAssociationIsAnAppSession(t *testing.T) {
 	}
 	c.ctl.Close()
 	waitFor(t, "session closed", func() bool {
-		return series(t, reg, "sockshaper_sessions_total", "command=udp_associate", "app=skype", "result=ok") == 1
+		return series(t, reg, "sockshaper_sessions_total", "front=socks5", "command=udp_associate", "app=skype", "result=ok") == 1
 	})
 	if o, s := active("other"), active("skype"); o != 0 || s != 0 {
 		t.Errorf("after close: active other %v skype %v, want 0 and 0", o, s)
 	}
-	if n := series(t, reg, "sockshaper_sessions_total", "command=udp_associate", "app=other", "result=ok"); n != 0 {
+	if n := series(t, reg, "sockshaper_sessions_total", "front=socks5", "command=udp_associate", "app=other", "result=ok"); n != 0 {
 		t.Errorf("the association also counted as other: %v", n)
 	}
 	waitFor(t, "accounting line", func() bool {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of sockshaper: formatting, vet, and `go test -race` over every
 # package, including the end-to-end tests that drive the built binary with real
-# clients (curl, dante's socksify), a real Prometheus server and a real OpenLDAP
-# server (slapd). Installs those tools from Debian's packages when they are missing.
+# clients (curl, dante's socksify, Chromium and puppeteer-core, Python), a real
+# Prometheus server, a real OpenLDAP server (slapd), Redis and HAProxy, and the
+# deployment tools (systemd-analyze, dpkg, logrotate, buildah). Installs those tools
+# from Debian's packages (puppeteer-core from npm) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,9 @@ need redis-server redis-server
 need haproxy haproxy
 need /usr/sbin/slapd slapd   # /usr/sbin may not be on a user's PATH
 need ldapadd ldap-utils
+need chromium chromium
+need node nodejs
+need npm npm
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -48,6 +53,14 @@ if [ ! -x "$gobin/compose-spec" ]; then
   tmp=$(mktemp -d)
   GOBIN="$tmp" go install github.com/compose-spec/compose-go/v2/cmd@v2.16.2
   mkdir -p "$gobin" && mv "$tmp/cmd" "$gobin/compose-spec" && rmdir "$tmp"
+fi
+
+# puppeteer-core drives the system Chromium through a proxy login in the HTTP
+# front's tests (cmd/sockshaper/chromium_e2e_test.go, which names the version).
+prefix="${XDG_CACHE_HOME:-$HOME/.cache}/sockshaper-test"
+if [ ! -f "$prefix/node_modules/puppeteer-core/package.json" ]; then
+  echo "installing: puppeteer-core 24.43.1 (npm)"
+  npm install --prefix "$prefix" --no-audit --no-fund --silent puppeteer-core@24.43.1
 fi
 
 unformatted=$(gofmt -l .)

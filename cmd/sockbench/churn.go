@@ -101,7 +101,7 @@ func oneSession(ctx context.Context, d dialer, c credential, echo netip.AddrPort
 }
 
 func (r *churnResult) table(w io.Writer) {
-	fmt.Fprintf(w, "churn via %s: %d clients looping sessions, %.2f s\n", r.Via, r.Clients, r.Seconds)
+	fmt.Fprintf(w, "%s via %s: %d clients looping sessions, %.2f s\n", r.Scenario, r.Via, r.Clients, r.Seconds)
 	fmt.Fprintf(w, "sessions  %d  (%.1f/s)\n", r.Sessions, r.PerSecond)
 	fmt.Fprintln(w, "session time (connect to close):")
 	writeSummary(w, r.SessionTime)

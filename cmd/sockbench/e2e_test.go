@@ -159,6 +159,23 @@ func TestAgainstSockshaper(t *testing.T) {
 	if idle.Open != 50 || idle.Errors != 0 || idle.After == nil {
 		t.Errorf("idle: %d open, %d errors, after %v", idle.Open, idle.Errors, idle.After)
 	}
+	// The HTTP front on the same port: tunnels through CONNECT, and GETs.
+	var tunnel transferResult
+	runJSON(t, &tunnel, append([]string{"download", "-http"}, auth...)...)
+	if tunnel.Bytes <= 0 || tunnel.Errors != 0 {
+		t.Errorf("download through CONNECT: %d bytes, %d errors", tunnel.Bytes, tunnel.Errors)
+	}
+	var get churnResult
+	runJSON(t, &get, append([]string{"get-churn", "-conns", "2"}, auth...)...)
+	if get.Sessions <= 0 || get.Errors != 0 || get.Scenario != "get-churn" {
+		t.Errorf("get-churn: %d requests, %d errors", get.Sessions, get.Errors)
+	}
+	var refused churnResult
+	bad := []string{"get-churn", "-proxy", addr, "-users", "alice", "-password", "wrong", "-duration", "200ms", "-conns", "1"}
+	runJSON(t, &refused, bad...)
+	if refused.Sessions != 0 || refused.ErrorSteps["response"] == 0 {
+		t.Errorf("get-churn with a wrong password: %d requests, errors %v; want every one refused", refused.Sessions, refused.ErrorSteps)
+	}
 }
 
 // TestDirect runs each scenario that needs no proxy on the direct path, so the
@@ -184,5 +201,10 @@ func TestDirect(t *testing.T) {
 	runJSON(t, &ch, "churn", "-direct", "-conns", "2", "-duration", "300ms")
 	if ch.Sessions <= 0 || ch.Errors != 0 {
 		t.Errorf("churn: %d sessions, %d errors", ch.Sessions, ch.Errors)
+	}
+	var get churnResult
+	runJSON(t, &get, "get-churn", "-direct", "-conns", "2", "-duration", "300ms")
+	if get.Sessions <= 0 || get.Errors != 0 {
+		t.Errorf("get-churn: %d requests, %d errors", get.Sessions, get.Errors)
 	}
 }

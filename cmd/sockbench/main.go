@@ -1,5 +1,6 @@
 // Command sockbench is the load tool of sockshaper. It measures any SOCKS5 proxy
-// (sockshaper, Dante, microsocks, ...) or, with -direct, the plain loopback path
+// (sockshaper, Dante, microsocks, ...), with -http any HTTP proxy (sockshaper's
+// HTTP front, Squid, tinyproxy, ...), or, with -direct, the plain loopback path
 // that is the ceiling for all of them.
 //
 // sockbench speaks SOCKS5 with RFC 1929 username/password authentication itself
@@ -11,6 +12,8 @@
 //	                  coefficient of variation, per-user totals, proxy CPU per GiB
 //	latency           64-byte request/response round trips: p50, p90, p99, max
 //	churn             clients looping whole sessions: sessions/s and errors
+//	get-churn         clients looping HTTP requests through an HTTP proxy, one per
+//	                  connection (absolute URI, Connection: close): requests/s
 //	idle              open sessions held idle: proxy memory per session
 //	rate-change       a download across a config rewrite and SIGHUP: how long the
 //	                  achieved rate takes to reach the new limit
@@ -47,6 +50,7 @@ scenarios:
   upload       N connections write to the sink target for -duration
   latency      64-byte round trips to the echo target over -conns connections
   churn        -conns clients loop whole sessions (greeting, auth, CONNECT, 64 B, close)
+  get-churn    -conns clients loop HTTP requests through an HTTP proxy, one per connection
   idle         open -sessions sessions, hold them; proxy memory per session (-pid)
   rate-change  download, copy -new-config over -config, SIGHUP -pid, time to -new-rate
   campus       a campus's users, calls, downloads and attackers against -config's proxy
@@ -71,6 +75,7 @@ func scenarios() map[string]scenario {
 		"upload":      runUpload,
 		"latency":     runLatency,
 		"churn":       runChurn,
+		"get-churn":   runGetChurn,
 		"idle":        runIdle,
 		"rate-change": runRateChange,
 		"campus":      runCampus,

@@ -24,6 +24,7 @@ const (
 // registered; the zero value of the rest is never used.
 type options struct {
 	proxy     string        // SOCKS5 proxy host:port
+	http      bool          // the proxy is an HTTP proxy (CONNECT, absolute-URI GET)
 	direct    bool          // dial targets without a proxy
 	users     []credential  // from -users and -password
 	perConn   []credential  // one per connection, from -user-per-conn or round robin
@@ -98,7 +99,7 @@ func parseOptions(name string, args []string, stderr io.Writer) (*options, error
 func commonFlags(fs *flag.FlagSet, o *options, raw *rawFlags, name string) {
 	conns, duration := 1, 10*time.Second
 	switch name {
-	case "churn":
+	case "churn", "get-churn":
 		conns, duration = 16, 5*time.Second
 	case "rate-change":
 		conns = 4
@@ -106,6 +107,7 @@ func commonFlags(fs *flag.FlagSet, o *options, raw *rawFlags, name string) {
 		duration = 2 * time.Minute
 	}
 	fs.StringVar(&o.proxy, "proxy", "127.0.0.1:1080", "SOCKS5 proxy host:port")
+	fs.BoolVar(&o.http, "http", false, "the proxy is an HTTP proxy: open tunnels with CONNECT (get-churn always speaks HTTP)")
 	fs.BoolVar(&o.direct, "direct", false, "connect to the targets without a proxy (the ceiling)")
 	fs.StringVar(&raw.users, "users", "", "comma-separated users, each USER or USER:PASSWORD; empty: no authentication")
 	fs.StringVar(&raw.password, "password", "", "password of users given without one")

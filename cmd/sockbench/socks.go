@@ -50,17 +50,19 @@ func errStep(err error) string {
 	return "other"
 }
 
-// dialer opens TCP connections to targets, through a SOCKS5 proxy or directly.
+// dialer opens TCP connections to targets, through a SOCKS5 proxy, an HTTP
+// proxy's CONNECT, or directly.
 // The zero value is not usable; a dialer is safe for concurrent use.
 type dialer struct {
 	proxy   string        // proxy host:port; "" dials the target directly
+	http    bool          // the proxy speaks HTTP: tunnels open with CONNECT
 	timeout time.Duration // bounds the TCP connect plus the whole handshake
 	from    netip.Addr    // source address to bind; the zero Addr lets the kernel choose
 }
 
 // newDialer returns the dialer the options ask for.
 func newDialer(o *options) dialer {
-	d := dialer{proxy: o.proxy, timeout: o.timeout}
+	d := dialer{proxy: o.proxy, http: o.http, timeout: o.timeout}
 	if o.direct {
 		d.proxy = ""
 	}
@@ -93,7 +95,15 @@ func (d dialer) dial(ctx context.Context, c credential, target netip.AddrPort) (
 		return nil, &stepError{"dial", err}
 	}
 	conn.SetDeadline(time.Now().Add(d.timeout))
-	if err := handshake(conn, c, target); err != nil {
+	if d.http {
+		err = httpConnect(conn, c, target)
+		if err != nil {
+			err = &stepError{"connect", err}
+		}
+	} else {
+		err = handshake(conn, c, target)
+	}
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -27,14 +27,16 @@ const echoSize = 64
 //     paced to sourceBps per connection when that is set;
 //   - sink: reads an 8-byte big-endian connection id, then counts every further
 //     byte into that id's counter (see [targets.sinkCounter]);
-//   - echo: writes back whatever it reads.
+//   - echo: writes back whatever it reads;
+//   - web: answers one HTTP request with 64 bytes and closes.
 //
-// Close stops all three and waits for every connection handler.
+// Close stops all four and waits for every connection handler.
 type targets struct {
 	log    *slog.Logger
 	source netip.AddrPort
 	sink   netip.AddrPort
 	echo   netip.AddrPort
+	web    netip.AddrPort // answers one HTTP request with 64 bytes and closes
 	// sourceBps paces each source connection, bytes/s; 0: as fast as possible.
 	// Set before the first connection.
 	sourceBps float64
@@ -48,13 +50,13 @@ type targets struct {
 	closed bool
 }
 
-// startTargets listens on three ports of 127.0.0.1 and serves them until Close.
+// startTargets listens on four ports of 127.0.0.1 and serves them until Close.
 func startTargets(log *slog.Logger) (*targets, error) {
 	t := &targets{log: log, conns: map[net.Conn]struct{}{}, counts: map[uint64]*atomic.Int64{}}
 	handlers := []struct {
 		addr  *netip.AddrPort
 		serve func(net.Conn)
-	}{{&t.source, t.serveSource}, {&t.sink, t.serveSink}, {&t.echo, serveEcho}}
+	}{{&t.source, t.serveSource}, {&t.sink, t.serveSink}, {&t.echo, serveEcho}, {&t.web, serveWeb}}
 	for _, h := range handlers {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -86,7 +86,7 @@ func TestSharedLimitsThroughHAProxyAndRedis(t *testing.T) {
 		defer c.Close()
 		dl.add(c)
 	}
-	onA, onB := a.metric(`sockshaper_sessions_active{app="other",command="connect"}`), b.metric(`sockshaper_sessions_active{app="other",command="connect"}`)
+	onA, onB := a.metric(`sockshaper_sessions_active{app="other",command="connect",front="socks5"}`), b.metric(`sockshaper_sessions_active{app="other",command="connect",front="socks5"}`)
 	if onA < 1 || onB < 1 {
 		t.Fatalf("sessions by instance: %v and %v, want them spread over both", onA, onB)
 	}

@@ -188,7 +188,7 @@ func (d *process) kill() {
 }
 
 // metric returns the value of one series from /metrics, e.g.
-// `sockshaper_sessions_total{app="other",command="connect",result="ok"}`; labels
+// `sockshaper_sessions_total{app="other",command="connect",front="socks5",result="ok"}`; labels
 // must be in name order, as the exposition format writes them. Missing is -1.
 func (d *process) metric(series string) float64 {
 	d.t.Helper()

@@ -95,9 +95,9 @@ func TestCurlThroughProxy(t *testing.T) {
 	if out, code = curl(t, good, "http://127.0.0.2:"+port+"/"); code == 0 || !strings.Contains(out, "(2)") {
 		t.Errorf("denied destination: exit %d, %q; want reply code 2 (not allowed)", code, out)
 	}
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",result="ok"}`, 2)
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="none",result="auth_failed"}`, 1)
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",result="destination_denied"}`, 1)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",front="socks5",result="ok"}`, 2)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="none",front="socks5",result="auth_failed"}`, 1)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",front="socks5",result="destination_denied"}`, 1)
 	d.waitMetric(`sockshaper_auth_attempts_total{result="ok"}`, 3)
 	d.waitMetric(`sockshaper_auth_attempts_total{result="failed"}`, 1)
 	if v := d.metric(`sockshaper_transferred_bytes_total{app="other",direction="download",transport="tcp"}`); v <= 0 {
@@ -232,7 +232,7 @@ limits: {max_sessions: 100, max_sessions_per_client_ip: 2, max_sessions_per_user
 		t.Errorf("outside client: %x, %v", b, err)
 	}
 	outside.Close()
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="none",result="client_denied"}`, 1)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="none",front="none",result="client_denied"}`, 1)
 
 	echoAddr := echoServer(t)
 	first := dialThrough(t, d.listen, "alice", echoAddr)
@@ -243,7 +243,7 @@ limits: {max_sessions: 100, max_sessions_per_client_ip: 2, max_sessions_per_user
 	}
 	// The refused session's slot of 127.0.0.1 is free once it shows as ended; the
 	// client sees the refusal before that.
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",result="limit_reached"}`, 1)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",front="socks5",result="limit_reached"}`, 1)
 	// The per-address cap counts established sessions, and answers after the
 	// handshake: bob's is the second of 127.0.0.1, a third is refused.
 	second := dialThrough(t, d.listen, "bob", echoAddr)
@@ -252,7 +252,7 @@ limits: {max_sessions: 100, max_sessions_per_client_ip: 2, max_sessions_per_user
 		c.Close()
 		t.Error("third session of 127.0.0.1 accepted over max_sessions_per_client_ip 2")
 	}
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",result="limit_reached"}`, 2)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",front="socks5",result="limit_reached"}`, 2)
 }
 
 // echoServer echoes every connection on 127.0.0.1.

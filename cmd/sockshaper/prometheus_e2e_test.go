@@ -52,6 +52,13 @@ func trafficForDashboards(t *testing.T, d *process) []net.Conn {
 	if len(bind) < 2 || bind[1] != 2 {
 		t.Fatalf("BIND reply %x, want 0x02", bind)
 	}
+	// The HTTP front: a forwarded request, and a tunnel kept open.
+	if out, code := curlArgs(t, "-x", httpProxyURL(d.listen, "alice", password), helloServer(t).URL+"/http"); code != 0 {
+		t.Fatalf("curl through the HTTP front: exit %d, %s", code, out)
+	}
+	tunnel := connectThrough(t, d.listen, "alice", other)
+	roundTrip(t, tunnel, "through CONNECT")
+	open = append(open, tunnel)
 	d.signal(syscall.SIGHUP)
 	d.waitMetric(`sockshaper_config_reloads_total{result="success"}`, 1)
 	return open
@@ -131,7 +138,11 @@ func TestDashboardQueriesOnRealPrometheus(t *testing.T) {
 	}
 	// The skype session is still open: its bytes must show while it lives.
 	waitQuery(t, prom, `sockshaper_transferred_bytes_total{app="skype",direction="upload",transport="tcp"} == 1000`)
-	waitQuery(t, prom, `sockshaper_sessions_active{app="skype",command="connect"} == 1`)
+	waitQuery(t, prom, `sockshaper_sessions_active{app="skype",command="connect",front="socks5"} == 1`)
+	// Both fronts show apart.
+	waitQuery(t, prom, `sockshaper_sessions_active{app="other",command="connect",front="http"} == 1`)
+	waitQuery(t, prom, `sockshaper_sessions_total{app="other",command="request",front="http",result="ok"} == 1`)
+	waitQuery(t, prom, `sum by (front) (sockshaper_sessions_total{front="socks5"}) > 0`)
 }
 
 func startPrometheus(t *testing.T, bin, target string) string {

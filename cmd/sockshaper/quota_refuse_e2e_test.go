@@ -39,7 +39,7 @@ func TestRefusingQuotaCutsAndRefuses(t *testing.T) {
 	if _, err := dialer.Dial("tcp", echoServer(t)); err == nil || !strings.Contains(err.Error(), "not allowed") {
 		t.Errorf("alice's next session over her quota: %v, want refused as not allowed (0x02)", err)
 	}
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",result="quota_exceeded"}`, 1)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",front="socks5",result="quota_exceeded"}`, 1)
 	roundTrip(t, dialThrough(t, d.listen, "bob", echoServer(t)), "bob has his own allowance")
 
 	var cut map[string]any

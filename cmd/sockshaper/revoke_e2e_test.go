@@ -59,7 +59,7 @@ func TestRemovedUserLosesSessions(t *testing.T) {
 // zero series at once, as the classes known at start do.
 func TestReloadInitialisesNewAppSeries(t *testing.T) {
 	d := startDaemon(t, baseConfig, usersFile())
-	series := `sockshaper_sessions_total{app="games",command="connect",result="ok"}`
+	series := `sockshaper_sessions_total{app="games",command="connect",front="socks5",result="ok"}`
 	if got := httpGet(t, "http://"+d.admin+"/metrics"); containsLine(got, series) {
 		t.Fatalf("%s exported before the class exists", series)
 	}

@@ -118,9 +118,17 @@ func (d *daemon) run() error {
 	if err != nil {
 		return err
 	}
+	httpLn, err := d.listenHTTP()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	admin, adminAddr, err := d.startAdmin()
 	if err != nil {
 		ln.Close()
+		if httpLn != nil {
+			httpLn.Close()
+		}
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -132,11 +140,16 @@ func (d *daemon) run() error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- d.server.Serve(ln) }()
+	httpAddr := ""
+	if httpLn != nil {
+		httpAddr = httpLn.Addr().String()
+		go func() { served <- d.server.ServeHTTPProxy(httpLn) }()
+	}
 	d.ready.Store(true)
 	logBudgets(d.log, d.server.Budgets())
-	d.log.Info("serving", "listen", ln.Addr().String(), "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
+	d.log.Info("serving", "listen", ln.Addr().String(), "http_listen", httpAddr, "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
 	d.notify.ready()
 	for {
 		select {
@@ -195,8 +208,9 @@ func (d *daemon) reload() {
 		d.log.Error("reload failed; keeping the running config", "err", err)
 		return
 	}
-	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen {
-		d.log.Warn("listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen, "admin_listen", d.cfg.AdminListen)
+	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen || cfg.HTTP.Listen != d.cfg.HTTP.Listen {
+		d.log.Warn("listen, http.listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen,
+			"http_listen", d.cfg.HTTP.Listen, "admin_listen", d.cfg.AdminListen)
 	}
 	if cfg.Cluster != d.cfg.Cluster {
 		d.log.Warn("cluster changes take effect at restart", "redis", d.cfg.Cluster.Redis, "name", d.cfg.Cluster.Name)
@@ -244,6 +258,19 @@ func logBudgets(log *slog.Logger, b proxy.Budgets) {
 	if err := b.Fits(); err != nil {
 		log.Warn("budgets exceed the descriptor limit", "err", err)
 	}
+}
+
+// listenHTTP opens http.listen, the listener of HTTP proxy clients only, when it
+// is set; nil otherwise.
+func (d *daemon) listenHTTP() (net.Listener, error) {
+	if d.cfg.HTTP.Listen == "" {
+		return nil, nil
+	}
+	ln, err := proxy.Listen(context.Background(), d.cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	return ln, nil
 }
 
 // startAdmin serves /metrics, /healthz and /readyz when admin_listen is set.

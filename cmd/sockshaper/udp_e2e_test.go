@@ -90,7 +90,7 @@ func TestSocksifyUDP(t *testing.T) {
 	// around it.
 	d.waitMetric(`sockshaper_transferred_bytes_total{app="other",direction="upload",transport="udp"}`, 33)
 	d.waitMetric(`sockshaper_transferred_bytes_total{app="other",direction="download",transport="udp"}`, 45)
-	if v := d.metric(`sockshaper_sessions_total{app="other",command="udp_associate",result="ok"}`); v < 1 {
+	if v := d.metric(`sockshaper_sessions_total{app="other",command="udp_associate",front="socks5",result="ok"}`); v < 1 {
 		t.Errorf("udp_associate sessions = %v, want at least 1", v)
 	}
 }

@@ -35,6 +35,8 @@ type Conn struct {
 
 	mu       sync.Mutex
 	aborted  bool
+	idle     bool // waiting between two requests (HTTP keep-alive)
+	draining bool // the server is shutting down
 	ended    bool
 	closers  []io.Closer
 	owner    string // the user of an admitted session, for cuts by user
@@ -122,6 +124,51 @@ func (conn *Conn) AddCloser(c io.Closer) bool {
 	}
 	conn.closers = append(conn.closers, c)
 	return true
+}
+
+// RemoveCloser forgets c, which its caller closes itself (an HTTP keep-alive
+// connection that moves on to another origin closes the socket of the last), so
+// that a long connection does not keep every socket it ever used.
+func (conn *Conn) RemoveCloser(c io.Closer) {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	for i, x := range conn.closers {
+		if x == c {
+			conn.closers = append(conn.closers[:i], conn.closers[i+1:]...)
+			return
+		}
+	}
+}
+
+// SetIdle tells whether the connection waits between two requests (an HTTP
+// keep-alive connection), where the server's drain may close it at once: nothing
+// is under way. It reports false when the server is draining, in which case the
+// front closes the connection instead of waiting for another request.
+func (conn *Conn) SetIdle(idle bool) bool {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	conn.idle = idle
+	return !conn.draining
+}
+
+// Drain tells the connection that the server is shutting down: one that is idle
+// between requests closes now, and a front asks [Conn.Draining] before waiting
+// for another request. Sessions under way go on.
+func (conn *Conn) Drain() {
+	conn.mu.Lock()
+	conn.draining = true
+	idle := conn.idle
+	conn.mu.Unlock()
+	if idle {
+		conn.Abort()
+	}
+}
+
+// Draining reports whether the server is shutting down.
+func (conn *Conn) Draining() bool {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	return conn.draining
 }
 
 // Abort closes the connection and everything registered with it, from any

@@ -6,17 +6,19 @@ import "time"
 // it; the interface keeps the core free of Prometheus. Implementations must be safe for
 // concurrent use and must not block.
 type Recorder interface {
-	// SessionOpened counts a session that passed every check and started relaying.
-	SessionOpened(command, app string)
+	// SessionOpened counts a session that passed every check and started relaying;
+	// front is the protocol its client spoke (metrics.FrontSOCKS5, FrontHTTP).
+	SessionOpened(front, command, app string)
 	// SessionReclassified moves an open session from app class from to class to,
 	// when its class becomes known after it opened (a UDP association learns it
 	// from its datagrams). SessionClosed then names to.
-	SessionReclassified(command, from, to string)
+	SessionReclassified(front, command, from, to string)
 	// SessionClosed ends a session that SessionOpened counted, with the class it
 	// was last given.
-	SessionClosed(command, app, result string, d time.Duration)
-	// SessionRejected counts a session that ended before it relayed anything.
-	SessionRejected(command, app, result string)
+	SessionClosed(front, command, app, result string, d time.Duration)
+	// SessionRejected counts a session that ended before it relayed anything
+	// (front metrics.FrontNone: its client sent nothing).
+	SessionRejected(front, command, app, result string)
 	// AuthAttempt counts one RFC 1929 login by result, one of auth.Results.
 	AuthAttempt(result string)
 	// Transferred counts bytes relayed; direction is upload (client to destination)
@@ -49,18 +51,18 @@ type Recorder interface {
 // NopRecorder records nothing.
 type NopRecorder struct{}
 
-func (NopRecorder) SessionOpened(string, string)                        {}
-func (NopRecorder) SessionReclassified(string, string, string)          {}
-func (NopRecorder) SessionClosed(string, string, string, time.Duration) {}
-func (NopRecorder) SessionRejected(string, string, string)              {}
-func (NopRecorder) AuthAttempt(string)                                  {}
-func (NopRecorder) Transferred(string, string, string, string, int64)   {}
-func (NopRecorder) Throttled(string, string, time.Duration)             {}
-func (NopRecorder) InboundRefused(string)                               {}
-func (NopRecorder) Dialed(string, time.Duration)                        {}
-func (NopRecorder) Handshake(time.Duration)                             {}
-func (NopRecorder) SessionReset(string)                                 {}
-func (NopRecorder) HandshakeStarted()                                   {}
-func (NopRecorder) HandshakeEnded()                                     {}
-func (NopRecorder) HandshakeEvicted(string)                             {}
-func (NopRecorder) Budget(string, int)                                  {}
+func (NopRecorder) SessionOpened(string, string, string)                        {}
+func (NopRecorder) SessionReclassified(string, string, string, string)          {}
+func (NopRecorder) SessionClosed(string, string, string, string, time.Duration) {}
+func (NopRecorder) SessionRejected(string, string, string, string)              {}
+func (NopRecorder) AuthAttempt(string)                                          {}
+func (NopRecorder) Transferred(string, string, string, string, int64)           {}
+func (NopRecorder) Throttled(string, string, time.Duration)                     {}
+func (NopRecorder) InboundRefused(string)                                       {}
+func (NopRecorder) Dialed(string, time.Duration)                                {}
+func (NopRecorder) Handshake(time.Duration)                                     {}
+func (NopRecorder) SessionReset(string)                                         {}
+func (NopRecorder) HandshakeStarted()                                           {}
+func (NopRecorder) HandshakeEnded()                                             {}
+func (NopRecorder) HandshakeEvicted(string)                                     {}
+func (NopRecorder) Budget(string, int)                                          {}

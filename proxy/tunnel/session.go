@@ -42,6 +42,7 @@ type Session struct {
 	opened       bool
 	userAdmitted bool
 	quota        *usage.Session // the user's usage while admitted; nil without a store
+	lease        sessionLease   // taken by Copy; the relay holds its own
 
 	up, down                   atomic.Int64 // bytes
 	throttledUp, throttledDown atomic.Int64 // nanoseconds
@@ -132,7 +133,7 @@ func (s *Session) refuse(o Outcome) Outcome {
 func (s *Session) Open() {
 	s.opened = true
 	s.Result = metrics.ResultOK
-	s.core.rec.SessionOpened(s.Command, s.App)
+	s.core.rec.SessionOpened(s.Front, s.Command, s.App)
 }
 
 // Opened reports whether the session started relaying.
@@ -146,7 +147,7 @@ func (s *Session) Reclassify(app string) {
 		return
 	}
 	if s.opened {
-		s.core.rec.SessionReclassified(s.Command, s.App, app)
+		s.core.rec.SessionReclassified(s.Front, s.Command, s.App, app)
 	}
 	s.App = app
 }
@@ -191,6 +192,7 @@ func (s *Session) End() {
 }
 
 func (s *Session) end() {
+	s.lease.release()
 	if s.userAdmitted {
 		s.core.users.release(s.User)
 	}
@@ -204,9 +206,9 @@ func (s *Session) end() {
 	}
 	d := time.Since(s.start)
 	if s.opened {
-		s.core.rec.SessionClosed(s.Command, s.App, s.Result, d)
+		s.core.rec.SessionClosed(s.Front, s.Command, s.App, s.Result, d)
 	} else {
-		s.core.rec.SessionRejected(s.Command, s.App, s.Result)
+		s.core.rec.SessionRejected(s.Front, s.Command, s.App, s.Result)
 	}
 	if s.Reason == "" {
 		s.Reason = s.Result

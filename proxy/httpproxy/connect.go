@@ -1,0 +1,65 @@
+package httpproxy
+
+import (
+	"bufio"
+	"net/http"
+	"time"
+
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
+)
+
+// established is the answer to a CONNECT that the proxy tunnels.
+const established = "HTTP/1.1 200 Connection established\r\nVia: " + via + "\r\n\r\n"
+
+// connect serves CONNECT: the operator's port list, the core's dial (policy,
+// resolution, class), the 200, classification by TLS server name, and the
+// relay, which takes the connection over. A refusal is answered with its status
+// and the connection stays open for another request.
+func (c *client) connect(s *tunnel.Session, req *Request, d destination) {
+	if !c.cfg.HTTP.ConnectPortAllowed(d.target.Port) {
+		s.Fail(metrics.ResultDestinationDenied, "connect_port")
+		s.Log().Info("CONNECT port not allowed", "destination", s.Requested)
+		c.send(reply{status: http.StatusForbidden, text: "sockshaper: CONNECT to this port is not allowed"}, req)
+		return
+	}
+	if req.HasBody() {
+		// A CONNECT's bytes after the head are the tunnel's; a body would be
+		// read as tunnel data by one side and as a body by the other.
+		c.badHead(s, badRequest("CONNECT with a body"))
+		return
+	}
+	c.up.close(c.conn)
+	c.up = nil
+	dst, o := s.Dial(d.target)
+	if !o.OK() {
+		c.refuse(s, o, req)
+		return
+	}
+	if _, err := c.nc.Write([]byte(established)); err != nil {
+		s.Result = metrics.ResultProtocolError
+		c.closing = true
+		return
+	}
+	s.Core().Recorder().Handshake(time.Since(s.Start()))
+	c.nc.SetDeadline(time.Time{})
+	pending := takeBuffered(c.br, c.src)
+	pending = s.ClassifyBySNI(d.target, tunnel.AddrPortOf(dst.RemoteAddr()), pending)
+	s.Relay(dst, pending)
+}
+
+// takeBuffered copies out the bytes a client sent after its CONNECT head (some
+// send their TLS ClientHello before the 200 arrives), from the front's reader
+// and then the server's, so that both can go back to their pools.
+func takeBuffered(readers ...*bufio.Reader) []byte {
+	var out []byte
+	for _, br := range readers {
+		if br == nil || br.Buffered() == 0 {
+			continue
+		}
+		b, _ := br.Peek(br.Buffered())
+		out = append(out, b...)
+		br.Discard(len(b))
+	}
+	return out
+}

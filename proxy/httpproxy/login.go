@@ -1,0 +1,78 @@
+package httpproxy
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"strings"
+
+	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/auth"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
+)
+
+// login checks the request's Proxy-Authorization: Basic credentials with the
+// core (the same authenticator, throttle, cache and timing as SOCKS5 logins) and
+// answers a request it refuses. Every request carries its own credentials: a
+// connection is never trusted for a user an earlier request logged in as. It
+// reports whether the request may go on. Without authentication configured, no
+// credentials are needed and any sent are ignored.
+func (c *client) login(s *tunnel.Session, req *Request) bool {
+	if c.conn.Policy().Authn == nil {
+		return true
+	}
+	user, password, ok := basicCredentials(req)
+	if !ok {
+		// Browsers send their first request without credentials and retry
+		// with them after the challenge: not a failed login, not counted.
+		s.Fail(metrics.ResultAuthFailed, "auth_required")
+		c.send(c.challenge(), req)
+		return false
+	}
+	deadline := s.Start().Add(c.cfg.Timeouts.Handshake)
+	ctx, cancel := context.WithDeadline(c.conn.Context(), deadline)
+	out, err := s.Login(ctx, user, password)
+	cancel()
+	defer s.Core().Recorder().AuthAttempt(out.Result)
+	if err == nil {
+		return true
+	}
+	s.Log().Info("login failed", "err", err)
+	switch out.Result {
+	case auth.ResultAbandoned:
+		c.closing = true
+	case auth.ResultBusy, auth.ResultUnavailable:
+		// Not the user's fault: 407 would make a browser ask for the password
+		// again, or drop the one it saved. 503 tells it to try again later.
+		c.send(reply{status: http.StatusServiceUnavailable, text: "sockshaper: cannot check logins now; try again",
+			fields: []Field{{"Retry-After", "5"}}}, req)
+	default:
+		c.send(c.challenge(), req)
+	}
+	return false
+}
+
+// challenge is the 407 that asks for credentials. Its body never comes from an
+// origin: no request is forwarded before its login.
+func (c *client) challenge() reply {
+	return reply{status: http.StatusProxyAuthRequired, text: "sockshaper: proxy authentication required",
+		fields: []Field{{"Proxy-Authenticate", `Basic realm="` + c.cfg.HTTP.Realm + `", charset="UTF-8"`}}}
+}
+
+// basicCredentials returns the user and password of a Proxy-Authorization:
+// Basic field; ok is false when there is none or it is malformed.
+func basicCredentials(req *Request) (user, password string, ok bool) {
+	v, found := req.Get("Proxy-Authorization")
+	if !found {
+		return "", "", false
+	}
+	scheme, token, found := strings.Cut(v, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimLeft(token, " "))
+	if err != nil {
+		return "", "", false
+	}
+	return strings.Cut(string(raw), ":")
+}

@@ -1,0 +1,130 @@
+package httpproxy
+
+import (
+	"encoding/json"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
+)
+
+// pac returns the proxy auto-config file for a client that asked for it with
+// req: it names the proxy as the client reached it (or as http.pac.proxy_host
+// says).
+func (c *client) pac(req *Request) []byte {
+	return PAC(c.cfg, c.pacProxy(req))
+}
+
+// pacProxy is the host:port the PAC file sends clients to: http.pac.proxy_host,
+// else the host of the request's Host field when it is a plain name or address,
+// else the address the client connected to; the port is the Host field's, else
+// the one the client connected to.
+func (c *client) pacProxy(req *Request) string {
+	local := tunnel.AddrPortOf(c.nc.LocalAddr())
+	host, port := local.Addr().String(), strconv.Itoa(int(local.Port()))
+	if h, p, err := net.SplitHostPort(req.Host); err == nil {
+		host, port = h, p
+	} else if req.Host != "" {
+		host = req.Host
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		port = strconv.Itoa(int(local.Port()))
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
+		host = local.Addr().String()
+	}
+	if c.cfg.HTTP.PAC.ProxyHost != "" {
+		host = c.cfg.HTTP.PAC.ProxyHost
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// PAC returns a proxy auto-config file (a JavaScript FindProxyForURL) that sends
+// clients to the proxy at hostPort, which must be a valid host and port: every
+// URL, or, when cfg's http.pac.apps names app classes, only URLs whose host is
+// one of their domains (or under one) or an address literal in one of their
+// networks, and everything else DIRECT. Names are not resolved to match
+// networks, so the file costs a browser no DNS lookup per URL; ports, which app
+// classes may restrict, are not matched.
+func PAC(cfg *configs.Config, hostPort string) []byte {
+	proxy := jsString("PROXY " + hostPort)
+	var b strings.Builder
+	b.WriteString("// Proxy auto-config of sockshaper, generated from its config.\n")
+	if len(cfg.HTTP.PAC.Apps) == 0 {
+		b.WriteString("function FindProxyForURL(url, host) {\n  return " + proxy + ";\n}\n")
+		return []byte(b.String())
+	}
+	domains, nets4, nets6 := pacMatches(cfg)
+	b.WriteString("// Through the proxy: app classes " + strings.Join(cfg.HTTP.PAC.Apps, ", ") + ". Everything else: DIRECT.\n")
+	b.WriteString("var proxy = " + proxy + ";\n")
+	b.WriteString("var domains = " + jsValue(domains) + ";\n")
+	b.WriteString("var nets4 = " + jsValue(nets4) + ";\n")
+	b.WriteString("var nets6 = " + jsValue(nets6) + ";\n")
+	b.WriteString(pacMatcher)
+	return []byte(b.String())
+}
+
+// pacMatcher is the FindProxyForURL of a PAC file that proxies chosen classes.
+const pacMatcher = `function FindProxyForURL(url, host) {
+  host = host.toLowerCase();
+  for (var i = 0; i < domains.length; i++) {
+    if (host == domains[i] || dnsDomainIs(host, "." + domains[i])) return proxy;
+  }
+  if (/^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/.test(host)) {
+    for (var j = 0; j < nets4.length; j++) {
+      if (isInNet(host, nets4[j][0], nets4[j][1])) return proxy;
+    }
+  } else if (host.indexOf(":") >= 0 && typeof isInNetEx == "function") {
+    var h = host.replace(/^\[|\]$/g, "");
+    for (var k = 0; k < nets6.length; k++) {
+      if (isInNetEx(h, nets6[k])) return proxy;
+    }
+  }
+  return "DIRECT";
+}
+`
+
+// pacMatches collects the domains and networks of the classes the PAC proxies:
+// IPv4 networks as address and mask, IPv6 ones as CIDRs (for isInNetEx, which
+// Chromium and Windows have).
+func pacMatches(cfg *configs.Config) (domains []string, nets4 [][2]string, nets6 []string) {
+	domains, nets4, nets6 = []string{}, [][2]string{}, []string{}
+	for _, class := range cfg.Apps {
+		if !slices.Contains(cfg.HTTP.PAC.Apps, class.Name) {
+			continue
+		}
+		domains = append(domains, class.Domains...)
+		for _, p := range class.Prefixes {
+			if p.Addr().Is4() {
+				nets4 = append(nets4, [2]string{p.Addr().String(), mask4(p.Bits())})
+			} else {
+				nets6 = append(nets6, p.String())
+			}
+		}
+	}
+	return domains, nets4, nets6
+}
+
+// mask4 writes an IPv4 prefix length as a dotted mask.
+func mask4(bits int) string {
+	m := ^uint32(0) << (32 - bits)
+	if bits == 0 {
+		m = 0
+	}
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
+}
+
+// jsValue writes v as a JavaScript literal (JSON is one, with "<" escaped).
+func jsValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // strings and slices of strings always marshal
+	}
+	return string(b)
+}
+
+func jsString(s string) string { return jsValue(s) }
