@@ -247,3 +247,39 @@ func TestLDAPReload(t *testing.T) {
 	}
 	checkNoSecrets(t, d, slapdtest.ServicePassword)
 }
+
+// TestLDAPThroughHTTPFront: directory logins work the same through the HTTP
+// front: a right password is let through (forwarded and CONNECT), a wrong one
+// gets 407, and while the directory is down the answer is 503 (retry later), not
+// 407 (which would make a browser ask for a password that is right).
+func TestLDAPThroughHTTPFront(t *testing.T) {
+	s := slapdtest.Start(t, slapdtest.Options{})
+	d := startDaemon(t, ldapDaemonConfig(t, s, "  cache_ttl: 0s\n", "", groupShaping), "")
+	web := startWebServer(t, false)
+	good := httpProxyURL(d.listen, "alice", slapdtest.Password("alice"))
+	for _, args := range [][]string{{"-x", good}, {"-p", "-x", good}} {
+		if out, code := curlArgs(t, append(args, web.URL+"/hello/")...); code != 0 || out != "hello from /hello/" {
+			t.Errorf("curl %v as alice from the directory: exit %d, %q", args[:len(args)-1], code, out)
+		}
+	}
+	status := func(proxyURL string) string {
+		out, _ := curlArgs(t, "-o", "/dev/null", "-w", "%{http_code}", "-x", proxyURL, web.URL+"/hello/")
+		return out
+	}
+	if got := status(httpProxyURL(d.listen, "alice", "wrong")); got != "407" {
+		t.Errorf("wrong directory password: status %s, want 407", got)
+	}
+	s.Stop()
+	if got := status(good); got != "503" {
+		t.Errorf("directory down: status %s, want 503", got)
+	}
+	var found bool
+	for _, rec := range d.records("session") {
+		if rec["front"] == "http" && rec["user"] == "alice" && rec["result"] == "ok" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no accounting line of alice's directory login through the HTTP front")
+	}
+}
