@@ -22,6 +22,7 @@ import (
 
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/proxy/auth"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -107,11 +108,11 @@ func loadUsers(t testing.TB, cfg *configs.Config) auth.Verifier {
 func startHarness(t testing.TB, cfg *configs.Config, users auth.Verifier, opts ...harnessOption) *harness {
 	t.Helper()
 	h := &harness{t: t, rec: newCountingRecorder(), logs: &syncBuffer{}}
-	o := Options{
+	o := Options{Options: tunnel.Options{
 		Logger:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Recorder: h.rec,
 		Resolver: staticResolver{"localhost.test": {netip.MustParseAddr("127.0.0.1")}, "denied.test": {netip.MustParseAddr("127.0.0.2")}},
-	}
+	}}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
-	"github.com/sockshaper/sockshaper/usage"
 )
 
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
@@ -33,21 +32,11 @@ type Resolver = tunnel.Resolver
 // Recorder receives what the server and its sessions do, for metrics.
 type Recorder = tunnel.Recorder
 
-// Options are the parts a Server uses that outlive one config.
+// Options are the parts a Server uses that outlive one config: the core's
+// (logger, accounting, recorder, resolver, shaper, usage store), which the server
+// logs and records with too, and its own.
 type Options struct {
-	// Logger receives errors and events. Nil discards.
-	Logger *slog.Logger
-	// Accounting receives one line per session at its close. Nil uses Logger.
-	Accounting *slog.Logger
-	// Recorder receives metrics. Nil records nothing.
-	Recorder Recorder
-	// Resolver resolves domain names in requests. Nil uses net.DefaultResolver.
-	Resolver Resolver
-	// Shaper hands out token buckets. Nil relays every session unshaped.
-	Shaper *shaping.Registry
-	// Usage counts users' sessions for quotas and the usage view, and refuses
-	// sessions of users over a refusing quota. Nil admits everyone.
-	Usage *usage.Store
+	tunnel.Options
 	// FDLimit is the descriptor limit that zero limits are derived from (see
 	// [DeriveBudgets]), read once so that every reload derives the same budgets.
 	// Zero reads the process's own ([FDLimit]).
@@ -121,8 +110,9 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 	s.handshakes.init(s.rec)
 	s.limits.init()
 	s.gate = auth.NewGate(auth.GateOptions{Throttle: cfg.Auth.Throttle})
-	s.core = tunnel.New(s.policyOf(cfg, users), tunnel.Options{Logger: s.log, Accounting: opts.Accounting,
-		Recorder: s.rec, Resolver: opts.Resolver, Shaper: opts.Shaper, Usage: opts.Usage})
+	core := opts.Options
+	core.Logger, core.Recorder = s.log, s.rec
+	s.core = tunnel.New(s.policyOf(cfg, users), core)
 	s.Reload(cfg, users)
 	return s
 }

@@ -141,7 +141,7 @@ func BenchmarkUDPRelay(b *testing.B) {
 
 func benchmarkUDPRelay(b *testing.B, sh *shaping.Registry) {
 	cfg := loadTestConfig(b, testConfig)
-	srv := New(cfg, loadUsers(b, cfg), Options{Shaper: sh})
+	srv := New(cfg, loadUsers(b, cfg), Options{Options: tunnel.Options{Shaper: sh}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

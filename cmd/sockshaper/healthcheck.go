@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/sockshaper/sockshaper/configs"
 )
 
 // healthcheckFlags declares the flags of the healthcheck command.
@@ -50,13 +48,7 @@ func healthcheck(inv invocation) int {
 // embedded default when empty) describes. A wildcard host is probed on loopback,
 // where the admin server also listens.
 func readyzURL(path string) (string, error) {
-	var cfg *configs.Config
-	var err error
-	if path == "" {
-		cfg, err = configs.Default()
-	} else {
-		cfg, err = configs.Load(path)
-	}
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return "", err
 	}

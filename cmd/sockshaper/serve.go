@@ -21,6 +21,7 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy"
 	"github.com/sockshaper/sockshaper/proxy/auth"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 	usagestore "github.com/sockshaper/sockshaper/usage"
 )
@@ -102,13 +103,13 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 	if d.node, err = newCluster(d); err != nil {
 		return nil, err
 	}
-	d.server = proxy.New(cfg, v, proxy.Options{
+	d.server = proxy.New(cfg, v, proxy.Options{Options: tunnel.Options{
 		Logger:     log,
 		Accounting: accounting,
 		Recorder:   usageRecorder{Recorder: d.metrics, usage: d.usage},
 		Shaper:     d.shaper,
 		Usage:      d.usage,
-	})
+	}})
 	return d, nil
 }
 

@@ -97,16 +97,19 @@ func newVerifier(cfg *configs.Config, users *auth.UsersFile, log *slog.Logger, r
 	return auth.NewCombined(users, dir), dir, nil
 }
 
+// loadConfig loads the config at path, or the embedded default when path is
+// empty: what every sub-command that takes -config means by it.
+func loadConfig(path string) (*configs.Config, error) {
+	if path == "" {
+		return configs.Default()
+	}
+	return configs.Load(path)
+}
+
 // loadAll loads the config (the embedded default when path is empty) and its users
 // file, nil when the config has none.
 func loadAll(path string) (*configs.Config, *auth.UsersFile, error) {
-	var cfg *configs.Config
-	var err error
-	if path == "" {
-		cfg, err = configs.Default()
-	} else {
-		cfg, err = configs.Load(path)
-	}
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -98,13 +98,6 @@ func usersCommand(inv invocation) int {
 	}
 }
 
-func loadConfig(path string) (*configs.Config, error) {
-	if path == "" {
-		return configs.Default()
-	}
-	return configs.Load(path)
-}
-
 // usersURL returns the usage view's URL on admin_listen; a wildcard host is
 // asked on loopback.
 func usersURL(adminListen string, all bool) (string, error) {
