@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# compare.sh: sockshaper against Dante, microsocks and the direct path (the
-# ceiling), all on 127.0.0.1, measured with cmd/sockbench.
+# compare.sh: sockshaper against Dante, microsocks, the bare armon/go-socks5
+# library (bench/armonpeer) and the direct path (the ceiling), all on
+# 127.0.0.1, measured with cmd/sockbench.
 #
 # Figures: download over 1 and 8 connections, upload over 1, 64-byte latency,
 # session churn with 16 clients, memory per idle session, and the proxy's CPU
@@ -130,9 +131,9 @@ report() {
     "fds|idle: descriptors per session"
     "cpu1|proxy CPU, download 1 conn (s/GiB)" "cpu8|proxy CPU, download 8 conns (s/GiB)"
     "cpuup|proxy CPU, upload 1 conn (s/GiB)" "err|session errors (sum of runs)")
-  local cols=(direct sockshaper dante microsocks) row c
-  echo "| figure | direct | sockshaper | Dante | microsocks |"
-  echo "| --- | --- | --- | --- | --- |"
+  local cols=(direct sockshaper dante microsocks armon) row c
+  echo "| figure | direct | sockshaper | Dante | microsocks | armon/go-socks5 |"
+  echo "| --- | --- | --- | --- | --- | --- |"
   for row in "${rows[@]}"; do
     printf '| %s |' "${row#*|}"
     for c in "${cols[@]}"; do

@@ -10,18 +10,20 @@
 #   (SHA512 by default; Debian's yescrypt makes every Dante session pay about
 #   25 ms of hashing, since Dante has no cache, which then is all churn measures).
 # microsocks: -u/-P authentication.
+# armon: bench/armonpeer, the bare armon/go-socks5 server sockshaper builds on
+#   (plaintext credentials, io.Copy relaying: Go's own splice; nothing else).
 
 BENCH_PASS=${BENCH_PASS:-bench-pass-7}
 BENCH_SYSUSER=${BENCH_SYSUSER:-sockbench}
 DANTE_CRYPT=${DANTE_CRYPT:-SHA512}
 CREATED_SYSUSER=0
-SS_MAIN_PID="" SS_MAIN_ADDR="" SHAPED_PID="" SHAPED_ADDR="" DANTE_PID="" MS_PID=""
+SS_MAIN_PID="" SS_MAIN_ADDR="" SHAPED_PID="" SHAPED_ADDR="" DANTE_PID="" MS_PID="" ARMON_PID="" ARMON_ADDR=""
 
 # proxy_names prints the proxies to measure, direct first.
 proxy_names() {
   echo direct
   [ "$SOCKSHAPER_OK" = 1 ] && echo sockshaper
-  echo dante microsocks
+  echo dante microsocks armon
 }
 
 # proxy_conn NAME prints the sockbench flags that reach NAME.
@@ -31,6 +33,7 @@ proxy_conn() {
     sockshaper) echo "-proxy $SS_MAIN_ADDR -users bench -password $BENCH_PASS" ;;
     dante) echo "-proxy 127.0.0.1:$DANTE_PORT -users $BENCH_SYSUSER -password $BENCH_PASS" ;;
     microsocks) echo "-proxy 127.0.0.1:$MS_PORT -users $BENCH_SYSUSER -password $BENCH_PASS" ;;
+    armon) echo "-proxy $ARMON_ADDR -users $BENCH_SYSUSER -password $BENCH_PASS" ;;
   esac
 }
 
@@ -40,6 +43,7 @@ proxy_pid() {
     sockshaper) echo "-pid $SS_MAIN_PID" ;;
     dante) echo "-pid $DANTE_PID" ;;
     microsocks) echo "-pid $MS_PID" ;;
+    armon) echo "-pid $ARMON_PID" ;;
   esac
 }
 
@@ -87,6 +91,7 @@ setup_proxies() {
   DANTE_PORT=$(free_port)
   MS_PORT=$(free_port)
   dante_config
+  (cd "$BENCH_ROOT" && go build -o "$WORK/armonpeer" ./bench/armonpeer) || die "bench/armonpeer does not build"
   [ "$SOCKSHAPER_OK" = 1 ] || return 0
   make_users "$WORK/users.htpasswd" bench
   sockshaper_config "$WORK/unshaped.yaml" 0
@@ -97,7 +102,7 @@ setup_proxies() {
 # round's idle memory starts from a fresh process.
 restart_proxies() {
   local p
-  for p in $SS_MAIN_PID $SHAPED_PID $DANTE_PID $MS_PID; do
+  for p in $SS_MAIN_PID $SHAPED_PID $DANTE_PID $MS_PID $ARMON_PID; do
     stop_pid "$p"
     forget_pid "$p"
   done
@@ -113,8 +118,27 @@ restart_proxies() {
   microsocks -i 127.0.0.1 -p "$MS_PORT" -u "$BENCH_SYSUSER" -P "$BENCH_PASS" >>"$WORK/microsocks.out" 2>&1 &
   MS_PID=$!
   STARTED+=("$MS_PID")
+  start_armon
   wait_port "$DANTE_PORT"
   wait_port "$MS_PORT"
+}
+
+# start_armon starts bench/armonpeer and sets ARMON_PID and ARMON_ADDR (the
+# address it prints).
+start_armon() {
+  local out="$WORK/armonpeer.$RANDOM.out"
+  "$WORK/armonpeer" -listen 127.0.0.1:0 -user "$BENCH_SYSUSER" -password "$BENCH_PASS" >"$out" 2>&1 &
+  ARMON_PID=$!
+  STARTED+=("$ARMON_PID")
+  ARMON_ADDR=""
+  for _ in $(seq 100); do
+    ARMON_ADDR=$(awk '$1=="serving" {print $2; exit}' "$out")
+    [ -n "$ARMON_ADDR" ] && return 0
+    running "$ARMON_PID" || break
+    sleep 0.1
+  done
+  cat "$out" >&2
+  die "armonpeer did not start"
 }
 
 # warm NAME runs short sessions through a proxy so that lazily started workers
