@@ -59,8 +59,10 @@ func waitQueued(t *testing.T, r *readiness, want int) {
 func TestReadinessWaitCountsQueuedBytesWithoutReading(t *testing.T) {
 	local, peer := tcpPair(t)
 	r := newReadiness(local)
-	// More than one loopback segment, less than a fresh socket's receive buffer.
-	payload := bytes.Repeat([]byte("x"), 100<<10)
+	// More than one loopback segment (its MTU is 64 KiB), less than what a fresh
+	// socket's receive window takes: 100 KiB did not fit under load once (the
+	// window stopped the sender at 96 KiB).
+	payload := bytes.Repeat([]byte("x"), 80<<10)
 	go peer.Write(payload)
 	waitQueued(t, r, len(payload))
 	// The probe consumed nothing: every byte is still there to read.
