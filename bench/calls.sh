@@ -57,7 +57,9 @@ EOF
 run() {
   local kind=$1 addr=$2 pid=$3
   shift 3
-  settle_timewait 12000
+  # No settle_timewait: the loopback is shared with other benchmarks whose
+  # TIME_WAIT sockets would make it wait its full 65 s every run, and Linux reuses
+  # loopback TIME_WAIT ports for new connects (tcp_tw_reuse 2, the default).
   log "round $r: $kind ($SESSIONS sessions)"
   bench download -proxy "$addr" -pid "$pid" -users-file "$WORK/calls/users.htpasswd" -password "$BENCH_PASS" \
     -conns "$SESSIONS" -warmup "$WARMUP" -duration "$DUR" -read-every 100ms \
