@@ -30,6 +30,7 @@ type framePacer struct {
 	data   []byte // the bytes every write sends from; never written after start
 	shards []*frameShard
 	next   atomic.Uint64 // round robin over shards
+	writes atomic.Int64  // write calls that sent bytes: frames, or frames merged by a late turn
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -136,6 +137,7 @@ func (p *framePacer) send(pc *pacedConn, now time.Time) {
 	})
 	if n > 0 {
 		pc.sent += int64(n)
+		p.writes.Add(1)
 	}
 	if err != nil || (werr != nil && !errors.Is(werr, syscall.EAGAIN)) {
 		pc.dead = true

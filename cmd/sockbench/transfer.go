@@ -29,6 +29,7 @@ type transfer struct {
 	start    time.Time     // set before startCh is closed
 	wg       sync.WaitGroup
 	poller   *readPoller // reads the downloads instead of wg's workers with -read-every
+	frames   *framePacer // the source's, when it paces per connection; else nil
 }
 
 // newTransfer opens the sessions of a download (up false) or upload run. It
@@ -193,6 +194,7 @@ func runTransfer(ctx context.Context, o *options, log *slog.Logger, up bool) (re
 		return nil, err
 	}
 	defer tr.finish()
+	tr.frames = t.frames
 	p, err := tr.measure(ctx, o.calls.warmup, o.duration)
 	if err != nil {
 		return nil, err

@@ -10,12 +10,16 @@ import (
 // the sources were paced, how many connections got the expected rate, and what
 // the proxy and sockbench used over the measured phase.
 type pacedFigures struct {
-	WarmupSecs    float64    `json:"warmup_seconds,omitempty"`
-	SourceConnBps int64      `json:"source_rate_per_conn_bps,omitempty"`
-	FrameMs       float64    `json:"frame_ms,omitempty"`
-	FrameBytes    int        `json:"frame_bytes,omitempty"`
-	ReadEveryMs   float64    `json:"read_every_ms,omitempty"`
-	Check         *rateCheck `json:"rate_check,omitempty"`
+	WarmupSecs    float64 `json:"warmup_seconds,omitempty"`
+	SourceConnBps int64   `json:"source_rate_per_conn_bps,omitempty"`
+	FrameMs       float64 `json:"frame_ms,omitempty"`
+	FrameBytes    int     `json:"frame_bytes,omitempty"`
+	// FramesSentShare is the source's writes over the frames due in the measured
+	// phase: below 1, late turns merged frames, so the proxy saw fewer, larger
+	// messages than a call sends.
+	FramesSentShare float64    `json:"frames_sent_share,omitempty"`
+	ReadEveryMs     float64    `json:"read_every_ms,omitempty"`
+	Check           *rateCheck `json:"rate_check,omitempty"`
 	// ProxyCPUPct is the proxy's CPU over the measured phase in % of one core;
 	// ProxyCPUPer1000 is that per 1,000 live sessions.
 	ProxyCPUPct     *float64 `json:"proxy_cpu_percent,omitempty"`
@@ -74,6 +78,9 @@ func (r *transferResult) setPhase(o *options, p phase) {
 	if c.sourceConn > 0 {
 		r.SourceConnBps, r.FrameBytes = c.sourceConn, frameBytes(c.sourceConn, c.frame)
 		r.FrameMs = float64(c.frame.Microseconds()) / 1000
+		if due := float64(r.LiveConns) * p.elapsed.Seconds() / c.frame.Seconds(); due > 0 {
+			r.FramesSentShare = float64(p.sourceWrites) / due
+		}
 	}
 	if c.expectBps > 0 {
 		rates := make([]float64, len(r.PerConnMiBps))
@@ -102,7 +109,8 @@ func (r *transferResult) setPhase(o *options, p phase) {
 // callTable writes the lines of the call figures that were measured.
 func (r *transferResult) callTable(w io.Writer) {
 	if r.SourceConnBps > 0 {
-		fmt.Fprintf(w, "source     %.1f kbit/s per connection in %g ms frames of %d B\n", kbps(float64(r.SourceConnBps)), r.FrameMs, r.FrameBytes)
+		fmt.Fprintf(w, "source     %.1f kbit/s per connection in %g ms frames of %d B; %.1f%% of the frames due sent as writes of their own\n",
+			kbps(float64(r.SourceConnBps)), r.FrameMs, r.FrameBytes, min(r.FramesSentShare, 1)*100)
 	}
 	if r.WarmupSecs > 0 {
 		fmt.Fprintf(w, "warm-up    %g s before the measured phase\n", r.WarmupSecs)

@@ -15,6 +15,9 @@ type phase struct {
 	proxyCPU *float64 // CPU seconds of the proxy's process tree; nil without -pid
 	proxyMem *memory  // at the end; nil without -pid
 	toolCPU  float64  // CPU seconds of sockbench itself
+	// sourceWrites is how many writes the frame pacer made; fewer than the
+	// frames due means late turns merged frames (sockbench short of CPU).
+	sourceWrites int64
 }
 
 // measure lets data flow for warmup, then measures for d. Downloads with
@@ -43,7 +46,7 @@ func (tr *transfer) measure(ctx context.Context, warmup, d time.Duration) (phase
 	if err != nil {
 		return p, err
 	}
-	tool0 := selfCPUSeconds()
+	tool0, writes0 := selfCPUSeconds(), tr.sourceWrites()
 	p.from = markAt(0)
 	if err := sleepUntil(ctx, t0.Add(d)); err != nil {
 		return p, err
@@ -51,6 +54,7 @@ func (tr *transfer) measure(ctx context.Context, warmup, d time.Duration) (phase
 	p.to = markAt(1)
 	p.elapsed = time.Since(t0)
 	p.toolCPU = selfCPUSeconds() - tool0
+	p.sourceWrites = tr.sourceWrites() - writes0
 	if hasCPU {
 		cpu1, err := treeCPUSeconds(tr.o.pid)
 		if err != nil {
@@ -86,6 +90,14 @@ func (tr *transfer) beginPolled(ctx context.Context, start time.Time) error {
 	}
 	tr.poller.start(ctx)
 	return nil
+}
+
+// sourceWrites returns the frame pacer's writes so far; 0 without one.
+func (tr *transfer) sourceWrites() int64 {
+	if tr.frames == nil {
+		return 0
+	}
+	return tr.frames.writes.Load()
 }
 
 // marks reads every connection's counter now; failed sessions are -1.
