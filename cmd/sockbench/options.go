@@ -44,6 +44,7 @@ type options struct {
 	before    time.Duration // rate-change: download time before the SIGHUP
 	after     time.Duration // rate-change: download time after the SIGHUP
 	campus    campusOptions // campus: the mix, the background and the windows
+	calls     callOptions   // download: per-connection pacing, warm-up, expected rate
 }
 
 // rawFlags holds flag values that need parsing after flag.Parse.
@@ -64,6 +65,7 @@ func parseOptions(name string, args []string, stderr io.Writer) (*options, error
 		fs.IntVar(&o.pid, "pid", 0, "proxy process id: report its CPU seconds per GiB (0: skip)")
 		if name == "download" {
 			fs.StringVar(&raw.sourceRate, "source-rate", "0", "pace the source target to this total rate (e.g. 50MiB); 0: as fast as possible")
+			o.calls.register(fs)
 		}
 	case "idle":
 		fs.IntVar(&o.sessions, "sessions", 1000, "sessions to open and hold")
@@ -125,6 +127,14 @@ func (o *options) finish(name string, raw rawFlags) error {
 	if o.users, err = parseUsers(raw.users, raw.password); err != nil {
 		return fmt.Errorf("-users: %w", err)
 	}
+	if o.calls.usersFile != "" {
+		if o.users != nil {
+			return errors.New("-users and -users-file: give one or the other")
+		}
+		if o.users, err = loadUsersFile(o.calls.usersFile, raw.password); err != nil {
+			return fmt.Errorf("-users-file: %w", err)
+		}
+	}
 	if raw.perConn != "" {
 		if o.perConn, err = parsePerConn(raw.perConn, o.users); err != nil {
 			return fmt.Errorf("-user-per-conn: %w", err)
@@ -144,6 +154,8 @@ func (o *options) finish(name string, raw rawFlags) error {
 		return err
 	}
 	switch name {
+	case "download":
+		return o.calls.finish(o)
 	case "rate-change":
 		return o.checkRateChange()
 	case "campus":

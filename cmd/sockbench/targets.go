@@ -40,6 +40,9 @@ type targets struct {
 	// sourceBps paces each source connection, bytes/s; 0: as fast as possible.
 	// Set before the first connection.
 	sourceBps float64
+	// frames, when set, paces each source connection in frames instead; set
+	// with [targets.paceFrames] before the first connection.
+	frames *framePacer
 
 	lns []net.Listener
 	wg  sync.WaitGroup
@@ -83,6 +86,15 @@ func (t *targets) Close() {
 	}
 	t.mu.Unlock()
 	t.wg.Wait()
+	if t.frames != nil {
+		t.frames.close()
+	}
+}
+
+// paceFrames makes every source connection send bps in frames of bps × frame
+// bytes, one per frame. Call it before the first connection.
+func (t *targets) paceFrames(bps int64, frame time.Duration) {
+	t.frames = newFramePacer(bps, frame)
 }
 
 func (t *targets) accept(ln net.Listener, serve func(net.Conn)) {
@@ -139,6 +151,14 @@ func (t *targets) sinkCounter(id uint64) *atomic.Int64 {
 func (t *targets) serveSource(c net.Conn) {
 	var start [1]byte
 	if _, err := io.ReadFull(c, start[:]); err != nil {
+		return
+	}
+	if t.frames != nil {
+		if err := t.frames.add(c); err != nil {
+			t.log.Error("frame pacing", "err", err)
+			return
+		}
+		io.Copy(io.Discard, c) // returns when the connection closes
 		return
 	}
 	pump(c.Write, nil, t.sourceBps, time.Now(), false)

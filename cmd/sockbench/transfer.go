@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -27,6 +28,8 @@ type transfer struct {
 	startCh  chan struct{} // closed when the measured phase begins
 	start    time.Time     // set before startCh is closed
 	wg       sync.WaitGroup
+	poller   *readPoller // reads the downloads instead of wg's workers with -read-every
+	frames   *framePacer // the source's, when it paces per connection; else nil
 }
 
 // newTransfer opens the sessions of a download (up false) or upload run. It
@@ -141,6 +144,9 @@ func (tr *transfer) sample() sample {
 func (tr *transfer) finish() {
 	closeAll(tr.conns)
 	tr.wg.Wait()
+	if tr.poller != nil {
+		tr.poller.stop()
+	}
 }
 
 // perConn returns each live session's bytes at this moment, by index; failed
@@ -167,6 +173,11 @@ func runUpload(ctx context.Context, o *options, log *slog.Logger) (result, error
 }
 
 func runTransfer(ctx context.Context, o *options, log *slog.Logger, up bool) (result, error) {
+	if need := uint64(2*o.conns + 64); o.conns > 256 {
+		if got, err := raiseNofile(); err != nil || got < need {
+			return nil, fmt.Errorf("RLIMIT_NOFILE is %d, %d descriptors are needed (%v); raise the hard limit (ulimit -Hn)", got, need, err)
+		}
+	}
 	t, err := startTargets(log)
 	if err != nil {
 		return nil, err
@@ -175,26 +186,21 @@ func runTransfer(ctx context.Context, o *options, log *slog.Logger, up bool) (re
 	if o.sourceBps > 0 {
 		t.sourceBps = float64(o.sourceBps) / float64(o.conns)
 	}
+	if o.calls.sourceConn > 0 {
+		t.paceFrames(o.calls.sourceConn, o.calls.frame)
+	}
 	tr, err := newTransfer(ctx, o, log, t, up)
 	if err != nil {
 		return nil, err
 	}
 	defer tr.finish()
-	cpu0, hasCPU, err := proxyCPU(o.pid)
+	tr.frames = t.frames
+	p, err := tr.measure(ctx, o.calls.warmup, o.duration)
 	if err != nil {
 		return nil, err
 	}
-	tr.begin(o.duration)
-	samples := tr.sampleUntil(ctx, o.duration)
-	bytes := tr.perConn()
-	last := samples[len(samples)-1]
-	res := newTransferResult(o, up, bytes, last.at, tr.errs)
-	if hasCPU {
-		cpu1, err := treeCPUSeconds(o.pid)
-		if err != nil {
-			return nil, err
-		}
-		res.setCPU(cpu1 - cpu0)
-	}
+	bytes, secs := p.moved()
+	res := newTransferResult(o, up, bytes, secs, p.elapsed, tr.errs)
+	res.setPhase(o, p)
 	return res, ctx.Err()
 }

@@ -30,6 +30,7 @@ type transferResult struct {
 	ErrorSteps    map[string]int `json:"error_steps,omitempty"`
 	ProxyCPUSecs  *float64       `json:"proxy_cpu_seconds,omitempty"`
 	CPUSecsPerGiB *float64       `json:"proxy_cpu_seconds_per_gib,omitempty"`
+	pacedFigures
 }
 
 // userTotal is one user's share of a transfer run.
@@ -42,8 +43,8 @@ type userTotal struct {
 }
 
 // newTransferResult computes the rates from the bytes of each connection (-1 for
-// a failed one) over elapsed.
-func newTransferResult(o *options, up bool, bytes []int64, elapsed time.Duration, errs *errorCount) *transferResult {
+// a failed one) over its seconds, and the totals over elapsed.
+func newTransferResult(o *options, up bool, bytes []int64, connSecs []float64, elapsed time.Duration, errs *errorCount) *transferResult {
 	r := &transferResult{Scenario: "download", Via: newDialer(o).via(), Conns: len(bytes),
 		Seconds: elapsed.Seconds(), ClientRateBps: o.clientBps, SourceRateBps: o.sourceBps}
 	if up {
@@ -58,7 +59,7 @@ func newTransferResult(o *options, up bool, bytes []int64, elapsed time.Duration
 		if b < 0 {
 			continue
 		}
-		rate := float64(b) / mib / secs
+		rate := float64(b) / mib / max(connSecs[i], 1e-9)
 		r.LiveConns++
 		r.Bytes += b
 		r.PerConnMiBps = append(r.PerConnMiBps, rate)
@@ -118,12 +119,15 @@ func (r *transferResult) table(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
-	tw := newTable(w)
-	fmt.Fprintln(tw, "user\tconns\tMiB/s\tCV\t")
-	for _, u := range r.Users {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.3f\t\n", u.User, u.Conns, u.TotalMiBps, u.CV)
+	r.callTable(w)
+	if len(r.Users) <= maxConnRows {
+		tw := newTable(w)
+		fmt.Fprintln(tw, "user\tconns\tMiB/s\tCV\t")
+		for _, u := range r.Users {
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.3f\t\n", u.User, u.Conns, u.TotalMiBps, u.CV)
+		}
+		tw.Flush()
 	}
-	tw.Flush()
 	if len(r.PerConnMiBps) <= maxConnRows {
 		fmt.Fprint(w, "per conn MiB/s:")
 		for _, v := range r.PerConnMiBps {
