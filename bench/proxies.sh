@@ -6,7 +6,8 @@
 #   its default. A second instance shaped to SHAPED_RATE per user serves the
 #   shaped-versus-unshaped CPU comparison.
 # Dante (danted): method username against the system password database, with a
-#   system user made for the run; its password is hashed with DANTE_CRYPT
+#   system user made for the run; CONNECT and UDP ASSOCIATE (udpreply rules let
+#   the answers of loopback peers back) to loopback only; its password is hashed with DANTE_CRYPT
 #   (SHA512 by default; Debian's yescrypt makes every Dante session pay about
 #   25 ms of hashing, since Dante has no cache, which then is all churn measures).
 # microsocks: -u/-P authentication.
@@ -76,7 +77,8 @@ clientmethod: none
 user.privileged: root
 user.unprivileged: nobody
 client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
-socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: connect }
+socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: connect udpassociate }
+socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: udpreply }
 EOF
 }
 

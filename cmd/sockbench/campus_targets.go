@@ -105,9 +105,10 @@ func serveCall(c net.Conn) {
 
 // udpEcho writes every datagram back to its sender.
 type udpEcho struct {
-	conn *net.UDPConn
-	addr netip.AddrPort
-	done sync.WaitGroup
+	conn  *net.UDPConn
+	addr  netip.AddrPort
+	done  sync.WaitGroup
+	count atomic.Int64 // datagrams received
 }
 
 // startUDPEcho listens on udpCallPort of a random address of 127.78.0.0/16, so
@@ -137,6 +138,7 @@ func (u *udpEcho) serve() {
 			}
 			return
 		}
+		u.count.Add(1)
 		u.conn.WriteToUDPAddrPort(buf[:n], from)
 	}
 }

@@ -93,12 +93,19 @@ func (cs *campus) associate(ctx context.Context, user int) (*udpAssoc, error) {
 
 // associateHandshake negotiates, logs in and asks for an association whose
 // datagrams come from local; it returns the relay address of the reply.
+// A credential without a user offers no authentication.
 func associateHandshake(rw io.ReadWriter, c credential, local netip.AddrPort) (netip.AddrPort, error) {
-	if err := greet(rw, methodPassword); err != nil {
+	method := byte(methodPassword)
+	if c.user == "" {
+		method = methodNoAuth
+	}
+	if err := greet(rw, method); err != nil {
 		return netip.AddrPort{}, &stepError{"greeting", err}
 	}
-	if err := authenticate(rw, c); err != nil {
-		return netip.AddrPort{}, &stepError{"auth", err}
+	if method == methodPassword {
+		if err := authenticate(rw, c); err != nil {
+			return netip.AddrPort{}, &stepError{"auth", err}
+		}
 	}
 	req := []byte{socksVersion, cmdAssociate, 0, atypIPv4}
 	req = append(req, local.Addr().Unmap().AsSlice()...)

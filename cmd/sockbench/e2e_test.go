@@ -51,6 +51,12 @@ func buildSockshaper(t *testing.T, dir string) string {
 // returns its SOCKS5 address and process id. Cleanup stops it.
 func startSockshaper(t *testing.T, bin, dir string) (string, int) {
 	t.Helper()
+	return startSockshaperWith(t, bin, dir, e2eConfig)
+}
+
+// startSockshaperWith is startSockshaper with the given config.
+func startSockshaperWith(t *testing.T, bin, dir, config string) (string, int) {
+	t.Helper()
 	hash := exec.Command(bin, "passwd", "alice")
 	hash.Stdin = strings.NewReader("secret\n")
 	line, err := hash.Output()
@@ -58,7 +64,7 @@ func startSockshaper(t *testing.T, bin, dir string) (string, int) {
 		t.Fatalf("sockshaper passwd: %v", err)
 	}
 	writeFile(t, filepath.Join(dir, "users.htpasswd"), string(line))
-	writeFile(t, filepath.Join(dir, "config.yaml"), e2eConfig)
+	writeFile(t, filepath.Join(dir, "config.yaml"), config)
 	cmd := exec.Command(bin, "-config", filepath.Join(dir, "config.yaml"), "-log-format", "json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -5,7 +5,7 @@
 //
 // sockbench speaks SOCKS5 with RFC 1929 username/password authentication itself
 // and runs its own targets on 127.0.0.1: a source that streams bytes, a sink that
-// counts them and a 64-byte echo. It never connects anywhere else. Every scenario
+// counts them a 64-byte echo and a UDP echo. It never connects anywhere else. Every scenario
 // is bounded in time and in count and stops by itself:
 //
 //	download, upload  parallel bulk transfers: total and per-connection MiB/s,
@@ -17,6 +17,9 @@
 //	idle              open sessions held idle: proxy memory per session
 //	rate-change       a download across a config rewrite and SIGHUP: how long the
 //	                  achieved rate takes to reach the new limit
+//	udp               UDP ASSOCIATE: associations keeping a window of datagrams
+//	                  in flight to a UDP echo: datagrams/s, loss, round trips,
+//	                  proxy CPU per million datagrams
 //	campus            thousands of users behind NAT addresses browsing, downloading
 //	                  and in calls, under a slowloris and a guessing background:
 //	                  per 10 s window, starved sessions, each limit's rate against
@@ -53,6 +56,8 @@ scenarios:
   get-churn    -conns clients loop HTTP requests through an HTTP proxy, one per connection
   idle         open -sessions sessions, hold them; proxy memory per session (-pid)
   rate-change  download, copy -new-config over -config, SIGHUP -pid, time to -new-rate
+  udp          -conns UDP associations keep -window datagrams of -size bytes in flight
+               to a UDP echo for -duration: datagrams/s, loss, round trip (-window 1)
   campus       a campus's users, calls, downloads and attackers against -config's proxy
                (sockbench campus -setup DIR writes the users file and the config)
 
@@ -79,6 +84,7 @@ func scenarios() map[string]scenario {
 		"idle":        runIdle,
 		"rate-change": runRateChange,
 		"campus":      runCampus,
+		"udp":         runUDP,
 	}
 }
 

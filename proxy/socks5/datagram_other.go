@@ -5,6 +5,8 @@ package socks5
 import (
 	"net"
 	"net/netip"
+
+	"github.com/sockshaper/sockshaper/internal/dscp"
 )
 
 // udpReader on systems without the Linux calls: the read itself waits for a
@@ -31,4 +33,13 @@ func (r *udpReader) release() {
 		udpBufs.Put(r.buf)
 		r.buf = nil
 	}
+}
+
+// udpWriter on systems without the Linux calls sends through the net package.
+type udpWriter struct{ c *net.UDPConn }
+
+func newUDPWriter(c *net.UDPConn) (*udpWriter, error) { return &udpWriter{c: c}, nil }
+
+func (w *udpWriter) write(m dscp.Mark, b []byte, dst netip.AddrPort) (int, error) {
+	return m.WriteTo(w.c, b, dst)
 }

@@ -89,6 +89,10 @@ func newAssociation(s *tunnel.Session, req *socks5.Request) (*association, bool)
 		return nil, false
 	}
 	reader, err := newUDPReader(sock)
+	var writer *udpWriter
+	if err == nil {
+		writer, err = newUDPWriter(sock)
+	}
 	if err != nil {
 		reply(s, replyGeneralFailure, metrics.ResultDialFailed)
 		s.Log().Warn("udp relay socket", "err", err)
@@ -101,6 +105,7 @@ func newAssociation(s *tunnel.Session, req *socks5.Request) (*association, bool)
 		sock:     sock,
 		local:    advertised,
 		reader:   reader,
+		writer:   writer,
 		clientIP: conn.Peer().Addr(),
 		wantPort: uint16(req.DestAddr.Port),
 		peers:    make(map[netip.AddrPort]string),
@@ -216,6 +221,7 @@ type association struct {
 	sock     *net.UDPConn
 	local    netip.AddrPort // the relay's address, sent in the reply
 	reader   *udpReader
+	writer   *udpWriter
 	clientIP netip.Addr
 	wantPort uint16         // the port the request named; 0: unknown
 	client   netip.AddrPort // the client's UDP source once known

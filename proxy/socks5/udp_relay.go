@@ -113,7 +113,7 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 	}
 	a.remember(dst, app)
 	toDest, _ := a.pol.Classifier.Marks(app)
-	if _, err := toDest.WriteTo(a.sock, d.payload, dst); err != nil {
+	if _, err := a.writer.write(toDest, d.payload, dst); err != nil {
 		a.drops.send++
 		a.dropped(dst, "send_failed", err)
 		return
@@ -139,7 +139,7 @@ func (a *association) fromPeer(buf *[udpBufSize]byte, from netip.AddrPort, app s
 	start := maxReplyHeader - replyHeaderLen(from)
 	appendReplyHeader(buf[start:start], from)
 	_, toClient := a.pol.Classifier.Marks(app)
-	if _, err := toClient.WriteTo(a.sock, buf[start:maxReplyHeader+n], a.client); err != nil {
+	if _, err := a.writer.write(toClient, buf[start:maxReplyHeader+n], a.client); err != nil {
 		a.drops.send++
 		a.dropped(a.client, "send_failed", err)
 		return
