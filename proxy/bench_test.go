@@ -41,27 +41,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 
 // BenchmarkRelayDownload reads a stream through the proxy over loopback: the
 // spliced path. Allocations are the whole process's per MiB read.
-func BenchmarkRelayDownload(b *testing.B) {
-	h := newHarness(b, "", withMetrics())
-	source := startTarget(b, func(c net.Conn) {
-		buf := make([]byte, 1<<20)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
-	c := dialVia(b, h.addr, "alice", source)
-	defer c.Close()
-	buf := make([]byte, 1<<20)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(buf)))
-	for b.Loop() {
-		if _, err := io.ReadFull(c, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkRelayDownload(b *testing.B) { benchmarkDownload(b) }
 
 // BenchmarkRelayDownloadShaped reads a stream through the proxy over loopback
 // on the shaped path: a global bucket with a rate (so every chunk takes tokens
@@ -69,7 +49,11 @@ func BenchmarkRelayDownload(b *testing.B) {
 // are the whole process's per MiB read, and must be 0: no chunk allocates.
 func BenchmarkRelayDownloadShaped(b *testing.B) {
 	fast := configs.Shaping{Global: configs.Limit{Upload: 1 << 40, Download: 1 << 40}}
-	h := newHarness(b, "", withMetrics(), withShaper(shaping.NewRegistry(fast)))
+	benchmarkDownload(b, withShaper(shaping.NewRegistry(fast)))
+}
+
+func benchmarkDownload(b *testing.B, opts ...harnessOption) {
+	h := newHarness(b, "", append(opts, withMetrics())...)
 	source := startTarget(b, func(c net.Conn) {
 		buf := make([]byte, 1<<20)
 		for {
