@@ -53,36 +53,21 @@ type checkResult struct {
 // in the cache of verified logins (an answer in microseconds) and hang up on
 // every miss, guessing without limit.
 func (a *Authenticator) Login(ctx context.Context, client netip.Addr, user, password string) Outcome {
-	p, key := pair{addr: addrKey(client), user: user}, a.cache.keyOf(user, password)
-	if out, ok := a.answered(p, key); ok {
-		return out
+	p := pair{addr: addrKey(client), user: user}
+	t := a.gate.throttle
+	if t.blocked(p) {
+		return Outcome{Result: ResultThrottled}
+	}
+	key := a.cache.keyOf(user, password)
+	if id, ok := a.cache.get(key); ok {
+		t.succeed(p, false)
+		return Outcome{Identity: id, Result: ResultOK}
 	}
 	c, runner, refused := a.join(key, p, user, password)
 	if refused != "" {
 		return Outcome{Result: refused}
 	}
 	return a.await(ctx, c, p, runner)
-}
-
-// Answered returns, without waiting, the outcome of a login that needs no
-// check: one the throttle refuses, or one the cache of verified logins holds.
-// ok is false when only a check can answer; [Authenticator.Login] then queues
-// or joins one. A front asks this first so that a cached login, which most of
-// a campus's sessions bring, costs it no watch for the client hanging up.
-func (a *Authenticator) Answered(client netip.Addr, user, password string) (out Outcome, ok bool) {
-	return a.answered(pair{addr: addrKey(client), user: user}, a.cache.keyOf(user, password))
-}
-
-func (a *Authenticator) answered(p pair, key loginKey) (Outcome, bool) {
-	t := a.gate.throttle
-	if t.blocked(p) {
-		return Outcome{Result: ResultThrottled}, true
-	}
-	if id, ok := a.cache.get(key); ok {
-		t.succeed(p, false)
-		return Outcome{Identity: id, Result: ResultOK}, true
-	}
-	return Outcome{}, false
 }
 
 // join waits on the check of key that is running now, or reserves a failure of

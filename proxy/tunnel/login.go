@@ -28,23 +28,7 @@ var (
 // forge a line) and says why in its close reason, and the error says it for the
 // log. The connection's policy must have an authenticator.
 func (s *Session) Login(ctx context.Context, user, password string) (auth.Outcome, error) {
-	return s.settleLogin(s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password), user)
-}
-
-// QuickLogin is [Session.Login] for a login that the authenticator answers
-// without a check (see [auth.Authenticator.Answered]): answered is false, and
-// nothing happened, when it needs one; the front then calls Login.
-func (s *Session) QuickLogin(user, password string) (out auth.Outcome, answered bool, err error) {
-	out, answered = s.conn.pol.Authn.Answered(s.conn.peer.Addr(), user, password)
-	if !answered {
-		return out, false, nil
-	}
-	out, err = s.settleLogin(out, user)
-	return out, true, err
-}
-
-// settleLogin makes the session the user's on success, or records why not.
-func (s *Session) settleLogin(out auth.Outcome, user string) (auth.Outcome, error) {
+	out := s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password)
 	if out.Result == auth.ResultOK {
 		s.SetUser(out.Identity.User)
 		if s.core.shaper != nil {
