@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -189,7 +190,8 @@ func (c *client) sendBody(s *tunnel.Session, req *Request, up io.Writer) error {
 	return err
 }
 
-// relayResponse sends the origin's response to the client: its head, then its
+// relayResponse sends the origin's response to the client: its head (with the
+// body in the same write when the reader already holds all of it), then its
 // body through the user's download buckets, framed by its length, else chunked
 // for an HTTP/1.1 client, else up to the close of the connection. A body cut
 // short ends the connection without its end (no last chunk, a short length), so
@@ -213,11 +215,20 @@ func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Respo
 	}
 	c.closing = c.closing || req.Close || c.conn.Draining()
 	w := &timed{conn: c.nc, idle: c.cfg.Timeouts.Idle}
-	if _, err := s.Copy(w, bytes.NewReader(responseHead(resp, length, c.closing, listed)), metrics.DirectionDownload); err != nil {
+	head := responseHead(resp, length, c.closing, listed)
+	whole := false // the body goes out with the head
+	var err error
+	if !noBody {
+		head, whole, err = c.appendBufferedBody(head, resp, length)
+	}
+	if err == nil {
+		_, err = s.Copy(w, bytes.NewReader(head), metrics.DirectionDownload)
+	}
+	if err != nil {
 		c.cut(s, err)
 		return
 	}
-	if !noBody {
+	if !noBody && !whole {
 		if err := c.copyBody(s, resp, w, length); err != nil {
 			c.cut(s, err)
 			return
@@ -228,6 +239,23 @@ func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Respo
 		c.up.close(c.conn)
 		c.up = nil
 	}
+}
+
+// appendBufferedBody appends the response's body to its head when the body
+// has a length and the origin connection's reader already holds all of it (a
+// small answer that came in the head's read), so that the client gets head and
+// body in one write and one wakeup. It reports whether it did; it reads nothing
+// from the origin connection itself.
+func (c *client) appendBufferedBody(head []byte, resp *http.Response, length int64) ([]byte, bool, error) {
+	if length < 0 || length > int64(c.up.br.Buffered()) {
+		return head, false, nil
+	}
+	n := len(head)
+	head = slices.Grow(head, int(length))[:n+int(length)]
+	if _, err := io.ReadFull(resp.Body, head[n:]); err != nil {
+		return nil, false, fmt.Errorf("buffered response body: %w", err)
+	}
+	return head, true, nil
 }
 
 // copyBody copies the response body, chunked when length is -1.
