@@ -18,6 +18,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"time"
 
 	socks5 "github.com/armon/go-socks5"
 )
@@ -61,5 +62,24 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "serving %s\n", ln.Addr())
-	return server.Serve(ln)
+	return serve(ln, server)
+}
+
+// serve accepts connections until the listener closes. The library's own Serve
+// returns on the first failed accept, so a server out of descriptors (Go's
+// splice holds a pipe, two descriptors, per direction even while it waits:
+// about 6 a session) would exit in the middle of a measurement; this one waits
+// a moment and goes on, as net/http's server does.
+func serve(ln net.Listener, server *socks5.Server) error {
+	for {
+		conn, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		if err != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		go server.ServeConn(conn)
+	}
 }
