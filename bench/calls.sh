@@ -74,7 +74,7 @@ run() {
 # stat KIND JQ-EXPR prints the median of EXPR over KIND's rounds with (min–max).
 stat() {
   local vals
-  vals=$(for f in "$WORK/$1".*.json; do jq -r "$2 // empty" "$f"; done)
+  vals=$(for f in "$WORK/$1".*.json; do jq -r "($2)? // empty" "$f"; done)
   [ -n "$vals" ] || { echo "-"; return; }
   printf '%s (%s–%s)' "$(num "$(median <<<"$vals")")" "$(num "$(sort -g <<<"$vals" | head -1)")" "$(num "$(sort -g <<<"$vals" | tail -1)")"
 }
