@@ -71,6 +71,12 @@ func dialRefusal(err error) Refusal {
 
 // IsTimeout reports whether err is a network timeout, such as a passed deadline.
 func IsTimeout(err error) bool {
+	if ne, ok := err.(net.Error); ok {
+		// The relay's common case, a read deadline's *net.OpError, without
+		// errors.As's reflection: an idle relay goroutine checks this at every
+		// wake, and its stack must stay small (see halfPipe.aside).
+		return ne.Timeout()
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
