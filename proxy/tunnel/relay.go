@@ -60,8 +60,6 @@ type halfPipe struct {
 	err        error // why run ended; nil at EOF
 	// peerRunning counts the session's running directions, this one included.
 	peerRunning *atomic.Int32
-	// Made once, so that the bookkeeping run aside allocates no closure of them.
-	setDeadlinesFn, flushFn func()
 }
 
 // streamingStep is the step size above which a direction counts as streaming. A
@@ -117,8 +115,6 @@ func (s *Session) newHalfPipe(dst, src net.Conn, direction string, bytes, thrott
 	h.out = stallWriter{conn: dst, stall: stallDeadline{conn: dst, after: idle}}
 	h.slack = min(min(idle, reportInterval)/4, maxDeadlineSlack)
 	h.flushed = time.Now() // the first report is due in reportInterval, not at the first step
-	h.setDeadlinesFn = func() { h.setDeadlines(time.Now()) }
-	h.flushFn = h.flush
 	if h.splice != nil {
 		h.splice.stall.after = idle
 		h.splice.onPipeFailure = s.core.pipeFailed
@@ -209,7 +205,7 @@ func (h *halfPipe) run() error {
 	idle := h.sess.conn.pol.Config.Timeouts.Idle
 	for {
 		if now := time.Now(); now.Sub(h.deadlineAt) >= h.slack {
-			h.aside(h.setDeadlinesFn)
+			h.aside(moveDeadlines)
 		}
 		n, err := h.step()
 		timedOut := err != nil && IsTimeout(err)
@@ -217,7 +213,7 @@ func (h *halfPipe) run() error {
 		case err != nil && !timedOut, h.unflushed >= reportEvery:
 			h.flush() // the session ends, or streams: its stack has grown anyway
 		case timedOut, time.Since(h.flushed) >= reportInterval:
-			h.aside(h.flushFn) // a paused or slow session's periodic report
+			h.aside(reportBytes) // a paused or slow session's periodic report
 		}
 		switch {
 		case err == nil:
@@ -248,25 +244,6 @@ func (h *halfPipe) setDeadlines(now time.Time) {
 	h.deadlineAt = now
 	h.src.SetReadDeadline(now.Add(min(idle, reportInterval)))
 	h.dst.SetWriteDeadline(now.Add(idle))
-}
-
-// aside runs f, one of the direction's bookkeeping steps, on a short-lived
-// goroutine and waits for it. Moving a deadline runs the runtime's timer code,
-// and reporting bytes runs the metrics and usage recorders; either, on top of a
-// relay goroutine's own frames, grows its 2 KiB stack to 4 KiB, and Go does
-// not shrink the stack of a goroutine parked in the poller back below that. An
-// idle session would then hold 8 KiB of stacks instead of 4: 5,000 idle
-// sessions measured 16.4 KiB each with the bookkeeping on the relay
-// goroutines. The helper's stack grows instead and is freed when it returns;
-// the cost is a goroutine start and a wake-up, at most once per slack period
-// or report interval.
-func (h *halfPipe) aside(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
 }
 
 // closeWrite passes a half-close on, so a destination that sends and then closes
