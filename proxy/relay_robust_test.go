@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
+	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
@@ -133,5 +134,40 @@ func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// panicOnTransfer is a recorder whose byte reports panic, as a bug in a metrics
+// or usage recorder would.
+type panicOnTransfer struct{ *countingRecorder }
+
+func (panicOnTransfer) Transferred(string, string, string, string, int64) { panic("recorder bug") }
+
+// TestTimedReportPanicEndsOnlyItsSession lets a session pause past its read
+// deadline, so that its bytes are reported by the relay's short-lived helper
+// goroutine, with a recorder that panics there: the session ends, and the
+// daemon goes on serving (an unrecovered panic on the helper would end the
+// whole process, and this test with it).
+func TestTimedReportPanicEndsOnlyItsSession(t *testing.T) {
+	h := newHarness(t, "timeouts: {idle: 1s}\n", func(o *Options) {
+		o.Recorder = panicOnTransfer{o.Recorder.(*countingRecorder)}
+	})
+	target := startTarget(t, echo)
+	for i := range 2 {
+		c := dialVia(t, h.addr, "alice", target)
+		msg := []byte("ping")
+		c.Write(msg)
+		if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
+			t.Fatalf("session %d: echo: %v", i, err)
+		}
+		// The relay wakes at its 1 s read deadline and reports the 4 bytes aside.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || tunnel.IsTimeout(err) {
+			t.Fatalf("session %d: read after the panicking report = %v, want the session closed", i, err)
+		}
+		c.Close()
+	}
+	if !strings.Contains(h.logs.String(), "session panic") {
+		t.Errorf("no session panic logged:\n%s", h.logs.String())
 	}
 }

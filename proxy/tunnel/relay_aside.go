@@ -28,6 +28,9 @@ const (
 
 func (h *halfPipe) runChore(c chore, done chan<- struct{}) {
 	defer close(done)
+	// A panic in a recorder ends the session, as it did on the relay goroutine,
+	// not the daemon.
+	defer h.sess.core.Recover(h.sess.conn)
 	switch c {
 	case moveDeadlines:
 		h.setDeadlines(time.Now())
