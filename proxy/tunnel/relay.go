@@ -212,8 +212,10 @@ func (h *halfPipe) run() error {
 		switch {
 		case err != nil && !timedOut, h.unflushed >= reportEvery:
 			h.flush() // the session ends, or streams: its stack has grown anyway
-		case timedOut, time.Since(h.flushed) >= reportInterval:
+		case (timedOut || time.Since(h.flushed) >= reportInterval) && h.unflushed > 0:
 			h.aside(reportBytes) // a paused or slow session's periodic report
+		case timedOut:
+			h.flushed = time.Now() // nothing to report: no helper goroutine
 		}
 		switch {
 		case err == nil:
