@@ -38,9 +38,10 @@ func exercise(m *Metrics) {
 	m.Handshake(5 * time.Millisecond)
 	m.ConfigLoaded(time.Unix(1700000000, 0))
 	m.ConfigReloaded(false, time.Unix(1700000100, 0))
-	m.HandshakeStarted()
-	m.HandshakeStarted()
-	m.HandshakeEnded()
+	m.HandshakeSlots(StageSilent, 1)
+	m.HandshakeSlots(StageSilent, 1)
+	m.HandshakeSlots(StageSilent, -1)
+	m.HandshakeSlots(StageIdle, 1)
 	m.HandshakeEvicted(EvictedClient)
 	m.Budget("max_handshakes", 2468)
 	m.DirectoryConnOpened()
@@ -85,7 +86,7 @@ func designTable() []designMetric {
 		{"sockshaper_cluster_peers", g, nil},
 		{"sockshaper_cluster_exchange_duration_seconds", h, []string{"result"}},
 		{"sockshaper_cluster_outages_total", c, nil},
-		{"sockshaper_handshakes_active", g, nil},
+		{"sockshaper_handshakes_active", g, []string{"stage"}},
 		{"sockshaper_handshakes_evicted_total", c, []string{"scope"}},
 		{"sockshaper_limits", g, []string{"limit"}},
 		{"sockshaper_ldap_request_duration_seconds", h, []string{"operation"}},
@@ -172,7 +173,9 @@ func TestRecordedValues(t *testing.T) {
 		{"reloads error", m.configReloads.WithLabelValues(reloadError), 1},
 		{"reloads success", m.configReloads.WithLabelValues(reloadSuccess), 0},
 		{"last reload", m.lastReloadSuccess, 1700000000},
-		{"handshakes_active", m.budget.handshakesActive, 1},
+		{"handshakes_active silent", m.budget.handshakesActive.WithLabelValues(StageSilent), 1},
+		{"handshakes_active idle", m.budget.handshakesActive.WithLabelValues(StageIdle), 1},
+		{"handshakes_active talking", m.budget.handshakesActive.WithLabelValues(StageTalking), 0},
 		{"evicted client", m.budget.evicted.WithLabelValues(EvictedClient), 1},
 		{"evicted global", m.budget.evicted.WithLabelValues(EvictedGlobal), 0},
 		{"limits", m.budget.limits.WithLabelValues("max_handshakes"), 2468},

@@ -107,6 +107,7 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 	// end it at once.
 	c.conn = s.core.NewConn(nc, peer, tunnel.ConnHooks{
 		Establish: c.establish,
+		Idle:      c.idle,
 		Release:   c.release,
 		Ended:     func() { s.removeClient(c) },
 	})
@@ -115,7 +116,7 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 		return nil
 	}
 	var victim *client
-	c.hs, victim = s.handshakes.admit(c.key, c, c.budgets)
+	c.hs, victim = s.handshakes.admit(c.key, c, c.budgets, stageSilent)
 	c.hr.watch(c)
 	if victim != nil {
 		victim.conn.Evict()

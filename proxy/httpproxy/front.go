@@ -57,17 +57,11 @@ func (Front) Serve(conn *tunnel.Conn, br *bufio.Reader) {
 		c.up.close(conn)
 	}()
 	s := conn.NewSession(metrics.FrontHTTP)
-	for first := true; ; first = false {
+	for {
 		req, err := readHead(c.br)
 		if err != nil {
 			c.headFailed(s, err)
 			return
-		}
-		if first {
-			if o := conn.Establish(); !o.OK() {
-				c.refuse(s, o, nil)
-				return
-			}
 		}
 		c.serveRequest(s, req)
 		if c.closing || conn.Detached() {
@@ -98,10 +92,11 @@ func (c *client) headFailed(s *tunnel.Session, err error) {
 	s.Log().Log(context.Background(), level, "request head not read", "err", err)
 }
 
-// next waits, holding no head buffer, for the first byte of the connection's
-// next request, for at most http.keepalive, and starts its session. It returns
-// nil when the connection should end: the client closed it or stayed idle, or
-// the server is draining.
+// next waits, holding no head buffer and no session slot (see
+// [tunnel.Conn.SetIdle]), for the first byte of the connection's next request,
+// for at most http.keepalive, and starts its session. It returns nil when the
+// connection should end: the client closed it or stayed idle, it was evicted,
+// or the server is draining.
 func (c *client) next() *tunnel.Session {
 	if c.br.Buffered() == 0 {
 		putReader(c.br)
@@ -144,6 +139,13 @@ func (c *client) serveRequest(s *tunnel.Session, req *Request) {
 		s.Command = metrics.CommandConnect
 	}
 	if !c.login(s, req) {
+		return
+	}
+	// Only now, logged in, does the request take a session slot: until here the
+	// connection holds nothing but its handshake slot, however many requests it
+	// sends without credentials (and it gives the slot back while it idles).
+	if o := c.conn.Establish(); !o.OK() {
+		c.refuse(s, o, req)
 		return
 	}
 	if o := s.AdmitUser(); !o.OK() {

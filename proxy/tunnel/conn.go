@@ -48,8 +48,13 @@ type Conn struct {
 // ConnHooks are the server's parts of a connection's life.
 type ConnHooks struct {
 	// Establish moves the connection from the handshake budget to the session
-	// budget once its request has been read; see [Conn.Establish].
+	// budget once its request has been read and logged in; see [Conn.Establish].
 	Establish func() Outcome
+	// Idle hears that the connection waits for another request (true; an HTTP
+	// keep-alive connection between two requests) or that the next one has
+	// begun (false): the server gives back its session slot while it waits. It
+	// runs on the goroutine serving the connection.
+	Idle func(idle bool)
 	// Release runs once when the connection ends, before its last accounting
 	// line: the server gives back its handshake and session slots, so that once
 	// a session shows as ended its slots are free for the next connection.
@@ -90,10 +95,13 @@ func (conn *Conn) Context() context.Context { return conn.ctx }
 func (conn *Conn) Log() *slog.Logger { return conn.log }
 
 // Establish tells the server that the connection's handshake is over (its
-// request has been read): its handshake slot is given back and a session slot
-// of its client taken. A refused Outcome means the server has no session slot
-// for it (LimitReached: its client's cap; ProxyFull: the proxy's) or evicted it
-// just before (Evicted); the front answers the first two.
+// request has been read, and its client logged in where a login is needed): its
+// handshake slot is given back and a session slot of its client taken. A
+// connection that has not logged in must not call it: until then it holds
+// nothing but a handshake slot. Calling it again while the connection holds its
+// session slot does nothing. A refused Outcome means the server has no session
+// slot for it (LimitReached: its client's cap; ProxyFull: the proxy's) or
+// evicted it just before (Gone); the front answers the first two.
 func (conn *Conn) Establish() Outcome {
 	if conn.hooks.Establish == nil {
 		return Outcome{}
@@ -141,14 +149,19 @@ func (conn *Conn) RemoveCloser(c io.Closer) {
 }
 
 // SetIdle tells whether the connection waits between two requests (an HTTP
-// keep-alive connection), where the server's drain may close it at once: nothing
-// is under way. It reports false when the server is draining, in which case the
-// front closes the connection instead of waiting for another request.
+// keep-alive connection), where the server's drain may close it at once and its
+// budgets treat it as the first to go (see [ConnHooks.Idle]): nothing is under
+// way. It reports false when the server is draining, in which case the front
+// closes the connection instead of waiting for another request.
 func (conn *Conn) SetIdle(idle bool) bool {
 	conn.mu.Lock()
-	defer conn.mu.Unlock()
 	conn.idle = idle
-	return !conn.draining
+	draining := conn.draining
+	conn.mu.Unlock()
+	if conn.hooks.Idle != nil && !draining {
+		conn.hooks.Idle(idle)
+	}
+	return !draining
 }
 
 // Drain tells the connection that the server is shutting down: one that is idle

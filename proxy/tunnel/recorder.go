@@ -35,11 +35,11 @@ type Recorder interface {
 	// SessionReset counts a session the proxy cut with a TCP reset, by reason
 	// (shutdown, revoked, stalled, error).
 	SessionReset(reason string)
-	// HandshakeStarted counts a connection that took a handshake slot;
-	// HandshakeEnded one that gave it back (its handshake ended or it was evicted),
-	// once per HandshakeStarted.
-	HandshakeStarted()
-	HandshakeEnded()
+	// HandshakeSlots adds delta (+1 or -1) to the handshake slots held in stage
+	// (metrics.StageSilent, StageTalking, StageIdle): a connection takes one at
+	// accept, moves it between stages, and gives it back when its handshake ends,
+	// it is evicted, or it ends.
+	HandshakeSlots(stage string, delta int)
 	// HandshakeEvicted counts an unfinished handshake closed to make room for a new
 	// connection; scope says which cap was full (client or global).
 	HandshakeEvicted(scope string)
@@ -62,7 +62,6 @@ func (NopRecorder) InboundRefused(string)                                       
 func (NopRecorder) Dialed(string, time.Duration)                                {}
 func (NopRecorder) Handshake(time.Duration)                                     {}
 func (NopRecorder) SessionReset(string)                                         {}
-func (NopRecorder) HandshakeStarted()                                           {}
-func (NopRecorder) HandshakeEnded()                                             {}
+func (NopRecorder) HandshakeSlots(string, int)                                  {}
 func (NopRecorder) HandshakeEvicted(string)                                     {}
 func (NopRecorder) Budget(string, int)                                          {}
