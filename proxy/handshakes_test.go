@@ -93,7 +93,7 @@ func TestHandshakeBudgetEvictsSilentBeforeTalking(t *testing.T) {
 	u.admit(4, 3) // 7: 10.0.0.1 holds the most, but talking; 3 is the last silent
 	u.h.restage(u.slots[7], stageTalking)
 	u.h.restage(u.slots[7], stageTalking) // a second call changes nothing
-	u.admit(5, 0)           // 8: none silent: the oldest talker of the heaviest
+	u.admit(5, 0)                         // 8: none silent: the oldest talker of the heaviest
 	if u.h.active() != 5 {
 		t.Errorf("active %d, want 5", u.h.active())
 	}
