@@ -51,7 +51,7 @@ testdata/bad-ldap-required.yaml:7: auth.ldap.stale_window: must not be negative 
 testdata/bad-http.yaml:4: http.realm: must be letters, digits, spaces and ".-_:/", not empty
 testdata/bad-http.yaml:5: http.connect_ports[1]: "udp/3478": CONNECT is TCP; write the port without udp/
 testdata/bad-http.yaml:6: http.keepalive: must be greater than 0
-testdata/bad-http.yaml:7: http.pac.proxy_host: "proxy.example:8080" is not a host name or address (the port is added)
+testdata/bad-http.yaml:7: http.pac.proxy_host: "proxy.example:80800": port "80800" is not in 1-65535
 testdata/bad-http.yaml:7: http.pac.apps[0]: app class "zoom" is not defined under the top-level apps key (defined: skype)`,
 		"bad-limits.yaml": `testdata/bad-limits.yaml:2: limits.max_sessions_per_client_ip: must be at least 1
 testdata/bad-limits.yaml:3: limits.max_handshakes: must not be negative (0 derives it from the descriptor limit)

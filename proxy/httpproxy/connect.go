@@ -17,10 +17,7 @@ const established = "HTTP/1.1 200 Connection established\r\nVia: " + via + "\r\n
 // relay, which takes the connection over. A refusal is answered with its status
 // and the connection stays open for another request.
 func (c *client) connect(s *tunnel.Session, req *Request, d destination) {
-	if !c.cfg.HTTP.ConnectPortAllowed(d.target.Port) {
-		s.Fail(metrics.ResultDestinationDenied, "connect_port")
-		s.Log().Info("CONNECT port not allowed", "destination", s.Requested)
-		c.send(reply{status: http.StatusForbidden, text: "sockshaper: CONNECT to this port is not allowed"}, req)
+	if !c.portAllowed(s, req, d) {
 		return
 	}
 	if req.HasBody() {
@@ -62,4 +59,16 @@ func takeBuffered(readers ...*bufio.Reader) []byte {
 		br.Discard(len(b))
 	}
 	return out
+}
+
+// portAllowed applies http.connect_ports to a CONNECT or a forwarded request,
+// and answers 403 when it refuses the destination's port.
+func (c *client) portAllowed(s *tunnel.Session, req *Request, d destination) bool {
+	if c.cfg.HTTP.ConnectPortAllowed(d.target.Port) {
+		return true
+	}
+	s.Fail(metrics.ResultDestinationDenied, "connect_port")
+	s.Log().Info("port not allowed by http.connect_ports", "destination", s.Requested)
+	c.send(reply{status: http.StatusForbidden, text: "sockshaper: this port is not allowed (http.connect_ports)"}, req)
+	return false
 }

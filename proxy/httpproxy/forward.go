@@ -19,9 +19,16 @@ import (
 
 const continue100 = "HTTP/1.1 100 Continue\r\n\r\n"
 
+// maxInterim bounds the interim (1xx) responses an origin may send before its
+// final one: real origins send one or two (100 Continue, 103 Early Hints), and
+// an origin that streams them without end would otherwise hold a core and the
+// client's connection for as long as it likes.
+const maxInterim = 16
+
 var (
-	errUpgrade  = errors.New("origin switched protocols, which the proxy did not ask for")
-	errNoAnswer = errors.New("origin closed the connection without a byte of answer")
+	errUpgrade         = errors.New("origin switched protocols, which the proxy did not ask for")
+	errNoAnswer        = errors.New("origin closed the connection without a byte of answer")
+	errTooManyInterims = fmt.Errorf("origin sent more than %d interim (1xx) responses", maxInterim)
 )
 
 // forward serves a request with an absolute URI: the core's dial (or the
@@ -29,6 +36,9 @@ var (
 // form with its body, and the response with its body, both through the user's
 // buckets, as a session of its own.
 func (c *client) forward(s *tunnel.Session, req *Request, d destination) {
+	if !c.portAllowed(s, req, d) {
+		return
+	}
 	if v, ok := req.Get("Expect"); ok && !strings.EqualFold(v, "100-continue") {
 		s.Fail(metrics.ResultProtocolError, "expectation_failed")
 		c.send(reply{status: http.StatusExpectationFailed, text: "sockshaper: unsupported expectation"}, req)
@@ -151,8 +161,17 @@ func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *u
 			return nil, nil, errUpgrade
 		case resp.StatusCode >= 200:
 			return resp, up.tee.connectionFields(interim), nil
-		case req.Minor == 1:
-			s.Copy(&timed{conn: c.nc, idle: idle}, bytes.NewReader(responseHead(resp, -2, false, nil)), metrics.DirectionDownload)
+		case interim >= maxInterim:
+			return nil, nil, errTooManyInterims
+		}
+		// An HTTP/1.0 client cannot take an interim response; its bytes count
+		// in the session, and pass its buckets, all the same.
+		var w io.Writer = io.Discard
+		if req.Minor == 1 {
+			w = &timed{conn: c.nc, idle: idle}
+		}
+		if _, err := s.Copy(w, bytes.NewReader(responseHead(resp, -2, false, nil)), metrics.DirectionDownload); err != nil {
+			return nil, nil, &clientError{err}
 		}
 	}
 }

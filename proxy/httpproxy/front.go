@@ -175,6 +175,9 @@ func (c *client) serveLocal(s *tunnel.Session, req *Request, path string) {
 		return
 	}
 	s.Fail(metrics.ResultOK, "pac")
-	c.send(reply{status: http.StatusOK, body: c.pac(req),
-		fields: []Field{{"Content-Type", "application/x-ns-proxy-autoconfig"}, {"Cache-Control", "max-age=300"}}}, req)
+	fields := []Field{{"Content-Type", "application/x-ns-proxy-autoconfig"}, {"Cache-Control", "max-age=300"}}
+	if pacVaries(c.cfg) {
+		fields = append(fields, Field{"Vary", "Host"})
+	}
+	c.send(reply{status: http.StatusOK, body: c.pac(req), fields: fields}, req)
 }

@@ -19,11 +19,14 @@ func (c *client) pac(req *Request) []byte {
 	return PAC(c.cfg, c.pacProxy(req))
 }
 
-// pacProxy is the host:port the PAC file sends clients to: http.pac.proxy_host,
-// else the host of the request's Host field when it is a plain name or address,
-// else the address the client connected to; the port is the Host field's, else
-// the one the client connected to.
+// pacProxy is the host:port the PAC file sends clients to: http.pac.proxy_host
+// when it names a port; else its host, or the host of the request's Host field
+// when it is a plain name or address, else the address the client connected to,
+// with the Host field's port, else the one the client connected to.
 func (c *client) pacProxy(req *Request) string {
+	if !pacVaries(c.cfg) {
+		return c.cfg.HTTP.PAC.ProxyHost
+	}
 	local := tunnel.AddrPortOf(c.nc.LocalAddr())
 	host, port := local.Addr().String(), strconv.Itoa(int(local.Port()))
 	if h, p, err := net.SplitHostPort(req.Host); err == nil {
@@ -37,10 +40,19 @@ func (c *client) pacProxy(req *Request) string {
 	if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
 		host = local.Addr().String()
 	}
-	if c.cfg.HTTP.PAC.ProxyHost != "" {
-		host = c.cfg.HTTP.PAC.ProxyHost
+	if h, _ := c.cfg.HTTP.PAC.ProxyHostPort(); h != "" {
+		host = h
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// pacVaries reports whether the PAC file depends on the request's Host field:
+// unless http.pac.proxy_host names a host and a port, it does, and its answer
+// says Vary: Host, so that a cache between clients and the proxy never serves
+// the file one client got to another that named the proxy otherwise.
+func pacVaries(cfg *configs.Config) bool {
+	_, port := cfg.HTTP.PAC.ProxyHostPort()
+	return port == ""
 }
 
 // PAC returns a proxy auto-config file (a JavaScript FindProxyForURL) that sends
