@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/metrics"
-	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
@@ -27,16 +27,16 @@ func (s *Server) ListenAndServe() error {
 // [ErrServerClosed]. It closes ln. Each connection's first byte chooses its
 // front: 0x05 SOCKS5, a letter (an HTTP method) the HTTP proxy.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serveListener(ln, false)
+	return s.serveListener(ln, s.fronts.plain)
 }
 
 // ServeHTTPProxy is [Server.Serve] for a listener of HTTP proxy clients only
 // (http.listen): a SOCKS5 client is refused there.
 func (s *Server) ServeHTTPProxy(ln net.Listener) error {
-	return s.serveListener(ln, true)
+	return s.serveListener(ln, s.fronts.http)
 }
 
-func (s *Server) serveListener(ln net.Listener, httpOnly bool) error {
+func (s *Server) serveListener(ln net.Listener, fronts *frontTable) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
@@ -61,7 +61,7 @@ func (s *Server) serveListener(ln net.Listener, httpOnly bool) error {
 			continue
 		}
 		backoff = 0
-		s.admit(conn, httpOnly)
+		s.admit(conn, fronts)
 	}
 }
 
@@ -75,16 +75,16 @@ func isTemporary(err error) bool {
 // slot (evicting an unfinished handshake when a budget is full; see
 // handshakeBudget), then starts the connection's goroutine. A refused connection
 // is closed at once. A load balancer's connection first has its PROXY header read
-// (balanced.go), whose client takes these checks instead. httpOnly: the listener
-// serves HTTP proxy clients only (http.listen).
-func (s *Server) admit(nc net.Conn, httpOnly bool) {
+// (balanced.go), whose client takes these checks instead. fronts are the
+// listener's.
+func (s *Server) admit(nc net.Conn, fronts *frontTable) {
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
 	if s.fromBalancer(peer) {
-		go s.serveBalanced(nc, peer, httpOnly)
+		go s.serveBalanced(nc, peer, fronts)
 		return
 	}
 	if c := s.accept(nc, peer, nil); c != nil {
-		go s.serve(c, httpOnly)
+		go s.serve(c, fronts)
 	}
 }
 
@@ -125,9 +125,9 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 }
 
 // serve reads the connection's first byte under the handshake deadline and hands
-// the connection to the front it chooses; it ends the connection when the front
-// returns, unless a relay took it over.
-func (s *Server) serve(c *client, httpOnly bool) {
+// the connection to the front it chooses in fronts; it ends the connection when
+// the front returns, unless a relay took it over.
+func (s *Server) serve(c *client, fronts *frontTable) {
 	conn := c.conn
 	defer func() {
 		if !conn.Detached() {
@@ -142,25 +142,31 @@ func (s *Server) serve(c *client, httpOnly bool) {
 		br = tunnel.GetReader(c.hr)
 	}
 	defer tunnel.PutReader(br)
+	if front := s.choose(conn, br, fronts); front != nil {
+		front.Serve(conn, br)
+	}
+}
+
+// choose returns the front the connection's first byte asks for, or nil, having
+// recorded why, when there is none: nothing came (a probe, a scan, a slowloris
+// that gave up or was evicted), a PROXY header from an untrusted address, or
+// an unknown protocol.
+func (s *Server) choose(conn *tunnel.Conn, br *bufio.Reader, fronts *frontTable) Front {
 	b, err := br.Peek(1)
 	switch {
-	case err == nil && hasProxyHeader(br):
-		s := conn.NewSession(metrics.FrontNone)
-		s.Log().Info("PROXY header from an address not in access.proxy_protocol.trusted")
 	case err != nil:
-		// Nothing came: a probe, a scan, a slowloris that gave up or was evicted.
-		s := conn.NewSession(metrics.FrontNone)
-		s.Log().Debug("no request", "err", err)
+		sess := conn.NewSession(metrics.FrontNone)
+		sess.Log().Debug("no request", "err", err)
 		if tunnel.IsTimeout(err) {
-			s.Reason = tunnel.ReasonTimeout
+			sess.Closing(tunnel.ReasonTimeout)
 		}
-	case b[0] == socks5.Version && !httpOnly:
-		s.socks.Serve(conn, br)
-	case 'A' <= b[0] && b[0] <= 'Z' || 'a' <= b[0] && b[0] <= 'z':
-		s.http.Serve(conn, br)
+	case hasProxyHeader(br):
+		conn.NewSession(metrics.FrontNone).Log().Info("PROXY header from an address not in access.proxy_protocol.trusted")
+	case fronts[b[0]] != nil:
+		return fronts[b[0]]
 	default:
 		// Neither protocol: a SOCKS4 client, TLS to the wrong port, a scan.
-		s := conn.NewSession(metrics.FrontNone)
-		s.Log().Info("unknown protocol", "first_byte", b[0])
+		conn.NewSession(metrics.FrontNone).Log().Info("unknown protocol", "first_byte", b[0])
 	}
+	return nil
 }

@@ -6,7 +6,6 @@
 package proxy
 
 import (
-	"bufio"
 	"errors"
 	"log/slog"
 	"net"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/proxy/auth"
-	"github.com/sockshaper/sockshaper/proxy/httpproxy"
-	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
@@ -43,12 +40,6 @@ type Options struct {
 	FDLimit int
 }
 
-// front serves a connection whose first byte chose it; see socks5.Front and
-// httpproxy.Front.
-type front interface {
-	Serve(conn *tunnel.Conn, br *bufio.Reader)
-}
-
 // Server accepts client connections and hands each to its front. Create it with
 // [New]; it is safe for concurrent use.
 type Server struct {
@@ -56,8 +47,7 @@ type Server struct {
 	log     *slog.Logger
 	rec     Recorder
 	fdLimit int
-	socks   front
-	http    front
+	fronts  listenerFronts
 
 	budgets    atomic.Pointer[Budgets]
 	handshakes handshakeBudget
@@ -92,8 +82,7 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 		log:       opts.Logger,
 		rec:       opts.Recorder,
 		fdLimit:   opts.FDLimit,
-		socks:     socks5.Front{},
-		http:      httpproxy.Front{},
+		fronts:    listenerFronts{plain: socksAndHTTP(), http: httpOnly()},
 		listeners: map[net.Listener]struct{}{},
 		clients:   map[*client]struct{}{},
 		idle:      make(chan struct{}),

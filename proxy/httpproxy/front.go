@@ -87,7 +87,7 @@ func (c *client) headFailed(s *tunnel.Session, err error) {
 		level = slog.LevelDebug
 	}
 	if tunnel.IsTimeout(err) {
-		s.Reason = tunnel.ReasonTimeout
+		s.Closing(tunnel.ReasonTimeout)
 	}
 	s.Log().Log(context.Background(), level, "request head not read", "err", err)
 }
@@ -133,48 +133,41 @@ func (c *client) serveRequest(s *tunnel.Session, req *Request) {
 		c.serveLocal(s, req, d.path)
 		return
 	}
-	s.Requested = d.hostPort()
-	s.Command = metrics.CommandRequest
+	r := tunnel.Request{Command: metrics.CommandRequest, Target: d.target, Requested: d.hostPort()}
 	if f == authorityForm {
-		s.Command = metrics.CommandConnect
+		r.Command = metrics.CommandConnect
 	}
-	if !c.login(s, req) {
-		return
-	}
-	// Only now, logged in, does the request take a session slot: until here the
-	// connection holds nothing but its handshake slot, however many requests it
-	// sends without credentials (and it gives the slot back while it idles).
-	if o := c.conn.Establish(); !o.OK() {
-		c.refuse(s, o, req)
-		return
-	}
-	if o := s.AdmitUser(); !o.OK() {
-		c.refuse(s, o, req)
+	s.Read(r)
+	// Until the core admits it (after its login), the request holds nothing but
+	// the connection's handshake slot, however many requests the connection
+	// sends without credentials (and it gives its session slot back while it
+	// idles).
+	if !c.login(s, req) || !c.portAllowed(s, req, d) {
 		return
 	}
 	if f == authorityForm {
-		c.connect(s, req, d)
+		c.connect(s, req, r)
 		return
 	}
-	c.forward(s, req, d)
+	c.forward(s, req, r, d)
 }
 
 // serveLocal answers a request in origin form, which is for the proxy itself:
 // the PAC file, under /proxy.pac and WPAD's /wpad.dat, without a login.
 func (c *client) serveLocal(s *tunnel.Session, req *Request, path string) {
-	s.Requested = path
+	s.Read(tunnel.Request{Command: metrics.CommandNone, Requested: path})
 	if p, _, _ := strings.Cut(path, "?"); p != "/proxy.pac" && p != "/wpad.dat" {
-		s.Fail(metrics.ResultCommandRefused, "not_found")
+		s.Refuse(metrics.ResultCommandRefused, "not_found")
 		c.send(reply{status: http.StatusNotFound, text: "sockshaper: this is a proxy; its PAC file is /proxy.pac"}, req)
 		return
 	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		s.Fail(metrics.ResultCommandRefused, "method_not_allowed")
+		s.Refuse(metrics.ResultCommandRefused, "method_not_allowed")
 		c.send(reply{status: http.StatusMethodNotAllowed, text: "sockshaper: GET the PAC file",
 			fields: []Field{{"Allow", "GET, HEAD"}}}, req)
 		return
 	}
-	s.Fail(metrics.ResultOK, "pac")
+	s.Refuse(metrics.ResultOK, "pac")
 	fields := []Field{{"Content-Type", "application/x-ns-proxy-autoconfig"}, {"Cache-Control", "max-age=300"}}
 	if pacVaries(c.cfg) {
 		fields = append(fields, Field{"Vary", "Host"})

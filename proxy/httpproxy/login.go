@@ -25,19 +25,17 @@ func (c *client) login(s *tunnel.Session, req *Request) bool {
 	if !ok {
 		// Browsers send their first request without credentials and retry
 		// with them after the challenge: not a failed login, not counted.
-		s.Fail(metrics.ResultAuthFailed, "auth_required")
+		s.Refuse(metrics.ResultAuthFailed, "auth_required")
 		c.send(c.challenge(), req)
 		return false
 	}
 	deadline := s.Start().Add(c.cfg.Timeouts.Handshake)
 	ctx, cancel := context.WithDeadline(c.conn.Context(), deadline)
-	out, err := s.Login(ctx, user, password)
+	out := s.Login(ctx, user, password)
 	cancel()
-	defer s.Core().Recorder().AuthAttempt(out.Result)
-	if err == nil {
+	if out.Result == auth.ResultOK {
 		return true
 	}
-	s.Log().Info("login failed", "err", err)
 	switch out.Result {
 	case auth.ResultAbandoned:
 		c.closing = true

@@ -192,7 +192,7 @@ func (conn *Conn) Abort() {
 	defer conn.mu.Unlock()
 	conn.aborted = true
 	conn.stop()
-	conn.nc.Close()
+	closeNow(conn.nc)
 	for _, c := range conn.closers {
 		c.Close()
 	}
@@ -217,9 +217,15 @@ func (conn *Conn) Cut(reason string) {
 	conn.Abort()
 }
 
-// resetOnClose makes the coming close of a TCP socket send a reset (SO_LINGER 0).
+// resetOnClose makes the coming close of a TCP socket, or of a TLS connection
+// on one, send a reset (SO_LINGER 0); a stream of a multiplexed connection is
+// reset at once, alone (see [streamResetter]).
 func resetOnClose(c any) {
-	if tc, ok := c.(*net.TCPConn); ok {
+	if r, ok := c.(streamResetter); ok {
+		r.Reset()
+		return
+	}
+	if tc := tcpSocket(c); tc != nil {
 		tc.SetLinger(0)
 	}
 }
