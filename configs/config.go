@@ -27,6 +27,7 @@ type Config struct {
 	Metrics  Metrics    `yaml:"metrics"`
 	Cluster  Cluster    `yaml:"cluster"`
 	HTTP     HTTP       `yaml:"http"`
+	TLS      TLS        `yaml:"tls"`
 
 	// StateDir is the folder where state that must survive a restart is kept:
 	// the users' quota usage (usage.json). A relative path is resolved against
@@ -56,6 +57,12 @@ type Auth struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// Throttle bounds password guessing.
 	Throttle AuthThrottle `yaml:"throttle"`
+	// RequireTLS refuses password logins on plaintext listeners (listen,
+	// http.listen): SOCKS5 offers no username/password method there, and HTTP
+	// answers 403 naming the HTTPS proxy, so that no password crosses the
+	// network in the clear. Logins over tls.listen are unchanged. Off: every
+	// listener takes passwords.
+	RequireTLS bool `yaml:"require_tls"`
 	// LDAP logs users in against a campus directory (OpenLDAP, Active Directory).
 	// An empty URL turns it off. With a users file too, the file's users are
 	// checked against the file and everyone else against the directory.

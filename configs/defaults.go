@@ -57,6 +57,7 @@ func Defaults() Config {
 		Metrics:  Metrics{PerUserMaxUsers: 1000},
 		TimeZone: "UTC",
 		HTTP:     httpDefaults(),
+		TLS:      tlsDefaults(),
 	}
 }
 

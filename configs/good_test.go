@@ -48,7 +48,7 @@ func goodConfig(t *testing.T) *Config {
 	return &Config{
 		Listen:      "[::]:1081",
 		AdminListen: "",
-		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, Throttle: AuthThrottle{
+		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, RequireTLS: true, Throttle: AuthThrottle{
 			FailuresPerUser: 5, FailuresPerAddress: 50, Window: 2 * time.Minute, RememberVerified: 0,
 		}, LDAP: LDAP{
 			URL: "ldap://dc1.campus.example", StartTLS: true, CAFile: ca,
@@ -126,6 +126,8 @@ func goodConfig(t *testing.T) *Config {
 		Metrics: Metrics{PerUser: true, PerUserMaxUsers: 50, Pprof: true},
 		HTTP: HTTP{Listen: "127.0.0.1:3128", Realm: "Campus proxy", ConnectPorts: []PortRange{{"", 443, 443}, {"", 8443, 8444}},
 			ForwardedFor: true, KeepAlive: 15 * time.Second, PAC: PAC{ProxyHost: "proxy.campus.example", Apps: []string{"skype", "zoom"}}},
+		TLS: TLS{Listen: "127.0.0.1:3129", CertFile: filepath.Join(filepath.Dir(abs), "proxy.pem"), KeyFile: "/etc/sockshaper/proxy.key",
+			MaxConcurrentStreams: 50},
 		Source: "testdata/good.yaml",
 	}
 }

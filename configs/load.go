@@ -134,6 +134,9 @@ func resolvePaths(cfg *Config, dir string) error {
 		{"auth.ldap.bind_password_file", &cfg.Auth.LDAP.BindPasswordFile},
 		{"cluster.redis_password_file", &cfg.Cluster.RedisPasswordFile},
 		{"state_dir", &cfg.StateDir},
+		{"tls.cert_file", &cfg.TLS.CertFile},
+		{"tls.key_file", &cfg.TLS.KeyFile},
+		{"tls.client_ca_file", &cfg.TLS.ClientCAFile},
 	} {
 		if *f.name == "" || filepath.IsAbs(*f.name) {
 			continue

@@ -58,6 +58,7 @@ func validate(c *Config, doc *document) []error {
 	v.apps(c.Apps)
 	v.usage(c)
 	v.http(c)
+	v.tls(c)
 	if c.Metrics.PerUserMaxUsers < 0 || c.Metrics.PerUser && c.Metrics.PerUserMaxUsers < 1 {
 		v.add(path("metrics", "per_user_max_users"), nil, "must be at least 1 when metrics.per_user is on")
 	}

@@ -48,6 +48,12 @@ func exercise(m *Metrics) {
 	m.DirectoryRequest(LDAPSearch, 3*time.Millisecond)
 	m.DirectoryError(LDAPTimeout)
 	m.QuotaExceeded("students")
+	m.TLSHandshakeFailed("timeout")
+	m.TLSCertificateLoaded(time.Unix(1800000000, 0))
+	m.TLSCertificateLoadFailed()
+	m.HTTP2Conn(1, 0)
+	m.HTTP2Conn(1, 0)
+	m.HTTP2Conn(-1, 7)
 }
 
 // quotaUsage is a QuotaUsageFunc of three users, the anonymous one among them.
@@ -93,6 +99,11 @@ func designTable() []designMetric {
 		{"sockshaper_ldap_connections", g, nil},
 		{"sockshaper_ldap_errors_total", c, []string{"kind"}},
 		{"sockshaper_quota_exceeded_total", c, []string{"group"}},
+		{"sockshaper_tls_handshake_failures_total", c, []string{"reason"}},
+		{"sockshaper_tls_certificate_expiry_timestamp_seconds", g, nil},
+		{"sockshaper_tls_certificate_load_failures_total", c, nil},
+		{"sockshaper_http2_connections_active", g, nil},
+		{"sockshaper_http2_streams_per_connection", h, nil},
 		{"sockshaper_user_quota_used_bytes", g, []string{"period", "user"}},
 		{"sockshaper_user_quota_limit_bytes", g, []string{"period", "user"}},
 	}
@@ -201,7 +212,7 @@ func TestRecordedValues(t *testing.T) {
 }
 
 func TestPreinitialisedZeros(t *testing.T) {
-	m, _ := newTestMetrics(t, Options{Apps: []string{"skype", "other"}})
+	m, _ := newTestMetrics(t, Options{Apps: []string{"skype", "other"}, TLSFailureReasons: []string{"a", "b", "c"}})
 	counts := map[string]struct {
 		c    prometheus.Collector
 		want int
@@ -210,10 +221,11 @@ func TestPreinitialisedZeros(t *testing.T) {
 		"inbound_refused": {m.inboundRefused, 2},
 		"dial_duration":   {m.dialDuration, 2},
 		"config_reloads":  {m.configReloads, 2},
-		// Per app: socks5 with 4 commands, http with 3, none with 1; only
-		// sessions with a command open.
-		"sessions_total":  {m.sessionsTotal, 2 * (4 + 3 + 1) * len(results())},
-		"sessions_active": {m.sessionsActive, 2 * (3 + 2)},
+		// Per app: socks5 and socks5_tls with 4 commands, http and https with
+		// 3, http2 with 3, none with 1; only sessions with a command open.
+		"sessions_total":  {m.sessionsTotal, 2 * (4 + 3 + 4 + 3 + 3 + 1) * len(results())},
+		"sessions_active": {m.sessionsActive, 2 * (3 + 2 + 3 + 2 + 2)},
+		"tls_failures":    {m.tls.handshakeFailures, 3},
 		"transferred":     {m.transferred, 2 * 2 * 2},
 		"throttled":       {m.throttled, 2 * 2},
 		"dropped":         {m.perUser.dropped, 2 * 2},
