@@ -1,0 +1,347 @@
+// Package kdctest runs a real MIT Kerberos KDC (Debian's krb5-kdc) for tests: two
+// realms in a temporary folder with their own krb5.conf and kdc.conf, on a free
+// loopback port, with users, service principals and a cross-realm trust, keytabs
+// exported with kadmin.local and tickets got with kinit and kvno into per-test
+// credential caches. The KDC is stopped by PID when the test ends. The auth and
+// socks5 packages' tests and the binary's tests share it.
+package kdctest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The realms: users of Realm may log in; OtherRealm trusts nothing but is trusted
+// by Realm (krbtgt/CAMPUS.EXAMPLE@OTHER.EXAMPLE), so its users get tickets for
+// Realm's services.
+const (
+	Realm      = "CAMPUS.EXAMPLE"
+	OtherRealm = "OTHER.EXAMPLE"
+)
+
+// The service principals of Realm. HTTPService and SOCKSService are the proxy's;
+// OtherService is another host's; LegacyService has an RC4 key only, so its
+// tickets are RC4 tickets.
+const (
+	HTTPService   = "HTTP/proxy.campus.example"
+	SOCKSService  = "rcmd/proxy.campus.example"
+	OtherService  = "HTTP/other.campus.example"
+	LegacyService = "HTTP/legacy.campus.example"
+)
+
+// Users returns the users: alice and bob of Realm, eve of OtherRealm, as principal
+// names with the realm.
+func Users() []string {
+	return []string{"alice@" + Realm, "bob@" + Realm, "eve@" + OtherRealm}
+}
+
+// Password returns principal's password: its name before the "@", then "-krb-pw".
+func Password(principal string) string {
+	name, _, _ := strings.Cut(principal, "@")
+	return name + "-krb-pw"
+}
+
+// KDC is a running krb5kdc serving Realm and OtherRealm.
+type KDC struct {
+	// Dir holds the configs, the databases, the log and the caches tests make.
+	Dir string
+	// Port is the KDC's TCP and UDP port on 127.0.0.1.
+	Port int
+
+	t        testing.TB
+	bin      string
+	krb5conf string
+	kdcconf  string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan struct{}
+}
+
+// Start creates both realms' databases, their principals and the trust, starts
+// krb5kdc and stops it when the test ends. Without the MIT tools the test is
+// skipped, or fails under CI=true.
+func Start(t testing.TB) *KDC {
+	t.Helper()
+	k := &KDC{t: t, Dir: t.TempDir(), bin: tool(t, "krb5kdc")}
+	for _, name := range []string{"kdb5_util", "kadmin.local", "kinit", "kvno"} {
+		tool(t, name)
+	}
+	k.krb5conf, k.kdcconf = filepath.Join(k.Dir, "krb5.conf"), filepath.Join(k.Dir, "kdc.conf")
+	k.Port = freePort(t)
+	if err := k.writeConfigs(); err != nil {
+		t.Fatal(err)
+	}
+	for _, realm := range []string{Realm, OtherRealm} {
+		k.run(nil, "kdb5_util", "create", "-r", realm, "-s", "-P", "master-"+realm)
+	}
+	k.Kadmin(Realm, principalsOf(Realm)...)
+	k.Kadmin(OtherRealm, principalsOf(OtherRealm)...)
+	k.Restart()
+	t.Cleanup(k.Stop)
+	return k
+}
+
+// principalsOf returns the kadmin.local queries that fill realm.
+func principalsOf(realm string) []string {
+	trust := "addprinc -pw trust-secret -e aes256-cts-hmac-sha1-96:normal krbtgt/" + Realm + "@" + OtherRealm
+	if realm == OtherRealm {
+		return []string{trust, "addprinc -pw " + Password("eve") + " eve"}
+	}
+	return []string{
+		"addprinc -pw " + Password("alice") + " alice",
+		"addprinc -pw " + Password("bob") + " bob",
+		"addprinc -randkey " + HTTPService,
+		"addprinc -randkey " + SOCKSService,
+		"addprinc -randkey " + OtherService,
+		"addprinc -randkey -e arcfour-hmac:normal " + LegacyService,
+		trust,
+	}
+}
+
+// tool finds an MIT tool, which Debian puts in /usr/sbin for the server's.
+func tool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if p := filepath.Join("/usr/sbin", name); fileExists(p) {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found: install the Debian packages krb5-kdc, krb5-admin-server and krb5-user (scripts/test.sh does)", name)
+	}
+	t.Skipf("%s not found: apt-get install krb5-kdc krb5-admin-server krb5-user", name)
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// freePort returns a port free on 127.0.0.1 for TCP and for UDP, which the KDC
+// serves both on.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return 0
+}
+
+// Env returns the environment that points the MIT tools (and libgssapi in curl)
+// at this KDC and at the credential cache ccache.
+func (k *KDC) Env(ccache string) []string {
+	return append(os.Environ(), "KRB5_CONFIG="+k.krb5conf, "KRB5_KDC_PROFILE="+k.kdcconf,
+		"KRB5CCNAME=FILE:"+ccache, "KRB5_TRACE=/dev/null")
+}
+
+// Krb5Conf returns the path of the clients' krb5.conf.
+func (k *KDC) Krb5Conf() string { return k.krb5conf }
+
+// run runs an MIT tool with this KDC's environment and stdin, and fails the test
+// when it fails.
+func (k *KDC) run(stdin []byte, name string, args ...string) string {
+	k.t.Helper()
+	out, err := k.runErr(stdin, "", name, args...)
+	if err != nil {
+		k.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (k *KDC) runErr(stdin []byte, ccache, name string, args ...string) (string, error) {
+	cmd := exec.Command(tool(k.t, name), args...)
+	cmd.Env = k.Env(cmp(ccache, filepath.Join(k.Dir, "none.cc")))
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func cmp(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Kadmin runs kadmin.local queries on realm's database, in one process.
+func (k *KDC) Kadmin(realm string, queries ...string) string {
+	k.t.Helper()
+	return k.run([]byte(strings.Join(queries, "\n")+"\n"), "kadmin.local", "-r", realm)
+}
+
+// Keytab exports the current keys of principals (of Realm) into the keytab at
+// path, appending to it if it exists; each export makes a new key version.
+// ktadd -norandkey would keep the key, but needs kadmind's lock.
+func (k *KDC) Keytab(path string, principals ...string) {
+	k.t.Helper()
+	qs := make([]string, len(principals))
+	for i, p := range principals {
+		qs[i] = "ktadd -k " + path + " " + p
+	}
+	out := k.Kadmin(Realm, qs...)
+	if strings.Count(out, "added to keytab") < len(principals) {
+		k.t.Fatalf("ktadd: %s", out)
+	}
+}
+
+// NewCCache returns the path of a new, empty credential cache file.
+func (k *KDC) NewCCache() string {
+	f, err := os.CreateTemp(k.Dir, "cc-*")
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return f.Name()
+}
+
+// Kinit gets principal a ticket-granting ticket into a new credential cache and
+// returns the cache's path; args go to kinit (such as "-l", "5s").
+func (k *KDC) Kinit(principal string, args ...string) string {
+	k.t.Helper()
+	cc := k.NewCCache()
+	args = append(args, principal)
+	if out, err := k.runErr([]byte(Password(principal)+"\n"), cc, "kinit", args...); err != nil {
+		k.t.Fatalf("kinit %s: %v\n%s", principal, err, out)
+	}
+	return cc
+}
+
+// Kvno gets a service ticket for service into ccache (as a client does before it
+// sends the ticket) and returns kvno's output.
+func (k *KDC) Kvno(ccache, service string) string {
+	k.t.Helper()
+	out, err := k.KvnoErr(ccache, service)
+	if err != nil {
+		k.t.Fatalf("kvno %s: %v\n%s", service, err, out)
+	}
+	return out
+}
+
+// KvnoErr is [KDC.Kvno] that returns the error.
+func (k *KDC) KvnoErr(ccache, service string) (string, error) {
+	return k.runErr(nil, ccache, "kvno", service)
+}
+
+// writeConfigs writes krb5.conf (the clients') and kdc.conf (the KDC's).
+func (k *KDC) writeConfigs() error {
+	addr := fmt.Sprintf("127.0.0.1:%d", k.Port)
+	krb5 := fmt.Sprintf(`[libdefaults]
+ default_realm = %[1]s
+ dns_lookup_kdc = false
+ dns_lookup_realm = false
+ dns_canonicalize_hostname = false
+ rdns = false
+ udp_preference_limit = 1
+ allow_weak_crypto = false
+[realms]
+ %[1]s = {
+  kdc = %[3]s
+ }
+ %[2]s = {
+  kdc = %[3]s
+ }
+[domain_realm]
+ .campus.example = %[1]s
+ campus.example = %[1]s
+ localhost = %[1]s
+`, Realm, OtherRealm, addr)
+	realm := func(name string) string {
+		base := filepath.Join(k.Dir, strings.ToLower(name))
+		return fmt.Sprintf(" %s = {\n  database_name = %s.db\n  key_stash_file = %s.stash\n  acl_file = %s/kadm5.acl\n"+
+			"  max_life = 10h\n  max_renewable_life = 1d\n"+
+			"  supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal\n }\n",
+			name, base, base, k.Dir)
+	}
+	kdc := fmt.Sprintf("[kdcdefaults]\n kdc_listen = %[1]s\n kdc_tcp_listen = %[1]s\n[realms]\n%[2]s%[3]s[logging]\n kdc = FILE:%[4]s\n",
+		addr, realm(Realm), realm(OtherRealm), filepath.Join(k.Dir, "kdc.log"))
+	for name, body := range map[string]string{k.krb5conf: krb5, k.kdcconf: kdc, filepath.Join(k.Dir, "kadm5.acl"): ""} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restart starts krb5kdc again on the same port and databases, after
+// [KDC.Stop]; it returns once the KDC accepts TCP connections.
+func (k *KDC) Restart() {
+	k.t.Helper()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cmd != nil {
+		k.t.Fatal("kdctest: Restart while running")
+	}
+	// -n keeps krb5kdc in the foreground, so that it is our child and its PID
+	// the one we stop.
+	cmd := exec.Command(k.bin, "-n", "-r", Realm, "-r", OtherRealm)
+	cmd.Env = k.Env(filepath.Join(k.Dir, "none.cc"))
+	k.out = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = k.out, k.out
+	cmd.SysProcAttr = dieWithParent()
+	if err := cmd.Start(); err != nil {
+		k.t.Fatalf("start krb5kdc: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	k.cmd, k.done = cmd, done
+	addr := fmt.Sprintf("127.0.0.1:%d", k.Port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case <-done:
+			k.cmd = nil
+			k.t.Fatalf("krb5kdc exited at start: %s\n%s", k.out, k.Log())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			k.t.Fatalf("krb5kdc does not accept connections on %s: %s", addr, k.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop ends krb5kdc by its PID (SIGTERM, SIGKILL after 5 s) and waits for it.
+// Stopping a stopped KDC does nothing.
+func (k *KDC) Stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cmd == nil {
+		return
+	}
+	stop(k.cmd, k.done)
+	k.cmd = nil
+}
+
+// Log returns the KDC's log file, for a failing test to show.
+func (k *KDC) Log() string {
+	b, _ := os.ReadFile(filepath.Join(k.Dir, "kdc.log"))
+	return string(b)
+}
