@@ -193,14 +193,24 @@ func (k *KDC) Kadmin(realm string, queries ...string) string {
 	return k.run([]byte(strings.Join(queries, "\n")+"\n"), "kadmin.local", "-r", realm)
 }
 
-// Keytab exports the current keys of principals (of Realm) into the keytab at
-// path, appending to it if it exists; each export makes a new key version.
-// ktadd -norandkey would keep the key, but needs kadmind's lock.
+// Keytab exports the keys of principals (of Realm) into the keytab at path,
+// appending to it if it exists. Each export gives the principal new random keys
+// of the realm's encryption types (AES) under the next key version.
 func (k *KDC) Keytab(path string, principals ...string) {
+	k.t.Helper()
+	k.KeytabEnctypes(path, "", principals...)
+}
+
+// KeytabEnctypes is [KDC.Keytab] with the new keys of the types in enctypes, a
+// kadmin key/salt list such as "arcfour-hmac:normal" ("" for the realm's).
+func (k *KDC) KeytabEnctypes(path, enctypes string, principals ...string) {
 	k.t.Helper()
 	qs := make([]string, len(principals))
 	for i, p := range principals {
 		qs[i] = "ktadd -k " + path + " " + p
+		if enctypes != "" {
+			qs[i] = "ktadd -k " + path + " -e " + enctypes + " " + p
+		}
 	}
 	out := k.Kadmin(Realm, qs...)
 	if strings.Count(out, "added to keytab") < len(principals) {
