@@ -33,11 +33,11 @@ func TestKerberosKeyRotation(t *testing.T) {
 	k.Keytab(kt, kdctest.HTTPService) // ktadd appends version 3 to the file
 	waitFor(t, "the new key version", func() bool { return hasKVNO(v.Keytab(), 3) })
 	fresh := serviceTicket(t, k, "bob@"+kdctest.Realm, kdctest.HTTPService)
-	if fresh.tkt.EncPart.KVNO != 3 || old.tkt.EncPart.KVNO != 2 {
-		t.Fatalf("key versions %d and %d; want 2 and 3", old.tkt.EncPart.KVNO, fresh.tkt.EncPart.KVNO)
+	if fresh.Ticket.EncPart.KVNO != 3 || old.Ticket.EncPart.KVNO != 2 {
+		t.Fatalf("key versions %d and %d; want 2 and 3", old.Ticket.EncPart.KVNO, fresh.Ticket.EncPart.KVNO)
 	}
 	for name, tk := range map[string]clientTicket{"old key": old, "new key": fresh} {
-		if l := v.AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
+		if l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
 			t.Errorf("%s: %+v", name, l)
 		}
 	}
@@ -49,7 +49,7 @@ func TestKerberosKeyRotation(t *testing.T) {
 	if _, err := v.Reload(); err == nil || !strings.Contains(err.Error(), kt) {
 		t.Errorf("Reload of a broken keytab: %v; want an error naming %s", err, kt)
 	}
-	if l := v.AcceptSPNEGO(old.negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
+	if l := v.AcceptSPNEGO(old.Negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
 		t.Errorf("after a broken keytab: %+v; the old keys must stay", l)
 	}
 	if n := strings.Count(logs.String(), "keytab reload failed"); n != 1 {
@@ -64,7 +64,7 @@ func TestKerberosKDCDown(t *testing.T) {
 	v := newKerberos(t, kerberosConfig(proxyKeytab(t, k)), KerberosOptions{})
 	tk := serviceTicket(t, k, "alice@"+kdctest.Realm, kdctest.HTTPService)
 	k.Stop()
-	if l := v.AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
+	if l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
 		t.Errorf("KDC stopped: %+v", l)
 	}
 }

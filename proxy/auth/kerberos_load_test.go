@@ -28,7 +28,7 @@ func TestKerberosCampusLoad(t *testing.T) {
 	const sessions = 200
 	tokens := make([][]byte, sessions)
 	for i := range tokens {
-		tokens[i] = tk.negotiate(t, tokenOpts{mutual: i%2 == 0})
+		tokens[i] = tk.Negotiate(t, tokenOpts{Mutual: i%2 == 0})
 	}
 	results := make([]KerberosResult, sessions)
 	var wg sync.WaitGroup
@@ -42,7 +42,7 @@ func TestKerberosCampusLoad(t *testing.T) {
 		}
 	}
 
-	captured := tk.negotiate(t, tokenOpts{})
+	captured := tk.Negotiate(t, tokenOpts{})
 	counts := map[KerberosResult]int{}
 	var mu sync.Mutex
 	for range 64 {
@@ -68,10 +68,10 @@ func TestKerberosReplayCacheFull(t *testing.T) {
 	k := kdctest.Start(t)
 	v := newKerberos(t, kerberosConfig(proxyKeytab(t, k)), KerberosOptions{Replay: NewReplayCache(1)})
 	tk := serviceTicket(t, k, "alice@"+kdctest.Realm, kdctest.HTTPService)
-	if l := v.AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
+	if l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
 		t.Fatal(l)
 	}
-	l := v.AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback)
+	l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback)
 	if l.Result != KerberosBusy || l.Result.Failed() {
 		t.Errorf("full cache: %+v; want busy, not failed", l)
 	}
@@ -139,12 +139,12 @@ func TestKerberosSecurityContext(t *testing.T) {
 	k := kdctest.Start(t)
 	v := newKerberos(t, kerberosConfig(proxyKeytab(t, k)), KerberosOptions{})
 	tk := serviceTicket(t, k, "alice@"+kdctest.Realm, kdctest.SOCKSService)
-	tok, a := tk.krb5Token(t, tokenOpts{mutual: true})
+	tok, a := tk.Token(t, tokenOpts{Mutual: true})
 	l := v.AcceptGSS(tok, loopback)
 	if l.Result != KerberosOK || l.Context == nil || l.Reply == nil {
 		t.Fatalf("AcceptGSS: %+v", l)
 	}
-	rep := checkAPRep(t, l.Reply, tk.key, a)
+	rep := checkAPRep(t, l.Reply, tk.Key, a)
 
 	wrap := func(payload []byte, seq uint64, flags byte) []byte {
 		wt := gssapi.WrapToken{Flags: flags, EC: 12, SndSeqNum: seq, Payload: payload}

@@ -24,15 +24,15 @@ func TestKerberosAcceptsTicket(t *testing.T) {
 	tk := serviceTicket(t, k, "alice@"+kdctest.Realm, kdctest.HTTPService)
 	v := newKerberos(t, kerberosConfig(kt), KerberosOptions{})
 
-	l := v.AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback)
+	l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback)
 	if l.Result != KerberosOK || l.Identity.User != "alice" || l.Reply != nil || l.Context != nil {
 		t.Fatalf("AcceptSPNEGO = %+v; want alice, no reply", l)
 	}
-	if l.Principal != "alice@"+kdctest.Realm || l.Service != kdctest.HTTPService+"@"+kdctest.Realm || !l.Expires.Equal(tk.endTime) {
-		t.Errorf("principal %q service %q expires %v; want the ticket's (ends %v)", l.Principal, l.Service, l.Expires, tk.endTime)
+	if l.Principal != "alice@"+kdctest.Realm || l.Service != kdctest.HTTPService+"@"+kdctest.Realm || !l.Expires.Equal(tk.EndTime) {
+		t.Errorf("principal %q service %q expires %v; want the ticket's (ends %v)", l.Principal, l.Service, l.Expires, tk.EndTime)
 	}
 
-	tok, a := tk.krb5Token(t, tokenOpts{mutual: true})
+	tok, a := tk.Token(t, tokenOpts{Mutual: true})
 	l = v.AcceptSPNEGO(spnegoInit(t, tok, oidMSKRB5, oidKRB5), loopback)
 	if l.Result != KerberosOK || l.Reply == nil {
 		t.Fatalf("mutual: %+v", l)
@@ -44,16 +44,16 @@ func TestKerberosAcceptsTicket(t *testing.T) {
 	if resp.State() != spnego.NegStateAcceptCompleted || !oidMSKRB5.Equal([]int(resp.SupportedMech)) {
 		t.Errorf("NegTokenResp state %d mech %v; want accept-completed, the client's first mechanism", resp.State(), resp.SupportedMech)
 	}
-	checkAPRep(t, resp.ResponseToken, tk.key, a)
+	checkAPRep(t, resp.ResponseToken, tk.Key, a)
 
 	full := kerberosConfig(kt)
 	full.UserName = configs.KerberosFullNames
-	l = newKerberos(t, full, KerberosOptions{}).AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback)
+	l = newKerberos(t, full, KerberosOptions{}).AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback)
 	if l.Result != KerberosOK || l.Identity.User != "alice@"+kdctest.Realm {
 		t.Errorf("full names: %+v", l)
 	}
 	// A bare Kerberos token in the Negotiate header (no SPNEGO) is accepted too.
-	bare, _ := tk.krb5Token(t, tokenOpts{})
+	bare, _ := tk.Token(t, tokenOpts{})
 	if l := v.AcceptSPNEGO(bare, loopback); l.Result != KerberosOK {
 		t.Errorf("bare Kerberos token: %+v", l)
 	}
@@ -72,7 +72,7 @@ func TestKerberosRefusals(t *testing.T) {
 	cfg.ServiceNames = append(cfg.ServiceNames, kdctest.LegacyService)
 	v := newKerberos(t, cfg, KerberosOptions{})
 	alice := serviceTicket(t, k, "alice@"+kdctest.Realm, kdctest.HTTPService)
-	good := alice.negotiate(t, tokenOpts{})
+	good := alice.Negotiate(t, tokenOpts{})
 	if l := v.AcceptSPNEGO(good, loopback); l.Result != KerberosOK {
 		t.Fatalf("good token: %+v", l)
 	}
@@ -80,7 +80,7 @@ func TestKerberosRefusals(t *testing.T) {
 	eve := serviceTicket(t, k, "eve@"+kdctest.OtherRealm, kdctest.HTTPService+"@"+kdctest.Realm)
 	legacy := serviceTicket(t, k, "alice@"+kdctest.Realm, kdctest.LegacyService)
 	tampered := alice
-	tampered.tkt.EncPart.Cipher = flipLast(alice.tkt.EncPart.Cipher)
+	tampered.Ticket.EncPart.Cipher = flipLast(alice.Ticket.EncPart.Cipher)
 	stale := filepath.Join(t.TempDir(), "stale.keytab")
 	k.Keytab(stale, kdctest.HTTPService) // a newer key version only: alice's ticket is under the old one
 	staleCfg := kerberosConfig(stale)
@@ -95,20 +95,20 @@ func TestKerberosRefusals(t *testing.T) {
 		err   string
 	}{
 		{"replayed token", v, good, KerberosReplay, "seen before"},
-		{"another service", v, other.negotiate(t, tokenOpts{}),
+		{"another service", v, other.Negotiate(t, tokenOpts{}),
 			KerberosWrongService, "HTTP/other.campus.example@CAMPUS.EXAMPLE"},
-		{"other realm", v, eve.negotiate(t, tokenOpts{}),
+		{"other realm", v, eve.Negotiate(t, tokenOpts{}),
 			KerberosRealm, "eve@OTHER.EXAMPLE"},
-		{"client clock 10 minutes fast", v, alice.negotiate(t, tokenOpts{skew: 10 * time.Minute}), KerberosClockSkew, "10m0s off"},
-		{"client clock 10 minutes slow", v, alice.negotiate(t, tokenOpts{skew: -10 * time.Minute}), KerberosClockSkew, "10m0s off"},
-		{"RC4 ticket", v, legacy.negotiate(t, tokenOpts{}),
+		{"client clock 10 minutes fast", v, alice.Negotiate(t, tokenOpts{Skew: 10 * time.Minute}), KerberosClockSkew, "10m0s off"},
+		{"client clock 10 minutes slow", v, alice.Negotiate(t, tokenOpts{Skew: -10 * time.Minute}), KerberosClockSkew, "10m0s off"},
+		{"RC4 ticket", v, legacy.Negotiate(t, tokenOpts{}),
 			KerberosEnctype, "arcfour-hmac"},
-		{"tampered ticket", v, tampered.negotiate(t, tokenOpts{}), KerberosIntegrity, "does not decrypt"},
+		{"tampered ticket", v, tampered.Negotiate(t, tokenOpts{}), KerberosIntegrity, "does not decrypt"},
 		{"keytab without the ticket's key version", newKerberos(t, staleCfg, KerberosOptions{}),
-			alice.negotiate(t, tokenOpts{}), KerberosNoKey, "no aes256-cts-hmac-sha1-96 key of version 2"},
+			alice.Negotiate(t, tokenOpts{}), KerberosNoKey, "no aes256-cts-hmac-sha1-96 key of version 2"},
 		{"server clock an hour behind", newKerberos(t, cfg, KerberosOptions{Now: func() time.Time { return time.Now().Add(-time.Hour) }}),
-			alice.negotiate(t, tokenOpts{skew: -time.Hour}), KerberosNotYetValid, "valid from"},
-		{"no GSS checksum", v, alice.negotiate(t, tokenOpts{noCksum: true}), KerberosMalformed, "not a GSS-API one"},
+			alice.Negotiate(t, tokenOpts{Skew: -time.Hour}), KerberosNotYetValid, "valid from"},
+		{"no GSS checksum", v, alice.Negotiate(t, tokenOpts{NoCksum: true}), KerberosMalformed, "not a GSS-API one"},
 		{"NTLM first", v, spnegoInit(t, []byte("NTLMSSP\x00"), ntlm, oidKRB5), KerberosMechanism, "not Kerberos"},
 		{"NegTokenResp", v, []byte{0xa1, 0x03, 0x30, 0x01, 0x00}, KerberosMechanism, "continuation"},
 		{"garbage", v, []byte("not a token at all"), KerberosMalformed, "not a GSS-API initial token"},
@@ -139,11 +139,11 @@ func TestKerberosExpiredTicket(t *testing.T) {
 	cfg.MaxClockSkew = time.Second
 	v := newKerberos(t, cfg, KerberosOptions{})
 	tk := serviceTicket(t, k, "bob@"+kdctest.Realm, kdctest.HTTPService, "-l", "3s")
-	if l := v.AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
+	if l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
 		t.Fatalf("before its end: %+v", l)
 	}
-	time.Sleep(time.Until(tk.endTime.Add(cfg.MaxClockSkew + 500*time.Millisecond)))
-	if l := v.AcceptSPNEGO(tk.negotiate(t, tokenOpts{}), loopback); l.Result != KerberosExpired {
+	time.Sleep(time.Until(tk.EndTime.Add(cfg.MaxClockSkew + 500*time.Millisecond)))
+	if l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback); l.Result != KerberosExpired {
 		t.Errorf("after its end: %+v; want expired", l)
 	}
 }
