@@ -95,7 +95,7 @@ func parseKeySet(b []byte) (ks *keySet, err error) {
 	ks = &keySet{}
 	for _, e := range kt.Entries {
 		p := e.Principal
-		if len(p.Components) == 0 || len(e.Key.KeyValue) == 0 {
+		if len(p.Components) == 0 || slices.Contains(p.Components, "") || len(e.Key.KeyValue) == 0 {
 			continue // not a service key
 		}
 		k := serviceKey{service: strings.Join(p.Components, "/"), realm: p.Realm, kvno: e.KVNO, key: e.Key}
