@@ -26,6 +26,7 @@ need ldapadd ldap-utils
 need /usr/sbin/krb5kdc krb5-kdc          # the test KDC (internal/kdctest)
 need /usr/sbin/kadmin.local krb5-admin-server
 need kinit krb5-user                     # kinit, kvno for the tests' tickets
+need faketime faketime                   # a client with a skewed clock (Kerberos)
 need chromium chromium
 need node nodejs
 need npm npm
