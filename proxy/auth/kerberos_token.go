@@ -13,7 +13,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
-	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
 )
 
@@ -126,27 +125,52 @@ func decodeNegotiate(b []byte) (krb5 []byte, mech asn1.ObjectIdentifier, res Ker
 	if !first.Equal(oidKRB5) && !first.Equal(oidMSKRB5) {
 		return nil, nil, KerberosMechanism, fmt.Errorf("SPNEGO offers %v first, not Kerberos (NTLM without a ticket?)", first)
 	}
-	if len(init.MechTokenBytes) == 0 {
+	if len(init.MechToken) == 0 {
 		return nil, nil, KerberosMechanism, errors.New("SPNEGO NegTokenInit without a Kerberos token")
 	}
-	return init.MechTokenBytes, slices.Clone(first), "", nil
+	return init.MechToken, slices.Clone(first), "", nil
 }
 
-// unmarshalNegTokenInit decodes a NegotiationToken that must be a NegTokenInit.
-func unmarshalNegTokenInit(b []byte) (init spnego.NegTokenInit, err error) {
+// negTokenInit is RFC 4178 4.2.1's NegTokenInit; negTokenResp its NegTokenResp
+// (4.2.2). Written here rather than taken from gokrb5's spnego package, which
+// would link its whole client, KDC admin and HTTP service code into the proxy.
+type negTokenInit struct {
+	MechTypes   []forkasn1.ObjectIdentifier `asn1:"explicit,tag:0"`
+	ReqFlags    forkasn1.BitString          `asn1:"explicit,optional,tag:1"`
+	MechToken   []byte                      `asn1:"explicit,optional,tag:2"`
+	MechListMIC []byte                      `asn1:"explicit,optional,tag:3"`
+}
+
+type negTokenResp struct {
+	NegState      forkasn1.Enumerated       `asn1:"explicit,tag:0"`
+	SupportedMech forkasn1.ObjectIdentifier `asn1:"explicit,optional,tag:1"`
+	ResponseToken []byte                    `asn1:"explicit,optional,omitempty,tag:2"`
+}
+
+// negStateAcceptCompleted is RFC 4178's accept-completed.
+const negStateAcceptCompleted = 0
+
+// unmarshalNegTokenInit decodes a NegotiationToken that must be a NegTokenInit
+// ([0] of the CHOICE).
+func unmarshalNegTokenInit(b []byte) (init negTokenInit, err error) {
 	defer func() {
 		if recover() != nil { // gofork's asn1 is not fuzz-hardened; a panic is a bad token
 			err = errors.New("malformed SPNEGO token")
 		}
 	}()
-	isInit, nt, err := spnego.UnmarshalNegToken(b)
-	if err != nil {
+	tag, content, rest, err := derElement(b)
+	switch {
+	case err != nil:
 		return init, err
+	case tag != 0xa0:
+		return init, fmt.Errorf("SPNEGO token is not a NegTokenInit (tag %#x)", tag)
+	case len(rest) != 0:
+		return init, errTrailing
 	}
-	if !isInit {
-		return init, errors.New("SPNEGO token is not a NegTokenInit")
+	if _, err := forkasn1.Unmarshal(content, &init); err != nil {
+		return init, fmt.Errorf("SPNEGO NegTokenInit: %w", err)
 	}
-	return nt.(spnego.NegTokenInit), nil
+	return init, nil
 }
 
 // encAPRepPart is RFC 4120 5.5.2's EncAPRepPart without the subkey: the context
@@ -185,10 +209,13 @@ func apRepToken(sessionKey types.EncryptionKey, ctime time.Time, cusec int, seq 
 	return asn1tools.AddASNAppTag(inner, 0), nil
 }
 
-// negTokenResp wraps a Kerberos reply token in an SPNEGO NegTokenResp that
+// negTokenRespToken wraps a Kerberos reply token in an SPNEGO NegTokenResp that
 // completes the exchange, naming mech as the client's offer named it.
-func negTokenResp(mech asn1.ObjectIdentifier, token []byte) ([]byte, error) {
-	resp := spnego.NegTokenResp{NegState: forkasn1.Enumerated(spnego.NegStateAcceptCompleted),
-		SupportedMech: forkasn1.ObjectIdentifier(mech), ResponseToken: token}
-	return resp.Marshal()
+func negTokenRespToken(mech asn1.ObjectIdentifier, token []byte) ([]byte, error) {
+	b, err := forkasn1.Marshal(negTokenResp{NegState: negStateAcceptCompleted,
+		SupportedMech: forkasn1.ObjectIdentifier(mech), ResponseToken: token})
+	if err != nil {
+		return nil, err
+	}
+	return forkasn1.Marshal(forkasn1.RawValue{Class: forkasn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: b})
 }

@@ -86,7 +86,7 @@ func (k *Kerberos) AcceptSPNEGO(token []byte, client netip.Addr) KerberosLogin {
 	}
 	rep, err := apRepToken(a.sessionKey, a.auth.CTime, a.auth.Cusec, newSeq())
 	if err == nil {
-		a.login.Reply, err = negTokenResp(mech, rep)
+		a.login.Reply, err = negTokenRespToken(mech, rep)
 	}
 	if err != nil { // cannot happen with a session key that decrypted the ticket
 		return KerberosLogin{Result: KerberosIntegrity, Err: fmt.Errorf("mutual authentication token: %w", err)}
