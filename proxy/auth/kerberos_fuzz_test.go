@@ -26,6 +26,19 @@ import (
 // fuzzKerberos returns a verifier whose keytab holds the HTTP service's key
 // derived from a fixed password, and a valid Negotiate token for alice.
 func fuzzKerberos(f *testing.F) (*Kerberos, []byte) {
+	v, c := offlineKerberos(f)
+	good := c.Negotiate(f, kdctest.TokenOptions{Mutual: true})
+	probe := *v
+	probe.replay = NewReplayCache(0)
+	if l := probe.AcceptSPNEGO(good, loopback); l.Result != KerberosOK {
+		f.Fatalf("the seed token is refused: %+v", l)
+	}
+	return v, good
+}
+
+// offlineKerberos returns such a verifier and a ticket for alice made with the
+// service key, without a KDC.
+func offlineKerberos(f testing.TB) (*Kerberos, kdctest.Ticket) {
 	kt := keytab.New()
 	if err := kt.AddEntry(kdctest.HTTPService, kdctest.Realm, "fuzz-service-pw", time.Now(), 2, etypeID.AES256_CTS_HMAC_SHA1_96); err != nil {
 		f.Fatal(err)
@@ -52,14 +65,7 @@ func fuzzKerberos(f *testing.F) (*Kerberos, []byte) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c := kdctest.Ticket{Ticket: tkt, Key: key, CName: cname, CRealm: kdctest.Realm, EndTime: now.Add(time.Hour)}
-	good := c.Negotiate(f, kdctest.TokenOptions{Mutual: true})
-	probe := *v
-	probe.replay = NewReplayCache(0)
-	if l := probe.AcceptSPNEGO(good, loopback); l.Result != KerberosOK {
-		f.Fatalf("the seed token is refused: %+v", l)
-	}
-	return v, good
+	return v, kdctest.Ticket{Ticket: tkt, Key: key, CName: cname, CRealm: kdctest.Realm, EndTime: now.Add(time.Hour)}
 }
 
 // FuzzAcceptSPNEGO feeds anything to the whole check (SPNEGO NegTokenInit and
