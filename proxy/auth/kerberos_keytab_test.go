@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jcmturner/gokrb5/v8/keytab"
+
 	"github.com/sockshaper/sockshaper/internal/kdctest"
 )
 
@@ -135,4 +137,36 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestKerberosOtherKeyVersion: a keytab whose key carries another version number
+// than the ticket says (an Active Directory read-only DC numbers its own) still
+// decrypts the ticket: the other versions are tried after the ticket's own.
+func TestKerberosOtherKeyVersion(t *testing.T) {
+	k := kdctest.Start(t)
+	kt := proxyKeytab(t, k)
+	tk := serviceTicket(t, k, "alice@"+kdctest.Realm, kdctest.HTTPService)
+	b, err := os.ReadFile(kt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed keytab.Keytab
+	if err := parsed.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range parsed.Entries {
+		parsed.Entries[i].KVNO, parsed.Entries[i].KVNO8 = 7, 7
+	}
+	if b, err = parsed.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	renumbered := filepath.Join(t.TempDir(), "renumbered.keytab")
+	os.WriteFile(renumbered, b, 0o600)
+	v := newKerberos(t, kerberosConfig(renumbered), KerberosOptions{})
+	if tk.Ticket.EncPart.KVNO != 2 || !hasKVNO(v.Keytab(), 7) || hasKVNO(v.Keytab(), 2) {
+		t.Fatalf("ticket version %d, keytab %+v", tk.Ticket.EncPart.KVNO, v.Keytab())
+	}
+	if l := v.AcceptSPNEGO(tk.Negotiate(t, tokenOpts{}), loopback); l.Result != KerberosOK {
+		t.Errorf("key under another version: %+v", l)
+	}
 }
