@@ -67,6 +67,8 @@ type Auth struct {
 	// An empty URL turns it off. With a users file too, the file's users are
 	// checked against the file and everyone else against the directory.
 	LDAP LDAP `yaml:"ldap"`
+	// Kerberos accepts Kerberos tickets (single sign-on); see [Kerberos].
+	Kerberos Kerberos `yaml:"kerberos"`
 }
 
 // LDAP is the directory login: search the user's entry with a service account,

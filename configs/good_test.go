@@ -41,6 +41,7 @@ func TestGoodConfig(t *testing.T) {
 func goodConfig(t *testing.T) *Config {
 	abs, _ := filepath.Abs("testdata/users.htpasswd")
 	ca, _ := filepath.Abs("testdata/campus-ca.pem")
+	keytab, _ := filepath.Abs("testdata/proxy.keytab")
 	state, _ := filepath.Abs("testdata/state")
 	berlin, newYork := mustZone(t, "Europe/Berlin"), mustZone(t, "America/New_York")
 	rate := func(r Rate) *Rate { return &r }
@@ -60,6 +61,10 @@ func goodConfig(t *testing.T) *Config {
 				{"CN=All Staff,OU=Groups,DC=campus,DC=example", "staff"},
 			},
 			Timeout: 3 * time.Second, StaleWindow: 10 * time.Minute,
+		}, Kerberos: Kerberos{
+			KeytabFile: keytab, ServiceNames: []string{"HTTP/proxy.campus.example", "rcmd/proxy.campus.example"},
+			Realms: []string{"CAMPUS.EXAMPLE", "PARTNER.EXAMPLE"}, UserName: KerberosFullNames, MaxClockSkew: 2 * time.Minute,
+			Enctypes: []string{"aes256-cts-hmac-sha1-96", "arcfour-hmac"}, LDAPUserFilter: "(userPrincipalName={user})",
 		}},
 		Access: Access{
 			ClientNetworks:   []string{"10.0.0.0/8", "192.0.2.7", "::ffff:172.16.0.0/108", "10.1.2.3/16"},

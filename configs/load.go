@@ -132,6 +132,7 @@ func resolvePaths(cfg *Config, dir string) error {
 		{"auth.users_file", &cfg.Auth.UsersFile},
 		{"auth.ldap.ca_file", &cfg.Auth.LDAP.CAFile},
 		{"auth.ldap.bind_password_file", &cfg.Auth.LDAP.BindPasswordFile},
+		{"auth.kerberos.keytab_file", &cfg.Auth.Kerberos.KeytabFile},
 		{"cluster.redis_password_file", &cfg.Cluster.RedisPasswordFile},
 		{"state_dir", &cfg.StateDir},
 		{"tls.cert_file", &cfg.TLS.CertFile},

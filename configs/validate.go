@@ -195,6 +195,7 @@ func (v *validator) auth(c *Config) {
 	}
 	v.throttle(c.Auth.Throttle)
 	v.ldap(&c.Auth.LDAP, c.Shaping.Groups)
+	v.kerberos(&c.Auth.Kerberos, c.Auth.LDAP.URL)
 	if c.Auth.LDAP.StaleWindow > 0 && c.Auth.CacheTTL == 0 {
 		v.add(path("auth", "ldap", "stale_window"), nil,
 			"needs auth.cache_ttl above 0: only a cached login can outlast an outage")
