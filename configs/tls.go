@@ -1,6 +1,8 @@
 package configs
 
 import (
+	"net"
+	"strconv"
 	"strings"
 )
 
@@ -66,3 +68,21 @@ func (v *validator) tls(c *Config) {
 // hasPasswords reports whether clients log in with passwords (a users file or
 // a directory).
 func (a *Auth) hasPasswords() bool { return a.UsersFile != "" || a.LDAP.URL != "" }
+
+// PublicHTTPS returns the host:port clients reach the HTTPS proxy at:
+// http.pac.proxy_host's host, else host (the name or address a client reached
+// the proxy by), with port (the TLS listener's, as it listens: tls.listen may
+// say 0); "" without tls.listen.
+func (c *Config) PublicHTTPS(host string, port uint16) string {
+	if !c.TLS.Enabled() || port == 0 {
+		return ""
+	}
+	if h, _ := c.HTTP.PAC.ProxyHostPort(); h != "" {
+		host = h
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// PasswordsInClear reports whether a client on a plaintext listener may send a
+// password: not when auth.require_tls is on.
+func (c *Config) PasswordsInClear() bool { return !c.Auth.RequireTLS }

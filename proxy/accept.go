@@ -36,7 +36,7 @@ func (s *Server) ServeHTTPProxy(ln net.Listener) error {
 	return s.serveListener(ln, s.fronts.http)
 }
 
-func (s *Server) serveListener(ln net.Listener, fronts *frontTable) error {
+func (s *Server) serveListener(ln net.Listener, kind *listenerKind) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
@@ -61,7 +61,7 @@ func (s *Server) serveListener(ln net.Listener, fronts *frontTable) error {
 			continue
 		}
 		backoff = 0
-		s.admit(conn, fronts)
+		s.admit(conn, kind)
 	}
 }
 
@@ -76,22 +76,23 @@ func isTemporary(err error) bool {
 // handshakeBudget), then starts the connection's goroutine. A refused connection
 // is closed at once. A load balancer's connection first has its PROXY header read
 // (balanced.go), whose client takes these checks instead. fronts are the
-// listener's.
-func (s *Server) admit(nc net.Conn, fronts *frontTable) {
+// listener's kind.
+func (s *Server) admit(nc net.Conn, kind *listenerKind) {
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
 	if s.fromBalancer(peer) {
-		go s.serveBalanced(nc, peer, fronts)
+		go s.serveBalanced(nc, peer, kind)
 		return
 	}
-	if c := s.accept(nc, peer, nil); c != nil {
-		go s.serve(c, fronts)
+	if c := s.accept(nc, peer, nil, kind); c != nil {
+		go s.serve(c, kind)
 	}
 }
 
-// accept is admit's checks for a client at peer; br, when not nil, holds what the
-// client sent after its PROXY header. It returns nil, having closed nc, when the
-// client is refused.
-func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *client {
+// accept is admit's checks for a client at peer; hr, when not nil, holds what
+// the client sent after its PROXY header. On the HTTPS listener, the
+// connection's side the fronts see is a TLS server connection, whose handshake
+// serve runs. It returns nil, having closed nc, when the client is refused.
+func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader, kind *listenerKind) *client {
 	pol := s.core.Policy()
 	if !tunnel.AllowedClient(pol.Config.Access.ClientPrefixes, peer.Addr()) {
 		nc.Close()
@@ -102,6 +103,9 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 	c := &client{srv: s, key: clientKey(peer.Addr()), budgets: s.Budgets(), hr: hr}
 	if c.hr == nil {
 		c.hr = &handshakeReader{nc: nc}
+	}
+	if kind.tls {
+		nc = s.tlsServer(nc, c.hr)
 	}
 	// The hooks are set before the connection is visible to Shutdown, which may
 	// end it at once.
@@ -125,9 +129,11 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 }
 
 // serve reads the connection's first byte under the handshake deadline and hands
-// the connection to the front it chooses in fronts; it ends the connection when
-// the front returns, unless a relay took it over.
-func (s *Server) serve(c *client, fronts *frontTable) {
+// the connection to the front it chooses in the listener's table, after the TLS
+// handshake on the HTTPS listener (whose ALPN protocol may choose a front of
+// its own: HTTP/2); it ends the connection when the front returns, unless a
+// relay took it over.
+func (s *Server) serve(c *client, kind *listenerKind) {
 	conn := c.conn
 	defer func() {
 		if !conn.Detached() {
@@ -137,12 +143,25 @@ func (s *Server) serve(c *client, fronts *frontTable) {
 	defer s.core.Recover(conn)
 	nc := conn.Net()
 	nc.SetDeadline(conn.Start().Add(conn.Policy().Config.Timeouts.Handshake))
-	br := c.hr.br
-	if br == nil {
+	var br *bufio.Reader
+	switch {
+	case kind.tls:
+		proto, ok := s.handshakeTLS(conn)
+		if !ok {
+			return
+		}
+		if front := kind.alpn[proto]; front != nil {
+			front.Serve(conn, nil)
+			return
+		}
+		br = tunnel.GetReader(nc)
+	case c.hr.br != nil:
+		br = c.hr.br
+	default:
 		br = tunnel.GetReader(c.hr)
 	}
 	defer tunnel.PutReader(br)
-	if front := s.choose(conn, br, fronts); front != nil {
+	if front := s.choose(conn, br, kind.fronts); front != nil {
 		front.Serve(conn, br)
 	}
 }

@@ -38,7 +38,7 @@ func (s *Server) fromBalancer(peer netip.AddrPort) bool {
 // serves the client the header names as if it had connected itself. A balancer's
 // connection without a header, or with a bad one, is closed and counted as a
 // protocol error; a LOCAL header (a balancer's health check) is closed quietly.
-func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, fronts *frontTable) {
+func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, kind *listenerKind) {
 	wait := min(s.Config().Timeouts.Handshake, proxyHeaderWait)
 	nc.SetDeadline(time.Now().Add(wait))
 	hr := &handshakeReader{nc: nc}
@@ -53,8 +53,8 @@ func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, fronts *fro
 		}
 		return
 	}
-	if c := s.accept(nc, peer, hr); c != nil {
-		s.serve(c, fronts)
+	if c := s.accept(nc, peer, hr, kind); c != nil {
+		s.serve(c, kind)
 		return
 	}
 	tunnel.PutReader(hr.br)

@@ -56,8 +56,27 @@ func httpOnly() *frontTable {
 	return t
 }
 
-// listenerFronts are the tables of the server's kinds of listener.
+// listenerKind is how the connections of one kind of listener are served: the
+// table of fronts their first byte chooses from, and, on the HTTPS listener,
+// TLS first and the fronts an ALPN protocol chooses by itself.
+type listenerKind struct {
+	fronts *frontTable
+	tls    bool
+	alpn   map[string]Front // by negotiated protocol; the rest go to fronts
+}
+
+// listenerFronts are the server's kinds of listener.
 type listenerFronts struct {
-	plain *frontTable // listen: SOCKS5 and HTTP
-	http  *frontTable // http.listen: HTTP only
+	plain *listenerKind // listen: SOCKS5 and HTTP
+	http  *listenerKind // http.listen: HTTP only
+	tls   *listenerKind // tls.listen: TLS, then HTTP/2 by ALPN, else SOCKS5 and HTTP
+}
+
+// newListenerFronts returns the server's kinds of listener with their fronts.
+func newListenerFronts() listenerFronts {
+	return listenerFronts{
+		plain: &listenerKind{fronts: socksAndHTTP()},
+		http:  &listenerKind{fronts: httpOnly()},
+		tls:   &listenerKind{fronts: socksAndHTTP(), tls: true, alpn: map[string]Front{}},
+	}
 }

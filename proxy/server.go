@@ -6,6 +6,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -22,6 +23,9 @@ import (
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
 // [Server.Close].
 var ErrServerClosed = errors.New("proxy: server closed")
+
+// errNoTLSConfig is ServeTLS's error when no TLS configuration was set.
+var errNoTLSConfig = errors.New("proxy: ServeTLS without SetTLSConfig")
 
 // Resolver looks up a destination name. *net.Resolver implements it.
 type Resolver = tunnel.Resolver
@@ -50,6 +54,7 @@ type Server struct {
 	fronts  listenerFronts
 
 	budgets    atomic.Pointer[Budgets]
+	tlsConfig  atomic.Pointer[tls.Config] // of the HTTPS listener; nil without one
 	handshakes handshakeBudget
 	limits     sessionLimits
 	// gate is the login throttle and the password-check workers: they outlive
@@ -82,7 +87,7 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 		log:       opts.Logger,
 		rec:       opts.Recorder,
 		fdLimit:   opts.FDLimit,
-		fronts:    listenerFronts{plain: socksAndHTTP(), http: httpOnly()},
+		fronts:    newListenerFronts(),
 		listeners: map[net.Listener]struct{}{},
 		clients:   map[*client]struct{}{},
 		idle:      make(chan struct{}),

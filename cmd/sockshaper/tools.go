@@ -45,6 +45,10 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if err := checkTLSFiles(cfg, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	if len(summary) == 0 {
 		summary = append(summary, "no authentication (loopback clients only)")
 	}

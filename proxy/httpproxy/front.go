@@ -40,6 +40,7 @@ type client struct {
 	br      *bufio.Reader // reads heads and bodies through src; nil while idle
 	up      *upstream     // the origin connection of the last request, for reuse
 	closing bool          // no further request: the connection ends after this one
+	front   string        // the metrics front: http, or https over TLS
 }
 
 // Serve serves one connection whose handshake deadline is set, reading it
@@ -56,7 +57,11 @@ func (Front) Serve(conn *tunnel.Conn, br *bufio.Reader) {
 		}
 		c.up.close(conn)
 	}()
-	s := conn.NewSession(metrics.FrontHTTP)
+	c.front = metrics.FrontHTTP
+	if conn.Secure() {
+		c.front = metrics.FrontHTTPS
+	}
+	s := conn.NewSession(c.front)
 	for {
 		req, err := readHead(c.br)
 		if err != nil {
@@ -116,7 +121,7 @@ func (c *client) next() *tunnel.Session {
 	if c.br == nil {
 		c.br = getReader(c.src)
 	}
-	s := c.conn.NewSession(metrics.FrontHTTP)
+	s := c.conn.NewSession(c.front)
 	c.nc.SetDeadline(time.Now().Add(c.cfg.Timeouts.Handshake))
 	return s
 }

@@ -21,6 +21,10 @@ func (c *client) login(s *tunnel.Session, req *Request) bool {
 	if c.conn.Policy().Authn == nil {
 		return true
 	}
+	if !c.conn.Secure() && !c.cfg.PasswordsInClear() {
+		c.requireTLS(s, req)
+		return false
+	}
 	user, password, ok := basicCredentials(req)
 	if !ok {
 		// Browsers send their first request without credentials and retry
@@ -73,4 +77,17 @@ func basicCredentials(req *Request) (user, password string, ok bool) {
 		return "", "", false
 	}
 	return strings.Cut(string(raw), ":")
+}
+
+// requireTLS refuses a request on a plaintext listener under auth.require_tls:
+// 403, not 407, because a browser answers a 407 with the password, in the
+// clear; the text names the HTTPS proxy to use instead.
+func (c *client) requireTLS(s *tunnel.Session, req *Request) {
+	s.Refuse(metrics.ResultAuthFailed, "tls_required")
+	host := tunnel.AddrPortOf(c.nc.LocalAddr()).Addr().String()
+	text := "sockshaper: this proxy takes passwords over TLS only: use the HTTPS proxy"
+	if addr := c.cfg.PublicHTTPS(host, c.conn.Core().HTTPSPort()); addr != "" {
+		text += " at https://" + addr + " (PAC: HTTPS " + addr + ")"
+	}
+	c.send(reply{status: http.StatusForbidden, text: text}, req)
 }

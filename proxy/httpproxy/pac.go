@@ -16,7 +16,27 @@ import (
 // req: it names the proxy as the client reached it (or as http.pac.proxy_host
 // says).
 func (c *client) pac(req *Request) []byte {
-	return PAC(c.cfg, c.pacProxy(req))
+	return PAC(c.cfg, c.pacProxy(req), c.conn.Core().HTTPSPort())
+}
+
+// pacProxies is the PAC's answer for the URLs it proxies: "PROXY host:port"; with
+// a TLS listener, the HTTPS proxy first ("HTTPS host:tls-port; PROXY
+// host:port"), and only it when auth.require_tls refuses passwords in the clear.
+// Browsers that cannot speak to an HTTPS proxy skip to the next entry.
+func pacProxies(cfg *configs.Config, hostPort string, httpsPort uint16) string {
+	plain := "PROXY " + hostPort
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return plain
+	}
+	https := cfg.PublicHTTPS(host, httpsPort)
+	switch {
+	case https == "":
+		return plain
+	case cfg.PasswordsInClear() || cfg.Auth.UsersFile == "" && cfg.Auth.LDAP.URL == "":
+		return "HTTPS " + https + "; " + plain
+	}
+	return "HTTPS " + https
 }
 
 // pacProxy is the host:port the PAC file sends clients to: http.pac.proxy_host
@@ -56,14 +76,15 @@ func pacVaries(cfg *configs.Config) bool {
 }
 
 // PAC returns a proxy auto-config file (a JavaScript FindProxyForURL) that sends
-// clients to the proxy at hostPort, which must be a valid host and port: every
+// clients to the proxy at hostPort, which must be a valid host and port (and to
+// its HTTPS proxy at httpsPort first, when it has one; see pacProxies): every
 // URL, or, when cfg's http.pac.apps names app classes, only URLs whose host is
 // one of their domains (or under one) or an address literal in one of their
 // networks, and everything else DIRECT. Names are not resolved to match
 // networks, so the file costs a browser no DNS lookup per URL; ports, which app
 // classes may restrict, are not matched.
-func PAC(cfg *configs.Config, hostPort string) []byte {
-	proxy := jsString("PROXY " + hostPort)
+func PAC(cfg *configs.Config, hostPort string, httpsPort uint16) []byte {
+	proxy := jsString(pacProxies(cfg, hostPort, httpsPort))
 	var b strings.Builder
 	b.WriteString("// Proxy auto-config of sockshaper, generated from its config.\n")
 	if len(cfg.HTTP.PAC.Apps) == 0 {

@@ -37,7 +37,11 @@ type Front struct{}
 // taken what it needs from it by then. The connection is left to the caller to
 // end, unless a relay took it over (conn.Detached).
 func (Front) Serve(conn *tunnel.Conn, br *bufio.Reader) {
-	s := conn.NewSession(metrics.FrontSOCKS5)
+	front := metrics.FrontSOCKS5
+	if conn.Secure() {
+		front = metrics.FrontSOCKS5TLS
+	}
+	s := conn.NewSession(front)
 	req, err := handshake(s, br)
 	pending := takeBuffered(br)
 	if err != nil {

@@ -15,7 +15,12 @@ import (
 // methodNoAcceptable is the RFC 1928 method reply meaning "none of yours".
 const methodNoAcceptable = 0xFF
 
+// reasonTLSRequired is the close reason of a login refused on a plaintext
+// listener under auth.require_tls.
+const reasonTLSRequired = "tls_required"
+
 var (
+	errTLSRequired        = errors.New("auth.require_tls: no password login on a plaintext listener; the client must use tls.listen")
 	errNoAcceptableMethod = errors.New("client offers no acceptable authentication method")
 	errBadVersion         = errors.New("not a SOCKS5 client")
 )
@@ -48,12 +53,20 @@ func negotiate(s *tunnel.Session, br *bufio.Reader) error {
 	if _, err := io.ReadFull(br, methods[:head[1]]); err != nil {
 		return fmt.Errorf("read greeting methods: %w", err)
 	}
-	authn := s.Conn().Policy().Authn
+	conn := s.Conn()
+	authn := conn.Policy().Authn
 	want := byte(socks5.NoAuth)
 	if authn != nil {
 		want = socks5.UserPassAuth
 	}
-	nc := s.Conn().Net()
+	nc := conn.Net()
+	if authn != nil && !conn.Secure() && !conn.Policy().Config.PasswordsInClear() {
+		// auth.require_tls: no password may come over this connection, so
+		// no method that would carry one is offered.
+		nc.Write([]byte{socksVersion, methodNoAcceptable})
+		s.Refuse(metrics.ResultAuthFailed, reasonTLSRequired)
+		return errTLSRequired
+	}
 	if !offers(methods[:head[1]], want) {
 		nc.Write([]byte{socksVersion, methodNoAcceptable})
 		s.Refuse(metrics.ResultAuthFailed, "")

@@ -111,7 +111,11 @@ func FailureReason(err error) string {
 		return FailProtocolVersion
 	case strings.Contains(msg, "no cipher suite"), strings.Contains(msg, "no ECDHE curve"), strings.Contains(msg, "no mutually supported"):
 		return FailNoSharedCipher
-	case errors.As(err, &alert), strings.Contains(msg, "remote error"):
+	case errors.As(err, &alert), strings.Contains(msg, "remote error"), strings.Contains(msg, "bad record MAC"):
+		// A client that refuses the certificate sends an alert: read as a
+		// "remote error" under TLS 1.2, and under TLS 1.3 (where OpenSSL
+		// sends it in the clear while the server expects the client's
+		// encrypted Finished) as a record that does not decrypt.
 		return FailClientRejected
 	}
 	return FailOther

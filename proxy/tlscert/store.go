@@ -84,6 +84,7 @@ type Store struct {
 	certFile  string
 	keyFile   string
 	lastError string // of the last failed load, so a broken file logs once
+	seen      stamp  // the files as the last load found them, loaded or not
 }
 
 // New loads certFile and keyFile; it fails when they do not load.
@@ -95,7 +96,7 @@ func New(certFile, keyFile string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, certFile: certFile, keyFile: keyFile}
+	s := &Store{opts: opts, certFile: certFile, keyFile: keyFile, seen: p.stamp}
 	s.install(p)
 	return s, nil
 }
@@ -124,6 +125,7 @@ func (s *Store) Reload(certFile, keyFile string) error {
 
 // loadLocked loads the store's files and installs them; s.mu is held.
 func (s *Store) loadLocked() error {
+	s.seen, _ = stampOf(s.certFile, s.keyFile)
 	p, err := Load(s.certFile, s.keyFile)
 	if err != nil {
 		if s.opts.Failed != nil {
@@ -170,8 +172,8 @@ func (s *Store) loadIfChanged() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, err := stampOf(s.certFile, s.keyFile)
-	if err == nil && st == s.cur.Load().stamp {
-		return
+	if err == nil && st == s.seen {
+		return // as the last load found them, whether it loaded or not
 	}
 	if err != nil && errors.Is(err, os.ErrNotExist) && s.lastError == err.Error() {
 		return // still missing: said once

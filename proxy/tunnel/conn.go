@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -18,16 +19,17 @@ import (
 // with [Core.NewConn] and ends it with [Conn.End]; a front serves it. Its methods
 // are safe for concurrent use.
 type Conn struct {
-	core  *Core
-	pol   *Policy
-	nc    net.Conn
-	peer  netip.AddrPort
-	id    uint64
-	start time.Time
-	ctx   context.Context
-	stop  context.CancelFunc
-	log   *slog.Logger
-	hooks ConnHooks
+	core   *Core
+	pol    *Policy
+	nc     net.Conn
+	peer   netip.AddrPort
+	id     uint64
+	start  time.Time
+	ctx    context.Context
+	stop   context.CancelFunc
+	log    *slog.Logger
+	hooks  ConnHooks
+	secure bool // over TLS
 
 	detached atomic.Bool
 	evicted  atomic.Bool
@@ -68,13 +70,22 @@ type ConnHooks struct {
 // policy in force now.
 func (c *Core) NewConn(nc net.Conn, peer netip.AddrPort, hooks ConnHooks) *Conn {
 	conn := &Conn{core: c, pol: c.Policy(), nc: nc, peer: peer, id: c.nextConn.Add(1), start: time.Now(), hooks: hooks}
+	_, conn.secure = nc.(*tls.Conn)
 	conn.ctx, conn.stop = context.WithCancel(context.Background())
 	conn.log = c.log.With("conn", conn.id, "client", peer.String())
 	return conn
 }
 
-// Net returns the client's socket.
+// Net returns the client's side: its socket, its TLS connection, or its stream
+// of a multiplexed connection.
 func (conn *Conn) Net() net.Conn { return conn.nc }
+
+// Core returns the core the connection belongs to.
+func (conn *Conn) Core() *Core { return conn.core }
+
+// Secure reports whether the client speaks to the proxy over TLS: what it sends,
+// passwords included, cannot be read on the way.
+func (conn *Conn) Secure() bool { return conn.secure }
 
 // Peer returns the client's address and port (IPv4 clients in IPv4 form).
 func (conn *Conn) Peer() netip.AddrPort { return conn.peer }

@@ -81,6 +81,7 @@ type Core struct {
 	policy      atomic.Pointer[Policy]
 	own         ownAddrs
 	users       userSessions
+	httpsPort   atomic.Uint32 // the TLS listener's port; 0 without one
 	nextConn    atomic.Uint64
 	nextSession atomic.Uint64
 	// pipeWarned is when pipeFailed last logged, in Unix nanoseconds.
@@ -131,6 +132,13 @@ func (c *Core) Shaper() *shaping.Registry { return c.shaper }
 // allows: the proxy's listeners. An unspecified address stands for every local
 // address at ap's port.
 func (c *Core) AddOwnAddr(ap netip.AddrPort) { c.own.add(ap) }
+
+// SetHTTPSPort records the port the HTTPS listener listens on, which fronts name
+// to clients (the PAC file, require_tls's refusal).
+func (c *Core) SetHTTPSPort(port uint16) { c.httpsPort.Store(uint32(port)) }
+
+// HTTPSPort returns the HTTPS listener's port; 0 without one.
+func (c *Core) HTTPSPort() uint16 { return uint16(c.httpsPort.Load()) }
 
 // UserSessions returns this instance's admitted sessions per user, for the
 // other instances of a cluster.

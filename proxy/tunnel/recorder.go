@@ -43,6 +43,12 @@ type Recorder interface {
 	// HandshakeEvicted counts an unfinished handshake closed to make room for a new
 	// connection; scope says which cap was full (client or global).
 	HandshakeEvicted(scope string)
+	// TLSHandshakeFailed counts a failed TLS handshake with a client on the
+	// HTTPS listener, by reason (tlscert.FailureReasons).
+	TLSHandshakeFailed(reason string)
+	// HTTP2Conn adds delta (+1 at its start, -1 at its end) to the HTTP/2
+	// connections open; at the end, streams is how many it carried.
+	HTTP2Conn(delta, streams int)
 	// Budget reports a connection budget in force by its config key (such as
 	// max_handshakes), at start and after each reload.
 	Budget(name string, value int)
@@ -65,3 +71,5 @@ func (NopRecorder) SessionReset(string)                                         
 func (NopRecorder) HandshakeSlots(string, int)                                  {}
 func (NopRecorder) HandshakeEvicted(string)                                     {}
 func (NopRecorder) Budget(string, int)                                          {}
+func (NopRecorder) TLSHandshakeFailed(string)                                   {}
+func (NopRecorder) HTTP2Conn(int, int)                                          {}
