@@ -267,7 +267,7 @@ func (r *countingRecorder) InboundRefused(reason string)       { r.add("inbound 
 func (r *countingRecorder) Dialed(res string, _ time.Duration) { r.add("dial "+res, 1) }
 func (r *countingRecorder) Handshake(time.Duration)            { r.add("handshake", 1) }
 func (r *countingRecorder) SessionReset(reason string)         { r.add("reset "+reason, 1) }
-func (r *countingRecorder) TLSHandshakeFailed(reason string) { r.add("tls failed "+reason, 1) }
+func (r *countingRecorder) TLSHandshakeFailed(reason string)   { r.add("tls failed "+reason, 1) }
 func (r *countingRecorder) HTTP2Conn(delta, streams int) {
 	r.add("h2 conns", int64(delta))
 	if delta < 0 {

@@ -221,7 +221,9 @@ func TestRequireTLS(t *testing.T) {
 // SOCKS5 client.
 type tlsForward struct{ cfg *tls.Config }
 
-func (f tlsForward) Dial(network, addr string) (net.Conn, error) { return tls.Dial(network, addr, f.cfg) }
+func (f tlsForward) Dial(network, addr string) (net.Conn, error) {
+	return tls.Dial(network, addr, f.cfg)
+}
 
 // TestCheckConfigTLS: check-config loads the pair as a start would, lists the
 // certificate, fails naming the file when it does not load and naming the PAC
