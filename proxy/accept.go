@@ -27,6 +27,7 @@ func (s *Server) ListenAndServe() error {
 // [ErrServerClosed]. It closes ln. Each connection's first byte chooses its
 // front: 0x05 SOCKS5, a letter (an HTTP method) the HTTP proxy.
 func (s *Server) Serve(ln net.Listener) error {
+	s.core.SetProxyPort(tunnel.AddrPortOf(ln.Addr()).Port())
 	return s.serveListener(ln, s.fronts.plain)
 }
 
@@ -113,6 +114,7 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader, k
 		Establish: c.establish,
 		Idle:      c.idle,
 		Release:   c.release,
+		Stream:    c.stream,
 		Ended:     func() { s.removeClient(c) },
 	})
 	if !s.addClient(c) {

@@ -3,8 +3,10 @@ package proxy
 import (
 	"bufio"
 
+	"github.com/sockshaper/sockshaper/proxy/h2proxy"
 	"github.com/sockshaper/sockshaper/proxy/httpproxy"
 	"github.com/sockshaper/sockshaper/proxy/socks5"
+	"github.com/sockshaper/sockshaper/proxy/tlscert"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
@@ -77,6 +79,6 @@ func newListenerFronts() listenerFronts {
 	return listenerFronts{
 		plain: &listenerKind{fronts: socksAndHTTP()},
 		http:  &listenerKind{fronts: httpOnly()},
-		tls:   &listenerKind{fronts: socksAndHTTP(), tls: true, alpn: map[string]Front{}},
+		tls:   &listenerKind{fronts: socksAndHTTP(), tls: true, alpn: map[string]Front{tlscert.ProtoH2: h2proxy.Front{}}},
 	}
 }

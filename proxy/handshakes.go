@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
@@ -196,57 +195,5 @@ func (r *handshakeReader) watch(c *client) {
 	if r.br != nil && r.br.Buffered() > 0 {
 		r.seen = true
 		c.srv.handshakes.restage(c.hs, stageTalking)
-	}
-}
-
-// establish moves the connection from the handshake budget to the session
-// budget; see [tunnel.Conn.Establish]. A connection that holds a session slot
-// already keeps it.
-func (c *client) establish() tunnel.Outcome {
-	if c.admitted {
-		return tunnel.Outcome{}
-	}
-	if !c.srv.handshakes.release(c.hs) {
-		return tunnel.Outcome{Refusal: tunnel.Gone, Result: metrics.ResultLimitReached}
-	}
-	if r := c.srv.limits.admitClient(c.key, c.budgets); r != tunnel.Allowed {
-		return tunnel.Outcome{Refusal: r, Result: metrics.ResultLimitReached}
-	}
-	c.admitted = true
-	return tunnel.Outcome{}
-}
-
-// idle moves the connection between the budgets as it waits for its next
-// request (idle) and as that request's first byte arrives (!idle); see
-// [tunnel.ConnHooks.Idle]. An idle connection gives back its session slot, if it
-// took one, and holds a handshake slot in the idle stage, the first to be
-// evicted: a keep-alive connection holds no session slot between requests,
-// whether or not a request on it ever logged in. Its next request goes on in the
-// talking stage until it logs in and is established again.
-func (c *client) idle(idle bool) {
-	if !idle {
-		c.srv.handshakes.restage(c.hs, stageTalking)
-		return
-	}
-	if c.admitted {
-		c.srv.limits.releaseClient(c.key)
-		c.admitted = false
-	}
-	if c.srv.handshakes.restage(c.hs, stageIdle) {
-		return
-	}
-	var victim *client
-	c.hs, victim = c.srv.handshakes.admit(c.key, c, c.budgets, stageIdle)
-	if victim != nil {
-		victim.conn.Evict()
-	}
-}
-
-// release gives back the connection's slots: the handshake's, unless it ended,
-// and the session's, if it took one.
-func (c *client) release() {
-	c.srv.handshakes.release(c.hs)
-	if c.admitted {
-		c.srv.limits.releaseClient(c.key)
 	}
 }

@@ -69,17 +69,6 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// client is the server's side of one connection: its slots in the budgets.
-type client struct {
-	srv      *Server
-	conn     *tunnel.Conn
-	key      netip.Prefix // what per-client caps count by
-	budgets  Budgets      // in force at its accept
-	hs       *handshakeSlot
-	hr       *handshakeReader
-	admitted bool // holds a session slot of its client
-}
-
 // New returns a Server applying cfg, checking passwords with users; users may be
 // nil only when cfg has no users file (no authentication). It starts no goroutine.
 func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {

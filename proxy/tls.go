@@ -26,6 +26,18 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	return s.serveListener(ln, s.fronts.tls)
 }
 
+// Listening records the addresses of the plain and HTTPS listeners (nil: none)
+// before they serve, for what fronts tell clients about them (the PAC file,
+// require_tls's refusal); Serve and ServeTLS record them too, as they start.
+func (s *Server) Listening(plain, https net.Addr) {
+	if plain != nil {
+		s.core.SetProxyPort(tunnel.AddrPortOf(plain).Port())
+	}
+	if https != nil {
+		s.core.SetHTTPSPort(tunnel.AddrPortOf(https).Port())
+	}
+}
+
 // SetTLSConfig sets the TLS configuration of handshakes from now on (a reload's
 // client CAs, say); connections already up keep theirs. The certificate itself
 // follows its store without a new configuration.

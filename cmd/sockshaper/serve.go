@@ -156,21 +156,26 @@ func (d *daemon) run() error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	var tlsAddr net.Addr
+	if tlsLn != nil {
+		tlsAddr = tlsLn.Addr()
+	}
+	d.server.Listening(ln.Addr(), tlsAddr)
 	served := make(chan error, 3)
 	go func() { served <- d.server.Serve(ln) }()
-	httpAddr, tlsAddr := "", ""
+	httpAddr, tlsListen := "", ""
 	if httpLn != nil {
 		httpAddr = httpLn.Addr().String()
 		go func() { served <- d.server.ServeHTTPProxy(httpLn) }()
 	}
 	if tlsLn != nil {
-		tlsAddr = tlsLn.Addr().String()
+		tlsListen = tlsLn.Addr().String()
 		go func() { served <- d.server.ServeTLS(tlsLn) }()
 		go d.https.certs.Watch(ctx, certWatchEvery)
 	}
 	d.ready.Store(true)
 	logBudgets(d.log, d.server.Budgets())
-	d.log.Info("serving", "listen", ln.Addr().String(), "http_listen", httpAddr, "tls_listen", tlsAddr, "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
+	d.log.Info("serving", "listen", ln.Addr().String(), "http_listen", httpAddr, "tls_listen", tlsListen, "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
 	d.notify.ready()
 	for {
 		select {

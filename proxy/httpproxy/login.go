@@ -2,9 +2,7 @@ package httpproxy
 
 import (
 	"context"
-	"encoding/base64"
 	"net/http"
-	"strings"
 
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
@@ -58,7 +56,7 @@ func (c *client) login(s *tunnel.Session, req *Request) bool {
 // origin: no request is forwarded before its login.
 func (c *client) challenge() reply {
 	return reply{status: http.StatusProxyAuthRequired, text: "sockshaper: proxy authentication required",
-		fields: []Field{{"Proxy-Authenticate", `Basic realm="` + c.cfg.HTTP.Realm + `", charset="UTF-8"`}}}
+		fields: []Field{{"Proxy-Authenticate", Challenge(c.cfg)}}}
 }
 
 // basicCredentials returns the user and password of a Proxy-Authorization:
@@ -68,15 +66,7 @@ func basicCredentials(req *Request) (user, password string, ok bool) {
 	if !found {
 		return "", "", false
 	}
-	scheme, token, found := strings.Cut(v, " ")
-	if !found || !strings.EqualFold(scheme, "Basic") {
-		return "", "", false
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimLeft(token, " "))
-	if err != nil {
-		return "", "", false
-	}
-	return strings.Cut(string(raw), ":")
+	return ParseBasic(v)
 }
 
 // requireTLS refuses a request on a plaintext listener under auth.require_tls:

@@ -16,7 +16,21 @@ import (
 // req: it names the proxy as the client reached it (or as http.pac.proxy_host
 // says).
 func (c *client) pac(req *Request) []byte {
-	return PAC(c.cfg, c.pacProxy(req), c.conn.Core().HTTPSPort())
+	return PACFile(c.conn, req.Host)
+}
+
+// PACFile returns the proxy auto-config file for the client of conn, which
+// asked for it with requestHost (its Host field, or HTTP/2's :authority), with
+// the proxies as [PAC] lists them: named as the client reached the proxy (or
+// as http.pac.proxy_host says), the plain proxy by its plain port when the
+// client came over TLS.
+func PACFile(conn *tunnel.Conn, requestHost string) []byte {
+	cfg := conn.Policy().Config
+	local := tunnel.AddrPortOf(conn.Net().LocalAddr())
+	if conn.Secure() {
+		local = netip.AddrPortFrom(local.Addr(), conn.Core().ProxyPort())
+	}
+	return PAC(cfg, pacProxy(cfg, requestHost, local, conn.Secure()), conn.Core().HTTPSPort())
 }
 
 // pacProxies is the PAC's answer for the URLs it proxies: "PROXY host:port"; with
@@ -40,19 +54,22 @@ func pacProxies(cfg *configs.Config, hostPort string, httpsPort uint16) string {
 }
 
 // pacProxy is the host:port the PAC file sends clients to: http.pac.proxy_host
-// when it names a port; else its host, or the host of the request's Host field
-// when it is a plain name or address, else the address the client connected to,
-// with the Host field's port, else the one the client connected to.
-func (c *client) pacProxy(req *Request) string {
-	if !pacVaries(c.cfg) {
-		return c.cfg.HTTP.PAC.ProxyHost
+// when it names a port; else its host, or the host of requestHost when it is a
+// plain name or address, else the address the client connected to (local),
+// with requestHost's port (unless the client came over TLS: that port is the
+// HTTPS proxy's), else local's.
+func pacProxy(cfg *configs.Config, requestHost string, local netip.AddrPort, secure bool) string {
+	if !pacVaries(cfg) {
+		return cfg.HTTP.PAC.ProxyHost
 	}
-	local := tunnel.AddrPortOf(c.nc.LocalAddr())
 	host, port := local.Addr().String(), strconv.Itoa(int(local.Port()))
-	if h, p, err := net.SplitHostPort(req.Host); err == nil {
-		host, port = h, p
-	} else if req.Host != "" {
-		host = req.Host
+	if h, p, err := net.SplitHostPort(requestHost); err == nil {
+		host = h
+		if !secure {
+			port = p
+		}
+	} else if requestHost != "" {
+		host = requestHost
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		port = strconv.Itoa(int(local.Port()))
@@ -60,7 +77,7 @@ func (c *client) pacProxy(req *Request) string {
 	if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
 		host = local.Addr().String()
 	}
-	if h, _ := c.cfg.HTTP.PAC.ProxyHostPort(); h != "" {
+	if h, _ := cfg.HTTP.PAC.ProxyHostPort(); h != "" {
 		host = h
 	}
 	return net.JoinHostPort(host, port)

@@ -44,7 +44,8 @@ type Conn struct {
 	owner    string // the user of an admitted session, for cuts by user
 	owned    bool
 	current  *Session
-	sessions int // started so far
+	sessions int    // started so far
+	onDrain  func() // a multiplexed connection's goodbye (HTTP/2 GOAWAY)
 }
 
 // ConnHooks are the server's parts of a connection's life.
@@ -64,6 +65,12 @@ type ConnHooks struct {
 	// Ended runs once after the last accounting line: the server forgets the
 	// connection.
 	Ended func()
+	// Stream returns the hooks of st, a new stream of a multiplexed
+	// connection (see [Conn.NewStream]): each stream takes a session slot of
+	// the connection's client while it relays, and the connection holds its
+	// handshake slot only while none does. The server tracks st as one more
+	// connection (drain, cuts by user). Nil: the connection carries no streams.
+	Stream func(st *Conn) ConnHooks
 }
 
 // NewConn returns the Conn of a client connection accepted from peer, under the
@@ -181,11 +188,40 @@ func (conn *Conn) SetIdle(idle bool) bool {
 func (conn *Conn) Drain() {
 	conn.mu.Lock()
 	conn.draining = true
-	idle := conn.idle
+	idle, onDrain := conn.idle, conn.onDrain
 	conn.mu.Unlock()
 	if idle {
 		conn.Abort()
+		return
 	}
+	if onDrain != nil {
+		onDrain()
+	}
+}
+
+// OnDrain sets what a multiplexed connection does when the server starts to
+// drain while streams are under way: tell its client to open no more (HTTP/2
+// GOAWAY). The streams go on until they end or the drain's deadline cuts them.
+func (conn *Conn) OnDrain(f func()) {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	conn.onDrain = f
+}
+
+// NewStream returns the Conn of one stream of the multiplexed connection conn
+// (an HTTP/2 stream): nc is the stream, read and written as a socket; it has
+// its own lifetime (ended with conn's), closers, cut and sessions, and conn's
+// client, policy and logger. Cutting a stream resets it alone (nc's Reset, see
+// streamResetter); cutting conn ends them all.
+func (conn *Conn) NewStream(nc net.Conn) *Conn {
+	st := &Conn{core: conn.core, pol: conn.pol, nc: nc, peer: conn.peer, id: conn.core.nextConn.Add(1),
+		start: time.Now(), secure: conn.secure}
+	st.ctx, st.stop = context.WithCancel(conn.ctx)
+	st.log = conn.log.With("stream", st.id)
+	if conn.hooks.Stream != nil {
+		st.hooks = conn.hooks.Stream(st)
+	}
+	return st
 }
 
 // Draining reports whether the server is shutting down.

@@ -68,13 +68,18 @@ type countingWriter struct {
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
+	c.add(n)
+	return n, err
+}
+
+// add counts n bytes moved.
+func (c *countingWriter) add(n int) {
 	if n > 0 {
 		c.s.Count(c.direction, int64(n))
 		if c.unflushed += int64(n); c.unflushed >= reportEvery {
 			c.flush()
 		}
 	}
-	return n, err
 }
 
 func (c *countingWriter) flush() {
