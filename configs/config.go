@@ -87,6 +87,14 @@ type LDAP struct {
 	// UserFilter finds a user's entry; {user} stands for the user name, escaped
 	// per RFC 4515 so that it cannot change the filter. AD: (sAMAccountName={user}).
 	UserFilter string `yaml:"user_filter"`
+	// UserNameCase is how the directory compares user names: "fold" (the
+	// default: AD's sAMAccountName and OpenLDAP's uid ignore case) or "exact".
+	// With fold, a name is lower-cased before it is searched, cached and counted
+	// by the throttle, so "Alice" and "alice" are one login; surrounding white
+	// space is trimmed in both modes, as the directory ignores it (RFC 4518).
+	// Any other spelling the directory matches to the same entry shares its
+	// failure count through the entry's DN.
+	UserNameCase string `yaml:"user_name_case"`
 	// Groups map directory group DNs to shaping groups; the first group in the
 	// file's order that the user is a member of picks the shaping group, and a
 	// user in none of them gets shaping.default_group.
@@ -134,6 +142,12 @@ type AuthThrottle struct {
 	// Zero turns the exemption off.
 	RememberVerified time.Duration `yaml:"remember_verified"`
 }
+
+// The values of LDAP.UserNameCase.
+const (
+	NameCaseFold  = "fold"
+	NameCaseExact = "exact"
+)
 
 // Access is the policy: who may use the proxy, for what, to where.
 type Access struct {

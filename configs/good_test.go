@@ -53,7 +53,7 @@ func goodConfig(t *testing.T) *Config {
 		}, LDAP: LDAP{
 			URL: "ldap://dc1.campus.example", StartTLS: true, CAFile: ca,
 			BindDN: "CN=sockshaper,OU=Services,DC=campus,DC=example", BindPasswordFile: "/etc/sockshaper/ldap.secret",
-			BaseDN: "OU=People,DC=campus,DC=example", UserFilter: "(&(objectClass=user)(sAMAccountName={user}))",
+			BaseDN: "OU=People,DC=campus,DC=example", UserFilter: "(&(objectClass=user)(sAMAccountName={user}))", UserNameCase: NameCaseExact,
 			Groups: LDAPGroups{
 				{"CN=Staff,OU=Groups,DC=campus,DC=example", "staff"},
 				{"CN=Guests,OU=Groups,DC=campus,DC=example", "guests.wifi"},

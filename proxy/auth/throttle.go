@@ -13,11 +13,14 @@ import (
 // checks the worker pool can run in a window.
 const minPruneAt = 10_000
 
-// pair is who a failure is charged to: a client address (an IPv6 /64) and the user
-// name it tried.
+// pair is who a failure is charged to: a client address (an IPv6 /64) and the
+// user name it tried (as the verifier names it, see [UserNamer]), or the
+// directory entry a name led to (entry set, user the entry's DN, lower-cased), so
+// that every spelling that reaches one entry shares one count.
 type pair struct {
-	addr netip.Prefix
-	user string
+	addr  netip.Prefix
+	user  string
+	entry bool
 }
 
 // tally is the failures of one key in the current window, which starts at the
@@ -29,13 +32,29 @@ type tally struct {
 	since    time.Time
 }
 
+// ticket is what a login holds from the throttle: its pair, and whether it
+// reserved a failure in advance (a check it runs). It is settled with exactly
+// one of fail, succeed or release.
+type ticket struct {
+	p        pair
+	reserved bool
+}
+
+// reservation is reserve's answer.
+type reservation int
+
+const (
+	reserved reservation = iota // the check may run
+	refused                     // the pair's allowance, or the address's
+)
+
 // throttle refuses logins from an address, or of a user from an address, that
 // failed too often in the current window. Failures are keyed by (address, user)
 // with a low allowance, so that one user's mistakes or one guessed account lock
 // out nobody else behind a shared address, and by address with a higher
 // allowance, so that guessing many users from one address stops too. A pair that
-// logged in recently is exempt from the address's allowance (never from its own).
-// The zero value is not usable; see newThrottle.
+// logged in recently is exempt from the address's allowance (never from its
+// own). The zero value is not usable; see newThrottle.
 type throttle struct {
 	now func() time.Time
 
@@ -72,40 +91,52 @@ func (t *throttle) blocked(p pair) bool {
 		at.failures >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now)
 }
 
-// reserve takes one of p's failures in advance for a check about to run, and
-// reports false when the failures and the checks running already reach the
-// allowance. A reservation ends with exactly one of fail, succeed or release.
-func (t *throttle) reserve(p pair) bool {
+// reserve takes one of tk.p's failures in advance for a check about to run, and
+// the address's too unless tk.p is an entry (whose login reserved them). On
+// reserved, tk is marked so; it ends with exactly one of fail, succeed or release.
+func (t *throttle) reserve(tk *ticket) reservation {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	pt, at := t.current(t.pairs[p], now), t.current(t.addrs[p.addr], now)
-	if pt.failures+pt.pending >= t.set.FailuresPerUser ||
-		at.failures+at.pending >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now) {
-		return false
+	p := tk.p
+	pt := t.current(t.pairs[p], now)
+	if pt.failures+pt.pending >= t.set.FailuresPerUser {
+		return refused
+	}
+	if !p.entry {
+		at := t.current(t.addrs[p.addr], now)
+		if at.failures+at.pending >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now) {
+			return refused
+		}
 	}
 	t.tallyOf(p).pending++
-	t.addrTally(p.addr).pending++
-	return true
-}
-
-// release ends a reservation that was no failure (the check was not run, could
-// not answer, or its client left).
-func (t *throttle) release(p pair) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.unpend(p)
-}
-
-// fail counts a failed login of p, ending its reservation if it had one.
-func (t *throttle) fail(p pair, reserved bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if reserved {
-		t.unpend(p)
+	if !p.entry {
+		t.addrTally(p.addr).pending++
 	}
+	tk.reserved = true
+	return reserved
+}
+
+// release ends a ticket that was no failure (the check was not run, could not
+// answer, or its client left): the reservation is dropped.
+func (t *throttle) release(tk ticket) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.settle(tk)
+}
+
+// fail counts a failed login of tk.p (and of its address, unless tk.p is an
+// entry).
+func (t *throttle) fail(tk ticket) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.settle(tk)
 	now := t.now()
-	for _, tl := range []*tally{t.tallyOf(p), t.addrTally(p.addr)} {
+	tls := []*tally{t.tallyOf(tk.p)}
+	if !tk.p.entry {
+		tls = append(tls, t.addrTally(tk.p.addr))
+	}
+	for _, tl := range tls {
 		*tl = t.current(tl, now)
 		if tl.failures == 0 {
 			tl.since = now
@@ -115,16 +146,21 @@ func (t *throttle) fail(p pair, reserved bool) {
 	t.prune(now)
 }
 
-// succeed records that p logged in, ending its reservation if it had one.
-func (t *throttle) succeed(p pair, reserved bool) {
+// succeed records that tk.p logged in.
+func (t *throttle) succeed(tk ticket) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if reserved {
-		t.unpend(p)
-	}
-	if t.set.RememberVerified > 0 {
-		t.verified[p] = t.now()
+	t.settle(tk)
+	if t.set.RememberVerified > 0 && !tk.p.entry {
+		t.verified[tk.p] = t.now()
 		t.prune(t.now())
+	}
+}
+
+// settle ends tk's reservation; the caller holds mu.
+func (t *throttle) settle(tk ticket) {
+	if tk.reserved {
+		t.unpend(tk.p)
 	}
 }
 
@@ -132,6 +168,9 @@ func (t *throttle) unpend(p pair) {
 	if tl := t.pairs[p]; tl != nil {
 		tl.pending--
 		t.dropIfEmpty(tl, func() { delete(t.pairs, p) })
+	}
+	if p.entry {
+		return
 	}
 	if tl := t.addrs[p.addr]; tl != nil {
 		tl.pending--
@@ -185,7 +224,7 @@ func (t *throttle) addrTally(a netip.Prefix) *tally {
 // pruneAt to twice what is left, so that a map full of live entries is not walked
 // on every failure.
 func (t *throttle) prune(now time.Time) {
-	if len(t.pairs)+len(t.addrs)+len(t.verified) < t.pruneAt {
+	if t.size() < t.pruneAt {
 		return
 	}
 	for p, tl := range t.pairs {
@@ -203,5 +242,9 @@ func (t *throttle) prune(now time.Time) {
 			delete(t.verified, p)
 		}
 	}
-	t.pruneAt = max(minPruneAt, 2*(len(t.pairs)+len(t.addrs)+len(t.verified)))
+	t.pruneAt = max(minPruneAt, 2*t.size())
+}
+
+func (t *throttle) size() int {
+	return len(t.pairs) + len(t.addrs) + len(t.verified)
 }
