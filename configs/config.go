@@ -141,6 +141,18 @@ type AuthThrottle struct {
 	// that guessing behind a NAT address does not lock out the people who use it.
 	// Zero turns the exemption off.
 	RememberVerified time.Duration `yaml:"remember_verified"`
+	// OverAllowanceInterval is how often a login may still be checked from an
+	// address that has used up FailuresPerAddress: one check per interval, in
+	// bursts of up to OverAllowanceBurst, each waiting up to half the handshake
+	// timeout for its turn. Only users with no failures of their own from the
+	// address are checked; a right password gives its turn back, a wrong one
+	// spends it. So the people behind a guessing NAT address still log in, and
+	// the guesser is held to one checked guess per interval. Zero refuses every
+	// login over the allowance unchecked (except the RememberVerified ones).
+	OverAllowanceInterval time.Duration `yaml:"over_allowance_interval"`
+	// OverAllowanceBurst is how many checks over the allowance may run at once
+	// or in quick succession. At least 1 when OverAllowanceInterval is set.
+	OverAllowanceBurst int `yaml:"over_allowance_burst"`
 }
 
 // The values of LDAP.UserNameCase.

@@ -50,6 +50,7 @@ func goodConfig(t *testing.T) *Config {
 		AdminListen: "",
 		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, Throttle: AuthThrottle{
 			FailuresPerUser: 5, FailuresPerAddress: 50, Window: 2 * time.Minute, RememberVerified: 0,
+			OverAllowanceInterval: 2 * time.Second, OverAllowanceBurst: 5,
 		}, LDAP: LDAP{
 			URL: "ldap://dc1.campus.example", StartTLS: true, CAFile: ca,
 			BindDN: "CN=sockshaper,OU=Services,DC=campus,DC=example", BindPasswordFile: "/etc/sockshaper/ldap.secret",

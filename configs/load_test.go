@@ -87,7 +87,9 @@ testdata/bad-many.yaml:17: metrics.per_user_max_users: must be at least 1 when m
 		"bad-throttle.yaml": `testdata/bad-throttle.yaml:4: auth.throttle.failures_per_user: must be at least 1
 testdata/bad-throttle.yaml:5: auth.throttle.failures_per_address: must be at least 1
 testdata/bad-throttle.yaml:6: auth.throttle.window: must be greater than 0
-testdata/bad-throttle.yaml:7: auth.throttle.remember_verified: must not be negative (0 turns the exemption off)`,
+testdata/bad-throttle.yaml:7: auth.throttle.remember_verified: must not be negative (0 turns the exemption off)
+testdata/bad-throttle.yaml:8: auth.throttle.over_allowance_interval: must not be negative (0 refuses every login over the address's allowance)`,
+		"bad-throttle-burst.yaml":   `testdata/bad-throttle-burst.yaml:3: auth.throttle.over_allowance_burst: must be at least 1 with over_allowance_interval set`,
 		"bad-throttle-ceiling.yaml": `testdata/bad-throttle-ceiling.yaml:3: auth.throttle.failures_per_address: must be at least failures_per_user (20): one address can hold many users`,
 		"bad-unknown-key.yaml":      `testdata/bad-unknown-key.yaml:4: timeouts.handshak: unknown field; known fields are handshake, dial, idle, drain`,
 		"bad-zero-timeout.yaml":     `testdata/bad-zero-timeout.yaml:3: timeouts.dial: must be greater than 0`,

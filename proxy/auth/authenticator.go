@@ -80,7 +80,7 @@ func (a *Authenticator) Login(ctx context.Context, client netip.Addr, user, pass
 		t.succeed(ticket{p: p})
 		return Outcome{Identity: id, Result: ResultOK}
 	}
-	c, runner, refused := a.join(key, p, name, password)
+	c, runner, refused := a.join(ctx, key, p, name, password)
 	if refused != "" {
 		return Outcome{Result: refused}
 	}
@@ -89,14 +89,29 @@ func (a *Authenticator) Login(ctx context.Context, client netip.Addr, user, pass
 
 // join waits on the check of key that is running now, or reserves a failure of
 // p and queues a new check, which then settles p's account (it is the runner).
-func (a *Authenticator) join(key loginKey, p pair, name, password string) (c *check, runner bool, refusal string) {
+// Over the address's allowance, the login first waits for a turn (turns.go).
+func (a *Authenticator) join(ctx context.Context, key loginKey, p pair, name, password string) (c *check, runner bool, refusal string) {
+	t := a.gate.throttle
 	tk := ticket{p: p}
-	c, runner, r := a.start(key, &tk)
-	if r != reserved {
-		return nil, false, ResultThrottled
-	}
-	if !runner {
-		return c, false, ""
+	for {
+		var r reservation
+		c, runner, r = a.start(key, &tk)
+		if r == needsTurn && !tk.turn {
+			tk.pw = t.passwordKey(password)
+			if !t.takeTurn(ctx, p.addr, tk.pw, a.gate.pool.budget()) {
+				return nil, false, ResultThrottled
+			}
+			tk.turn = true
+			continue
+		}
+		if r != reserved || !runner {
+			t.release(tk) // gives back the turn it may have taken
+			if r != reserved {
+				return nil, false, ResultThrottled
+			}
+			return c, false, ""
+		}
+		break
 	}
 	busy := func() { a.finish(c, checkResult{busy: true}) }
 	if !a.gate.pool.submit(p.addr, func() { a.run(c, name, password) }, busy) {

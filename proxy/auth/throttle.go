@@ -1,6 +1,11 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
 	"net/netip"
 	"sync"
 	"time"
@@ -32,29 +37,35 @@ type tally struct {
 	since    time.Time
 }
 
-// ticket is what a login holds from the throttle: its pair, and whether it
-// reserved a failure in advance (a check it runs). It is settled with exactly
-// one of fail, succeed or release.
+// ticket is what a login holds from the throttle: its pair, whether it reserved
+// a failure in advance (a check it runs), and whether it took a turn from the
+// address's over-allowance bucket. It is settled with exactly one of fail,
+// succeed or release.
 type ticket struct {
 	p        pair
 	reserved bool
+	turn     bool
+	pw       uint64 // with turn: the keyed hash of the password (turns.go)
 }
 
 // reservation is reserve's answer.
 type reservation int
 
 const (
-	reserved reservation = iota // the check may run
-	refused                     // the pair's allowance, or the address's
+	reserved  reservation = iota // the check may run
+	refused                      // the pair's allowance, or the address's with no turns to give
+	needsTurn                    // the address is over its allowance: take a turn first
 )
 
 // throttle refuses logins from an address, or of a user from an address, that
 // failed too often in the current window. Failures are keyed by (address, user)
 // with a low allowance, so that one user's mistakes or one guessed account lock
 // out nobody else behind a shared address, and by address with a higher
-// allowance, so that guessing many users from one address stops too. A pair that
-// logged in recently is exempt from the address's allowance (never from its
-// own). The zero value is not usable; see newThrottle.
+// allowance, so that guessing many users from one address stops too. Over the
+// address's allowance, a user with no failures of their own there is still
+// checked, one at a time through the address's bucket of turns (bucket.go), and a
+// pair that logged in recently is exempt from the address's allowance (never
+// from its own). The zero value is not usable; see newThrottle.
 type throttle struct {
 	now func() time.Time
 
@@ -63,12 +74,24 @@ type throttle struct {
 	pairs    map[pair]*tally
 	addrs    map[netip.Prefix]*tally
 	verified map[pair]time.Time // last successful login of the pair
+	turns    map[netip.Prefix]*turns
 	pruneAt  int
+	key      [32]byte // of passwordKey
 }
 
 func newThrottle(set configs.AuthThrottle, now func() time.Time) *throttle {
-	return &throttle{now: now, set: set, pairs: map[pair]*tally{}, addrs: map[netip.Prefix]*tally{},
-		verified: map[pair]time.Time{}, pruneAt: minPruneAt}
+	t := &throttle{now: now, set: set, pairs: map[pair]*tally{}, addrs: map[netip.Prefix]*tally{},
+		verified: map[pair]time.Time{}, turns: map[netip.Prefix]*turns{}, pruneAt: minPruneAt}
+	rand.Read(t.key[:]) // never fails: crypto/rand crashes the program instead
+	return t
+}
+
+// passwordKey is a keyed hash of a password, by which the turns of an address
+// over its allowance tell a sprayed password (turns.go) without holding it.
+func (t *throttle) passwordKey(password string) uint64 {
+	m := hmac.New(sha256.New, t.key[:])
+	io.WriteString(m, password)
+	return binary.BigEndian.Uint64(m.Sum(nil))
 }
 
 // setSettings applies new numbers; the counts so far are kept.
@@ -79,20 +102,28 @@ func (t *throttle) setSettings(set configs.AuthThrottle) {
 }
 
 // blocked reports whether p has used up its failures, or p's address has and p
-// has not logged in recently. Checks already running do not count: a login that
-// needs no new check (the cache, or a check of the same password running now)
-// adds no guess.
+// may not be checked over it (it failed there itself, or no turns are given).
+// Checks already running do not count: a login that needs no new check (the
+// cache, or a check of the same password running now) adds no guess.
 func (t *throttle) blocked(p pair) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	pt, at := t.current(t.pairs[p], now), t.current(t.addrs[p.addr], now)
 	return pt.failures >= t.set.FailuresPerUser ||
-		at.failures >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now)
+		at.failures >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now) && !t.mayTurn(pt)
+}
+
+// mayTurn reports whether a pair with tally pt may be checked over its address's
+// allowance: turns are given, and only to users with no failures of their own
+// there, so that a guesser's spent names cannot queue for them.
+func (t *throttle) mayTurn(pt tally) bool {
+	return t.set.OverAllowanceInterval > 0 && pt.failures == 0
 }
 
 // reserve takes one of tk.p's failures in advance for a check about to run, and
-// the address's too unless tk.p is an entry (whose login reserved them). On
+// the address's too unless tk.p is an entry (whose login reserved them). Over
+// the address's allowance it answers needsTurn unless tk holds a turn. On
 // reserved, tk is marked so; it ends with exactly one of fail, succeed or release.
 func (t *throttle) reserve(tk *ticket) reservation {
 	t.mu.Lock()
@@ -103,10 +134,13 @@ func (t *throttle) reserve(tk *ticket) reservation {
 	if pt.failures+pt.pending >= t.set.FailuresPerUser {
 		return refused
 	}
-	if !p.entry {
+	if !p.entry && !tk.turn {
 		at := t.current(t.addrs[p.addr], now)
 		if at.failures+at.pending >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now) {
-			return refused
+			if !t.mayTurn(pt) {
+				return refused
+			}
+			return needsTurn
 		}
 	}
 	t.tallyOf(p).pending++
@@ -118,19 +152,19 @@ func (t *throttle) reserve(tk *ticket) reservation {
 }
 
 // release ends a ticket that was no failure (the check was not run, could not
-// answer, or its client left): the reservation is dropped.
+// answer, or its client left): the reservation is dropped, the turn given back.
 func (t *throttle) release(tk ticket) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.settle(tk)
+	t.settle(tk, true)
 }
 
 // fail counts a failed login of tk.p (and of its address, unless tk.p is an
-// entry).
+// entry); a turn it held is spent (turns.go).
 func (t *throttle) fail(tk ticket) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.settle(tk)
+	t.settle(tk, false)
 	now := t.now()
 	tls := []*tally{t.tallyOf(tk.p)}
 	if !tk.p.entry {
@@ -146,21 +180,28 @@ func (t *throttle) fail(tk ticket) {
 	t.prune(now)
 }
 
-// succeed records that tk.p logged in.
+// succeed records that tk.p logged in; its turn is given back.
 func (t *throttle) succeed(tk ticket) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.settle(tk)
+	t.settle(tk, true)
 	if t.set.RememberVerified > 0 && !tk.p.entry {
 		t.verified[tk.p] = t.now()
 		t.prune(t.now())
 	}
 }
 
-// settle ends tk's reservation; the caller holds mu.
-func (t *throttle) settle(tk ticket) {
+// settle ends tk's reservation and gives its turn back or not; the caller holds mu.
+func (t *throttle) settle(tk ticket, giveBack bool) {
 	if tk.reserved {
 		t.unpend(tk.p)
+	}
+	switch {
+	case !tk.turn:
+	case giveBack:
+		t.giveBack(tk.p.addr)
+	default:
+		t.spendTurn(tk.p.addr, tk.pw)
 	}
 }
 
@@ -242,9 +283,10 @@ func (t *throttle) prune(now time.Time) {
 			delete(t.verified, p)
 		}
 	}
+	t.pruneTurns(now)
 	t.pruneAt = max(minPruneAt, 2*t.size())
 }
 
 func (t *throttle) size() int {
-	return len(t.pairs) + len(t.addrs) + len(t.verified)
+	return len(t.pairs) + len(t.addrs) + len(t.verified) + len(t.turns)
 }

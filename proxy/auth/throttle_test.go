@@ -261,3 +261,37 @@ func TestThrottleEntries(t *testing.T) {
 		t.Errorf("the entry's tally %+v; want 1 failure and the other reservations pending", tl)
 	}
 }
+
+// TestThrottleOverAllowance: over the address's allowance, a user with no
+// failures there needs a turn (and with one is reserved), a user with failures
+// there is refused, and with over_allowance_interval 0 everyone is.
+func TestThrottleOverAllowance(t *testing.T) {
+	const nat = "192.0.2.1"
+	set := testThrottleSettings()
+	set.OverAllowanceInterval, set.OverAllowanceBurst = time.Second, 2
+	th := newThrottle(set, newFakeClock().now)
+	for _, u := range []string{"u1", "u1", "u2", "u2", "u3"} {
+		th.fail(ticket{p: pairOf(nat, u)})
+	}
+	carol, u1 := pairOf(nat, "carol"), pairOf(nat, "u1")
+	if th.blocked(carol) || !th.blocked(u1) {
+		t.Fatalf("blocked: carol %v (no failures: want false), u1 %v (failed there: want true)", th.blocked(carol), th.blocked(u1))
+	}
+	tk := ticket{p: carol}
+	if r := th.reserve(&tk); r != needsTurn || tk.reserved {
+		t.Fatalf("carol without a turn: %v (reserved %v); want needsTurn", r, tk.reserved)
+	}
+	tk.turn = true
+	if r := th.reserve(&tk); r != reserved || !tk.reserved {
+		t.Fatalf("carol with a turn: %v; want reserved", r)
+	}
+	th.release(tk)
+	if tk := (ticket{p: u1}); th.reserve(&tk) != refused {
+		t.Error("u1, who failed there, was not refused over the allowance")
+	}
+	set.OverAllowanceInterval = 0
+	th.setSettings(set)
+	if !th.blocked(carol) {
+		t.Error("over_allowance_interval 0: carol not blocked over the address's allowance")
+	}
+}
