@@ -81,7 +81,9 @@ func (a *Authenticator) Login(ctx context.Context, client netip.Addr, user, pass
 		return Outcome{Identity: id, Result: ResultOK}
 	}
 	c, runner, refused := a.join(ctx, key, p, name, password)
-	if refused != "" {
+	if refused == ResultAbandoned {
+		return Outcome{Result: refused, Err: ctx.Err()}
+	} else if refused != "" {
 		return Outcome{Result: refused}
 	}
 	return a.await(ctx, c, p, runner)
@@ -99,6 +101,9 @@ func (a *Authenticator) join(ctx context.Context, key loginKey, p pair, name, pa
 		if r == needsTurn && !tk.turn {
 			tk.pw = t.passwordKey(password)
 			if !t.takeTurn(ctx, p.addr, tk.pw, a.gate.pool.budget()) {
+				if ctx.Err() != nil {
+					return nil, false, ResultAbandoned
+				}
 				return nil, false, ResultThrottled
 			}
 			tk.turn = true

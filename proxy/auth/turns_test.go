@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"testing/synctest"
@@ -173,6 +174,37 @@ func TestTurnsPruned(t *testing.T) {
 		tt.th.pruneTurns(time.Now())
 		if len(tt.th.turns) != 0 {
 			t.Error("full, idle turns kept past the window")
+		}
+	})
+}
+
+// TestLoginWaitingForATurn: a login over the address's allowance that waits for
+// a turn is answered throttled when the wait budget passes, abandoned when its
+// client leaves first, and neither is a failure.
+func TestLoginWaitingForATurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newNATScene(t, turnSettings(), 3)
+		s.a.gate.SetWaitBudget(500 * time.Millisecond)
+		for i := range 3 { // the burst, spent
+			s.a.Login(context.Background(), client, fmt.Sprint("fresh", i), fmt.Sprint("wrong", i))
+		}
+		start := time.Now()
+		if out := s.a.Login(context.Background(), client, "student00", "right"); out.Result != ResultThrottled || time.Since(start) != 500*time.Millisecond {
+			t.Errorf("past the wait budget: %+v after %v; want throttled after 500ms", out, time.Since(start))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if out := s.a.Login(ctx, client, "student01", "right"); out.Result != ResultAbandoned || out.Err == nil {
+			t.Errorf("client gone while waiting: %+v; want abandoned", out)
+		}
+		for _, u := range []string{"student00", "student01"} {
+			if s.a.gate.throttle.blocked(pairOf("192.0.2.10", u)) || s.a.gate.throttle.pairs[pairOf("192.0.2.10", u)] != nil {
+				t.Errorf("%s: waiting for a turn left a tally", u)
+			}
+		}
+		time.Sleep(time.Second)
+		if out := s.a.Login(context.Background(), client, "student02", "right"); out.Result != ResultOK {
+			t.Errorf("with a turn accrued: %+v", out)
 		}
 	})
 }
