@@ -51,10 +51,11 @@ func goodConfig(t *testing.T) *Config {
 		AdminListen: "",
 		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, RequireTLS: true, Throttle: AuthThrottle{
 			FailuresPerUser: 5, FailuresPerAddress: 50, Window: 2 * time.Minute, RememberVerified: 0,
+			OverAllowanceInterval: 2 * time.Second, OverAllowanceBurst: 5,
 		}, LDAP: LDAP{
 			URL: "ldap://dc1.campus.example", StartTLS: true, CAFile: ca,
 			BindDN: "CN=sockshaper,OU=Services,DC=campus,DC=example", BindPasswordFile: "/etc/sockshaper/ldap.secret",
-			BaseDN: "OU=People,DC=campus,DC=example", UserFilter: "(&(objectClass=user)(sAMAccountName={user}))",
+			BaseDN: "OU=People,DC=campus,DC=example", UserFilter: "(&(objectClass=user)(sAMAccountName={user}))", UserNameCase: NameCaseExact,
 			Groups: LDAPGroups{
 				{"CN=Staff,OU=Groups,DC=campus,DC=example", "staff"},
 				{"CN=Guests,OU=Groups,DC=campus,DC=example", "guests.wifi"},

@@ -224,6 +224,13 @@ func (v *validator) throttle(t AuthThrottle) {
 	if t.RememberVerified < 0 {
 		v.add(path("auth", "throttle", "remember_verified"), nil, "must not be negative (0 turns the exemption off)")
 	}
+	switch {
+	case t.OverAllowanceInterval < 0:
+		v.add(path("auth", "throttle", "over_allowance_interval"), nil,
+			"must not be negative (0 refuses every login over the address's allowance)")
+	case t.OverAllowanceInterval > 0 && t.OverAllowanceBurst < 1:
+		v.add(path("auth", "throttle", "over_allowance_burst"), nil, "must be at least 1 with over_allowance_interval set")
+	}
 }
 
 // parsePrefix reads a CIDR, or a bare address as a one-address prefix. It masks the
