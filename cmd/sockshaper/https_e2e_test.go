@@ -33,7 +33,11 @@ func httpsDaemon(t *testing.T, extra string) (*process, string, *testca.CA, stri
 	if strings.HasPrefix(extra, "auth:") {
 		config = strings.Replace(config, "auth: {users_file: users.htpasswd}\n", "", 1)
 	}
-	d := startDaemonAt(t, dir, nil, config+"tls: {listen: 127.0.0.1:0, cert_file: proxy.pem, key_file: proxy.key}\n"+extra, usersFile())
+	tlsLine := "tls: {listen: 127.0.0.1:0, cert_file: proxy.pem, key_file: proxy.key}\n"
+	if strings.Contains(extra, "\ntls:") || strings.HasPrefix(extra, "tls:") {
+		tlsLine = "" // the caller's own
+	}
+	d := startDaemonAt(t, dir, nil, config+tlsLine+extra, usersFile())
 	addr, _ := d.records("serving")[0]["tls_listen"].(string)
 	if addr == "" {
 		t.Fatalf("no tls_listen in the serving line:\n%s", d.logText())

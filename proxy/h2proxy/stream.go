@@ -1,7 +1,6 @@
 package h2proxy
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -9,29 +8,30 @@ import (
 )
 
 // stream is one HTTP/2 stream as the core sees a client's side: what the
-// client sends on it (its request body) is read, and what the proxy writes
-// goes out at once as DATA frames. Closing it ends the stream: its handler may
+// client sends on it (its request body) is read through an inbox, and what the
+// proxy writes goes out at once as DATA frames. Closing it ends the stream: its handler may
 // return once no read or write is under way, since net/http's ResponseWriter
 // must not be used after the handler has returned. Reset ends it with
 // RST_STREAM instead, so that the client sees an error and not a complete
 // response (a cut tunnel). Its methods are safe for concurrent use.
 type stream struct {
-	body          io.ReadCloser
+	in            *inbox
 	w             http.ResponseWriter
 	rc            *http.ResponseController
 	local, remote net.Addr
 
-	mu      sync.Mutex
-	cond    sync.Cond // signalled when ops drops to 0 after the close
-	ops     int       // reads, writes and deadline changes under way
-	writing int       // writes under way
-	closed  bool
-	reset   bool
-	done    chan struct{} // closed by Close
+	mu            sync.Mutex
+	cond          sync.Cond // signalled when ops drops to 0 after the close
+	ops           int       // writes and deadline changes under way
+	writing       int       // writes under way
+	writeDeadline time.Time // as last given to net/http
+	closed        bool
+	reset         bool
+	done          chan struct{} // closed by Close
 }
 
 func newStream(w http.ResponseWriter, r *http.Request, conn net.Conn) *stream {
-	st := &stream{body: r.Body, w: w, rc: http.NewResponseController(w), local: conn.LocalAddr(),
+	st := &stream{in: newInbox(r.Body), w: w, rc: http.NewResponseController(w), local: conn.LocalAddr(),
 		remote: conn.RemoteAddr(), done: make(chan struct{})}
 	st.cond.L = &st.mu
 	return st
@@ -56,13 +56,7 @@ func (st *stream) leave() {
 	}
 }
 
-func (st *stream) Read(p []byte) (int, error) {
-	if !st.enter() {
-		return 0, net.ErrClosed
-	}
-	defer st.leave()
-	return st.body.Read(p)
-}
+func (st *stream) Read(p []byte) (int, error) { return st.in.Read(p) }
 
 func (st *stream) Write(p []byte) (int, error) {
 	if !st.enter() {
@@ -101,7 +95,7 @@ func (st *stream) Close() error {
 	close(st.done)
 	st.mu.Unlock()
 	defer st.leave()
-	st.body.Close()
+	st.in.Close()
 	if blocked {
 		st.rc.SetWriteDeadline(time.Now())
 	}
@@ -136,18 +130,38 @@ func (st *stream) SetDeadline(t time.Time) error {
 	return st.SetWriteDeadline(t)
 }
 
+// SetReadDeadline sets the deadline of reads, which the inbox keeps: net/http's
+// own would end the body for good when it passes.
 func (st *stream) SetReadDeadline(t time.Time) error {
-	if !st.enter() {
-		return net.ErrClosed
-	}
-	defer st.leave()
-	return st.rc.SetReadDeadline(t)
+	st.in.SetReadDeadline(t)
+	return nil
 }
 
+// SetWriteDeadline sets when a write blocked on the client's flow control
+// resets the stream (net/http's per-stream write deadline). Each change is a
+// message to the connection's serving goroutine, which every stream's frames
+// also wait for, so a deadline moved later by less than an eighth of its
+// distance (at most deadlineSlack) keeps the one set: the relay moves its
+// deadlines every second, and a write may then be cut that much early after
+// no progress for nearly its whole allowance.
 func (st *stream) SetWriteDeadline(t time.Time) error {
 	if !st.enter() {
 		return net.ErrClosed
 	}
 	defer st.leave()
+	st.mu.Lock()
+	last := st.writeDeadline
+	skip := !t.IsZero() && !last.IsZero() && t.After(last) && t.Sub(last) < min(time.Until(t)/8, deadlineSlack)
+	if !skip {
+		st.writeDeadline = t
+	}
+	st.mu.Unlock()
+	if skip {
+		return nil
+	}
 	return st.rc.SetWriteDeadline(t)
 }
+
+// deadlineSlack bounds how much earlier than asked a stream's write deadline
+// may fall (see stream.SetWriteDeadline).
+const deadlineSlack = 5 * time.Second
