@@ -179,9 +179,9 @@ func (s *Store) release(exclusive bool) {
 
 // Add counts up bytes from user's client and down bytes toward it, of TCP or
 // UDP. The relay calls it at its flush points (every 256 KiB or 5 s per
-// direction), so a user may pass an allowance by that much per session before
-// being limited. It allocates nothing once the user is known and never waits
-// for I/O; crossing an allowance calls [Options.OnQuota].
+// direction, and whenever its [Grant] is used up, which keeps it within an
+// allowance). It allocates nothing once the user is known and never waits for
+// I/O; crossing an allowance calls [Options.OnQuota].
 func (s *Store) Add(user string, up, down int64) {
 	if s == nil || up <= 0 && down <= 0 {
 		return
