@@ -33,6 +33,15 @@ func (d *daemon) closeUsage() {
 	}
 }
 
+// checkStateDir checks cfg's state_dir as the daemon's start would, without
+// creating or locking anything.
+func checkStateDir(cfg *configs.Config) error {
+	if cfg.StateDir == "" {
+		return nil
+	}
+	return usagestore.CheckStateDir(cfg.StateDir)
+}
+
 // quotaGroups returns the groups of cfg with a quota, for their metric series.
 func quotaGroups(cfg *configs.Config) []string {
 	var groups []string
