@@ -63,13 +63,13 @@ func downloadAll(t *testing.T, proxyAddr, user, src string, n int) ([]int64, tim
 }
 
 // TestRefusingQuotaOvershoot downloads unshaped at full loopback speed (GB/s)
-// with 1 and 8 sessions of one user over a refusing daily quota of 200 MB: what
+// with 1, 8 and 32 sessions of one user over a refusing daily quota of 200 MB: what
 // the daemon relays and counts stays within 2% over the allowance, and the user
 // gets all of it. Bytes used to reach the store only at the relay's flush points
 // and a crossing cut the sessions through an event, so a session moved tens of
 // MB more before its cut landed (11–28% over).
 func TestRefusingQuotaOvershoot(t *testing.T) {
-	for _, sessions := range []int{1, 8} {
+	for _, sessions := range []int{1, 8, 32} {
 		t.Run(fmt.Sprintf("%d sessions", sessions), func(t *testing.T) {
 			d := startShippingDaemon(t, quotaConfigE2E(fmt.Sprintf("{daily: %d, over_rate: 0}", overshootAllowance), "0"), usersFile())
 			start := time.Now()

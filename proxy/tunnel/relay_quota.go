@@ -26,8 +26,8 @@ const grantedStep = 1 << 20
 // grant returns how many bytes the step may move under the quota grant
 // (usage.NoLimit without an allowance). A used-up grant is renewed first, after
 // a report of the bytes moved, so that the store counts them; errQuota when
-// the user is over an allowance that refuses. 0 with no error: the step waited
-// for the other directions' reports and must move nothing.
+// the user is over an allowance that refuses; 0 when nothing is free until the
+// user's other directions report (see awaitFree).
 func (h *halfPipe) grant() (int64, error) {
 	if limit := h.quota.Left(); limit > 0 {
 		return limit, nil
@@ -43,13 +43,30 @@ func (h *halfPipe) grant() (int64, error) {
 	if h.quota.Refused() {
 		return 0, errQuota
 	}
+	return 0, nil
+}
+
+// awaitFree is the step of a direction that finds nothing free: it waits until
+// src has bytes (an idle direction costs nothing while it waits), then pauses
+// for quotaPause, so that the next step, which asks again, comes after the
+// other directions had time to report.
+func (h *halfPipe) awaitFree() error {
+	if h.ready != nil {
+		avail, err := h.ready.wait()
+		if err != nil {
+			return err
+		}
+		if avail == 0 {
+			return io.EOF
+		}
+	}
 	t := time.NewTimer(quotaPause)
+	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-h.sess.conn.ctx.Done():
-		t.Stop()
 	}
-	return 0, nil
+	return nil
 }
 
 // spliceGranted is the step of a user with an allowance where spliceStream

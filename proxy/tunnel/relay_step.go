@@ -22,6 +22,9 @@ import (
 func (h *halfPipe) step() (int64, error) {
 	limit, err := h.grant()
 	if err != nil || limit == 0 {
+		if err == nil {
+			err = h.awaitFree()
+		}
 		return 0, err
 	}
 	shaped := h.chain != nil && h.chain.Limited()
