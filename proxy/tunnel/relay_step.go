@@ -57,12 +57,15 @@ func (h *halfPipe) copy(shaped bool) (int64, error) {
 			return 0, io.EOF
 		}
 	}
-	// A copy that waits for bytes itself (no readiness check) takes none from
-	// the grant while it waits: it counts what it moved after.
+	// A copy that waits for bytes itself (no readiness check, or streaming)
+	// takes none from the grant while it waits: it counts what it moved after.
 	if !waits {
 		h.next.N = min(int64(avail), h.quota.Left())
-	} else if h.next.N = h.quota.Take(int64(avail)); h.next.N == 0 {
-		return 0, nil // the user's other directions took what is left
+	} else {
+		h.next.N = h.quota.Take(int64(avail))
+	}
+	if h.next.N == 0 {
+		return 0, nil // the user's other directions took what is left (not EOF)
 	}
 	var n int64
 	var err error
