@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	httppprof "net/http/pprof"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,7 +19,8 @@ import (
 //     are still served.
 //   - GET /healthz answers 200 "ok" while the process serves HTTP at all.
 //   - GET /readyz answers 200 "ok" while ready reports true and 503 "not ready"
-//     otherwise (after SIGTERM, during the drain). A nil ready is always ready.
+//     otherwise (after SIGTERM, during the drain), each followed by the notes
+//     ready returns, a line each. A nil ready is always ready.
 //   - /debug/pprof/ and its sub-paths serve net/http/pprof, only when pprof is true;
 //     profiles expose memory contents, so this stays off unless an operator turns it
 //     on for an admin listener nobody else reaches.
@@ -28,7 +30,7 @@ import (
 // Every other path answers 404, and other methods on the paths above 405. A nil
 // logger discards. The handler never serves [http.DefaultServeMux], where the
 // net/http/pprof package registers itself.
-func NewAdminHandler(g prometheus.Gatherer, ready func() bool, pprof bool, logger *slog.Logger, routes ...Route) http.Handler {
+func NewAdminHandler(g prometheus.Gatherer, ready Readiness, pprof bool, logger *slog.Logger, routes ...Route) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -41,11 +43,15 @@ func NewAdminHandler(g prometheus.Gatherer, ready func() bool, pprof bool, logge
 		writeText(w, http.StatusOK, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ready != nil && !ready() {
-			writeText(w, http.StatusServiceUnavailable, "not ready")
-			return
+		ok, notes := true, []string(nil)
+		if ready != nil {
+			ok, notes = ready()
 		}
-		writeText(w, http.StatusOK, "ok")
+		code, body := http.StatusOK, "ok"
+		if !ok {
+			code, body = http.StatusServiceUnavailable, "not ready"
+		}
+		writeText(w, code, strings.Join(append([]string{body}, notes...), "\n"))
 	})
 	if pprof {
 		registerPprof(mux)
@@ -54,6 +60,19 @@ func NewAdminHandler(g prometheus.Gatherer, ready func() bool, pprof bool, logge
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	return mux
+}
+
+// Readiness reports whether the daemon takes traffic, for /readyz, and notes:
+// problems that are no reason for a balancer to take traffic away from it (a
+// full disk would take it away from every instance), which /readyz's body
+// shows, a line each, for the operator and the health check's log. It must be
+// cheap and safe for concurrent use.
+type Readiness func() (ready bool, notes []string)
+
+// Ready is a [Readiness] without notes, from a readiness flag such as an
+// [sync/atomic.Bool]'s Load.
+func Ready(ready func() bool) Readiness {
+	return func() (bool, []string) { return ready(), nil }
 }
 
 // Route is one more handler of the admin endpoint: Pattern is an

@@ -18,7 +18,7 @@ import (
 )
 
 // newAdminServer serves NewAdminHandler on a real listener on 127.0.0.1:0.
-func newAdminServer(t *testing.T, g prometheus.Gatherer, ready func() bool, pprof bool, logger *slog.Logger) *httptest.Server {
+func newAdminServer(t *testing.T, g prometheus.Gatherer, ready Readiness, pprof bool, logger *slog.Logger) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(NewAdminHandler(g, ready, pprof, logger))
 	t.Cleanup(srv.Close)
@@ -47,7 +47,7 @@ func get(t *testing.T, srv *httptest.Server, method, path string) (int, string) 
 func TestAdminHealthAndReady(t *testing.T) {
 	var ready atomic.Bool
 	ready.Store(true)
-	srv := newAdminServer(t, prometheus.NewRegistry(), ready.Load, false, nil)
+	srv := newAdminServer(t, prometheus.NewRegistry(), Ready(ready.Load), false, nil)
 
 	if code, body := get(t, srv, http.MethodGet, "/healthz"); code != http.StatusOK || body != "ok" {
 		t.Errorf("/healthz = %d %q, want 200 \"ok\"", code, body)
@@ -61,6 +61,32 @@ func TestAdminHealthAndReady(t *testing.T) {
 	}
 	if code, _ := get(t, srv, http.MethodGet, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz while draining = %d, want 200", code)
+	}
+}
+
+// TestAdminReadyNotes: the notes of a Readiness follow the status line of
+// /readyz, a line each, whether ready or not; without notes the body is the
+// status alone, as health checks expect.
+func TestAdminReadyNotes(t *testing.T) {
+	var ready atomic.Bool
+	var notes atomic.Pointer[[]string]
+	notes.Store(&[]string{})
+	srv := newAdminServer(t, prometheus.NewRegistry(), func() (bool, []string) { return ready.Load(), *notes.Load() }, false, nil)
+	for _, tc := range []struct {
+		ready bool
+		notes []string
+		code  int
+		body  string
+	}{
+		{true, nil, http.StatusOK, "ok"},
+		{true, []string{"usage state: writes failing since 2026-12-06T21:00:00Z"}, http.StatusOK, "ok\nusage state: writes failing since 2026-12-06T21:00:00Z"},
+		{false, []string{"a", "b"}, http.StatusServiceUnavailable, "not ready\na\nb"},
+	} {
+		ready.Store(tc.ready)
+		notes.Store(&tc.notes)
+		if code, body := get(t, srv, http.MethodGet, "/readyz"); code != tc.code || body != tc.body {
+			t.Errorf("/readyz ready %v notes %q = %d %q, want %d %q", tc.ready, tc.notes, code, body, tc.code, tc.body)
+		}
 	}
 }
 

@@ -74,6 +74,7 @@ func TestComposeFile(t *testing.T) {
 		"./configs/docker.yaml":               "/etc/sockshaper/sockshaper.yaml",
 		"./users.htpasswd":                    "/etc/sockshaper/users.htpasswd",
 		"./configs/prometheus/prometheus.yml": "/etc/prometheus/prometheus.yml",
+		"./configs/prometheus/alerts.yml":     "/etc/prometheus/alerts.yml",
 		"./configs/grafana/provisioning":      "/etc/grafana/provisioning",
 		"./configs/grafana/dashboards":        "/var/lib/grafana/dashboards",
 	} {

@@ -53,7 +53,7 @@ func BenchmarkRelayDownloadShaped(b *testing.B) {
 }
 
 func benchmarkDownload(b *testing.B, opts ...harnessOption) {
-	h := newHarness(b, "", append(opts, withMetrics())...)
+	h := newHarness(b, "", append([]harnessOption{withMetrics()}, opts...)...)
 	source := startTarget(b, func(c net.Conn) {
 		buf := make([]byte, 1<<20)
 		for {

@@ -3,6 +3,7 @@ package usage
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
@@ -81,6 +82,15 @@ type entry struct {
 	overIn    string // the period whose allowance is used up, while over
 	crossings uint32 // times the user went over; a session compares it at its start and end
 
+	// The user's standing for the grants of their relays (grant.go), read at
+	// every step without a lock: left is published under mu whenever the
+	// counts, the live sessions or the quota change, with parts and floor;
+	// unreported is kept by the grants themselves.
+	left       atomic.Int64 // bytes left of the tightest allowance; NoLimit, or 0 when refused
+	parts      atomic.Int64 // directions of the live sessions, which share what is left
+	floor      atomic.Int64 // the smallest share
+	unreported atomic.Int64 // bytes the grants' relays moved and have not reported yet
+
 	live       int
 	sessions   map[sessionKind]int
 	lastActive time.Time
@@ -105,9 +115,15 @@ func (e *entry) rollLocked(p period) {
 	}
 }
 
-// checkLocked decides whether the user is over an allowance and reports a
-// change as an event.
+// checkLocked decides whether the user is over an allowance, sets the share of
+// their relays' directions, and reports a change as an event.
 func (e *entry) checkLocked(user string) (Event, bool) {
+	ev, changed := e.overLocked(user)
+	e.publishLocked()
+	return ev, changed
+}
+
+func (e *entry) overLocked(user string) (Event, bool) {
 	over, in := false, ""
 	if e.limited {
 		switch {

@@ -1,13 +1,9 @@
 package usage
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,22 +44,84 @@ type stateDir struct {
 	lock *os.File
 }
 
-// openStateDir creates dir if needed, takes its lock and checks that files can
-// be written there, so that a bad folder stops the daemon at start rather than
-// losing usage later.
+// CheckStateDir checks a state_dir as the daemon would take it, without
+// creating or locking anything: an existing dir must be a folder that no
+// user but its owner's group may write to (others could replace the usage
+// file, or put a link where the daemon opens its lock), and its lock and usage
+// files must not be symbolic links. A dir that does not exist yet is fine: the
+// daemon creates it, mode 0750. check-config calls it; the daemon's start
+// checks the same.
+func CheckStateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	if err := checkDirMode(dir, fi); err != nil {
+		return err
+	}
+	for _, name := range []string{lockFile, StateFile} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("state_dir %s: %s is a symbolic link; sockshaper does not follow links there: remove it", dir, name)
+		}
+	}
+	return nil
+}
+
+// checkDirMode refuses a state_dir that is not a folder, or that others may
+// write to (the sticky bit does not help: they could still create the names
+// the daemon uses before it does).
+func checkDirMode(dir string, fi fs.FileInfo) error {
+	if !fi.IsDir() {
+		return fmt.Errorf("state_dir %s is not a folder", dir)
+	}
+	if m := fi.Mode(); m.Perm()&0o002 != 0 {
+		return fmt.Errorf("state_dir %s is writable by every user (mode %04o): anyone on the host could replace the usage kept there; "+
+			"make it the daemon's own (chmod o-w %s, or 0750)", dir, octalMode(m), dir)
+	}
+	return nil
+}
+
+// octalMode is m as chmod writes it, with the setuid, setgid and sticky bits.
+func octalMode(m fs.FileMode) uint32 {
+	o := uint32(m.Perm())
+	for _, b := range []struct {
+		mode fs.FileMode
+		bit  uint32
+	}{{fs.ModeSetuid, 0o4000}, {fs.ModeSetgid, 0o2000}, {fs.ModeSticky, 0o1000}} {
+		if m&b.mode != 0 {
+			o |= b.bit
+		}
+	}
+	return o
+}
+
+// openStateDir creates dir if needed, checks it (see [CheckStateDir]), takes
+// its lock and checks that files can be written there, so that a bad folder
+// stops the daemon at start rather than losing usage later.
 func openStateDir(dir string) (*stateDir, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
+	if err := checkDirMode(dir, fi); err != nil {
+		return nil, err
+	}
+	f, err := openLock(dir)
+	if err != nil {
+		return nil, err
+	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(f.Name())
+		holder := make([]byte, 32)
+		n, _ := f.ReadAt(holder, 0)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state_dir %s is in use by another sockshaper (pid %s)", dir, strings.TrimSpace(string(holder)))
+			return nil, fmt.Errorf("state_dir %s is in use by another sockshaper (pid %s)", dir, strings.TrimSpace(string(holder[:n])))
 		}
 		return nil, fmt.Errorf("state_dir %s: lock: %w", dir, err)
 	}
@@ -86,211 +144,43 @@ func openStateDir(dir string) (*stateDir, error) {
 	return &stateDir{dir: dir, lock: f}, nil
 }
 
+// openLock opens (creating) the lock file without following a symbolic link:
+// the daemon truncates it to write its pid, and a link would truncate its
+// target.
+func openLock(dir string) (*os.File, error) {
+	name := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("state_dir %s: %s is a symbolic link; sockshaper does not follow links there: remove it", dir, lockFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("state_dir %s: %s is not a regular file", dir, lockFile)
+	}
+	return f, nil
+}
+
 func (d *stateDir) path() string { return filepath.Join(d.dir, StateFile) }
 
 // close releases the lock.
 func (d *stateDir) close() error { return d.lock.Close() }
 
-// load reads the usage file. A missing file is no usage. A file that cannot be
-// read or parsed is logged and renamed aside (usage.json.corrupt-TIMESTAMP), so
-// that nothing writes over it and an operator can mend it; counting then starts
-// from zero. load fails only when such a file cannot be moved aside.
-func (d *stateDir) load(log *slog.Logger) (map[string]*entry, error) {
-	data, err := os.ReadFile(d.path())
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]*entry{}, nil
-	}
-	var users map[string]*entry
-	if err == nil {
-		if users, err = parseState(data); err == nil {
-			return users, nil
-		}
-	}
-	aside, merr := d.moveAside()
-	if merr != nil {
-		return nil, fmt.Errorf("usage state %s is unreadable (%v) and could not be moved aside: %w", d.path(), err, merr)
-	}
-	log.Error("usage state unreadable; moved aside, counting from zero", "path", d.path(), "moved_to", aside, "err", err)
-	return map[string]*entry{}, nil
-}
-
-// moveAside renames the usage file to a name with the time, never over
-// another file.
-func (d *stateDir) moveAside() (string, error) {
-	base := d.path() + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
+// asideName returns a name for a copy of the usage file kept aside, of kind
+// (corrupt, bad) and the time, that no file has.
+func (d *stateDir) asideName(kind string) (string, error) {
+	base := d.path() + "." + kind + "-" + time.Now().UTC().Format("20060102T150405Z")
 	for i := 0; ; i++ {
 		name := base
 		if i > 0 {
 			name += "-" + strconv.Itoa(i)
 		}
 		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
-			return name, os.Rename(d.path(), name)
+			return name, nil
 		} else if err != nil {
 			return "", err
-		}
-	}
-}
-
-// parseState reads a usage file, refusing anything it does not fully understand.
-func parseState(data []byte) (map[string]*entry, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var st fileState
-	if err := dec.Decode(&st); err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("parse: data after the JSON object")
-	}
-	if st.Version != stateVersion {
-		return nil, fmt.Errorf("version %d, want %d", st.Version, stateVersion)
-	}
-	users := make(map[string]*entry, len(st.Users))
-	for name, u := range st.Users {
-		day, err1 := time.Parse("2006-01-02", u.Day)
-		month, err2 := time.Parse("2006-01", u.Month)
-		switch {
-		case err1 != nil || err2 != nil:
-			return nil, fmt.Errorf("user %q: day %q or month %q is not a date", name, u.Day, u.Month)
-		case u.DayUpload < 0 || u.DayDownload < 0 || u.MonthUpload < 0 || u.MonthDownload < 0:
-			return nil, fmt.Errorf("user %q: negative count", name)
-		}
-		e := &entry{
-			day:   [2]int64{u.DayUpload, u.DayDownload},
-			month: [2]int64{u.MonthUpload, u.MonthDownload},
-			at:    period{day: dateKey(day), month: dateKey(month) / 100},
-		}
-		if e.at.day/100 != e.at.month {
-			e.day = [2]int64{} // a day of another month is over anyway
-		}
-		users[name] = e
-	}
-	return users, nil
-}
-
-func dateKey(t time.Time) int32 {
-	y, m, d := t.Date()
-	return int32(y*10000 + int(m)*100 + d)
-}
-
-func formatKey(k int32, month bool) string {
-	if month {
-		return fmt.Sprintf("%04d-%02d", k/100, k%100)
-	}
-	return fmt.Sprintf("%04d-%02d-%02d", k/10000, k/100%100, k%100)
-}
-
-// snapshot copies every user's counts for the file.
-func (s *Store) snapshot(now time.Time) fileState {
-	st := fileState{Version: stateVersion, Saved: now.UTC(), Users: map[string]fileUser{}}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for name, e := range s.users {
-		e.mu.Lock()
-		if e.at.month != 0 && (e.month != [2]int64{} || e.day != [2]int64{}) {
-			st.Users[name] = fileUser{
-				Day: formatKey(e.at.day, false), Month: formatKey(e.at.month, true),
-				DayUpload: e.day[upload], DayDownload: e.day[download],
-				MonthUpload: e.month[upload], MonthDownload: e.month[download],
-			}
-		}
-		e.mu.Unlock()
-	}
-	return st
-}
-
-// Flush writes the usage to state_dir if it changed since the last write: to
-// a new file that is synced and then renamed over the old one, and the folder
-// synced, so that a crash at any point leaves the old file or the new one
-// whole. Without a state_dir it does nothing.
-func (s *Store) Flush() error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	if s.state == nil || s.closed || !s.dirty.Swap(false) {
-		return nil
-	}
-	data, err := json.MarshalIndent(s.snapshot(s.now()), "", " ")
-	if err == nil {
-		err = writeAtomic(s.state.path(), append(data, '\n'))
-	}
-	if err != nil {
-		s.dirty.Store(true)
-	}
-	return err
-}
-
-// Close writes the usage a last time and releases state_dir. The daemon calls
-// it after the sessions have drained. Counting goes on in memory afterwards,
-// but nothing more is written.
-func (s *Store) Close() error {
-	err := s.Flush()
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	if s.state != nil && !s.closed {
-		s.closed = true
-		if cerr := s.state.close(); err == nil {
-			err = cerr
-		}
-	}
-	return err
-}
-
-// writeAtomic replaces path with data: temp file, fsync, rename, fsync dir.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// Run ticks every second and writes changed usage every FlushEvery, until ctx
-// ends. A failed write is logged (at most once a minute) and tried again.
-func (s *Store) Run(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	flush := time.NewTicker(s.flushEvery)
-	defer flush.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			s.Tick(s.now())
-		case <-flush.C:
-			s.flushLogged()
-		}
-	}
-}
-
-func (s *Store) flushLogged() {
-	if err := s.Flush(); err != nil {
-		s.flushMu.Lock()
-		defer s.flushMu.Unlock()
-		if now := time.Now(); now.Sub(s.warnedAt) >= time.Minute {
-			s.warnedAt = now
-			s.log.Error("writing usage state failed; counting goes on in memory", "err", err)
 		}
 	}
 }

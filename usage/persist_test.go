@@ -99,20 +99,19 @@ func TestFlushWritesOnlyChanges(t *testing.T) {
 	}
 }
 
-// TestCorruptStateMovedAside starts on state files that cannot be used: each is
-// reported, kept under a new name with its bytes, and counting starts from zero
-// without writing over it.
+// TestCorruptStateMovedAside starts on state files that cannot be used as a
+// whole: each is reported, kept under a new name with its bytes, and counting
+// starts from zero without writing over it.
 func TestCorruptStateMovedAside(t *testing.T) {
 	for name, content := range map[string]string{
-		"garbage":      "\x00\x01not json",
-		"truncated":    `{"version": 1, "saved": "2026-03-10T12:00:00Z", "users": {"bob": {"day": "2026-03-10"`,
-		"version":      `{"version": 2, "saved": "2026-03-10T12:00:00Z", "users": {}}`,
-		"negative":     `{"version": 1, "saved": "2026-03-10T12:00:00Z", "users": {"bob": {"day": "2026-03-10", "month": "2026-03", "day_upload": -5}}}`,
-		"bad date":     `{"version": 1, "saved": "2026-03-10T12:00:00Z", "users": {"bob": {"day": "10.3.2026", "month": "2026-03"}}}`,
-		"unknown key":  `{"version": 1, "saved": "2026-03-10T12:00:00Z", "users": {}, "extra": 1}`,
-		"two objects":  `{"version": 1, "users": {}} {"version": 1, "users": {}}`,
-		"empty":        ``,
-		"not a object": `[1, 2]`,
+		"garbage":          "\x00\x01not json",
+		"truncated":        `{"version": 1, "saved": "2026-03-10T12:00:00Z", "users": {"bob": {"day": "2026-03-10"`,
+		"version":          `{"version": 2, "saved": "2026-03-10T12:00:00Z", "users": {}}`,
+		"unknown key":      `{"version": 1, "saved": "2026-03-10T12:00:00Z", "users": {}, "extra": 1}`,
+		"two objects":      `{"version": 1, "users": {}} {"version": 1, "users": {}}`,
+		"empty":            ``,
+		"not a object":     `[1, 2]`,
+		"users not object": `{"version": 1, "users": [{"day": "2026-03-10"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -144,6 +143,9 @@ func TestCorruptStateMovedAside(t *testing.T) {
 			}
 			if st := readState(t, dir); st.Users["bob"].DayUpload != 5 {
 				t.Errorf("new state file %+v", st)
+			}
+			if h := s.StateHealth(); !h.FileSetAside || h.EntriesSetAside != 0 {
+				t.Errorf("state health %+v, want the file set aside", h)
 			}
 		})
 	}
@@ -234,18 +236,32 @@ func TestRunFlushesAndTicks(t *testing.T) {
 	})
 }
 
-// FuzzParseState feeds the state file parser arbitrary bytes: it never panics,
-// and what it accepts has no negative count and reads back the same after the
-// Store writes it again.
+// FuzzParseState feeds the state file parser arbitrary bytes: it never panics;
+// what it accepts has no negative count, names no user both usable and set
+// aside, and reads back the same after the Store writes it again.
 func FuzzParseState(f *testing.F) {
 	f.Add([]byte(`{"version": 1, "saved": "2026-03-10T12:00:00Z", "users": {"bob": {"day": "2026-03-10", "month": "2026-03", "day_upload": 5, "month_download": 9}}}`))
 	f.Add([]byte(`{"version": 1, "users": {"": {"day": "2026-02-28", "month": "2026-03"}}}`))
+	f.Add([]byte(`{"version": 1, "users": {"a": {"day": "2026-03-01", "month": "2026-03", "day_upload": -1}, "b": {"day": "x"}, "a": {}}}`))
+	f.Add([]byte(`{"version": 1, "users": {"c": {"day": "2026-03-01", "month": "2026-03", "extra": 1}, "d": null, "e": 7}}`))
+	f.Add([]byte(`{"version": 1, "users": null}`))
 	f.Add([]byte(`{"version": 2}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		users, err := parseState(data)
+		users, bad, err := parseState(data)
 		if err != nil {
+			if users != nil || bad != nil {
+				t.Fatalf("a refused file gave %d users and %d entries set aside", len(users), len(bad))
+			}
 			return
+		}
+		for _, b := range bad {
+			if users[b.user] != nil {
+				t.Fatalf("user %q both loaded and set aside (%s)", b.user, b.reason)
+			}
+			if b.reason == "" || len(b.reason) > 200 {
+				t.Fatalf("user %q set aside with reason %q", b.user, b.reason)
+			}
 		}
 		s := &Store{users: users, now: time.Now}
 		s.cfg.Store(&storeConfig{loc: time.UTC, gen: 1})
@@ -258,9 +274,9 @@ func FuzzParseState(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := parseState(out)
-		if err != nil {
-			t.Fatalf("the Store's own file does not parse: %v\n%s", err, out)
+		again, bad, err := parseState(out)
+		if err != nil || len(bad) != 0 {
+			t.Fatalf("the Store's own file does not parse whole: %v %v\n%s", err, bad, out)
 		}
 		for name, e := range again {
 			if o := users[name]; o == nil || o.day != e.day || o.month != e.month {

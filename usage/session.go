@@ -35,6 +35,7 @@ func (e *QuotaError) Unwrap() error { return ErrOverQuota }
 type Session struct {
 	s         *Store
 	e         *entry
+	user      string
 	kind      sessionKind
 	startOver bool   // the user was over a shaping quota when the session began
 	crossings uint32 // the user's crossings when the session began
@@ -68,8 +69,9 @@ func (s *Store) Admit(user, front, command string) (*Session, error) {
 		}
 		e.sessions[kind]++
 		e.live++
+		e.publishLocked()
 		e.lastActive = now
-		sess = &Session{s: s, e: e, kind: kind, startOver: e.over, crossings: e.crossings}
+		sess = &Session{s: s, e: e, user: user, kind: kind, startOver: e.over, crossings: e.crossings}
 	}
 	e.mu.Unlock()
 	s.release(excl)
@@ -141,6 +143,7 @@ func (ss *Session) Close() {
 	}
 	ss.closed = true
 	e.live--
+	e.publishLocked()
 	if e.sessions[ss.kind]--; e.sessions[ss.kind] <= 0 {
 		delete(e.sessions, ss.kind)
 	}

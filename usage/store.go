@@ -87,15 +87,17 @@ type Store struct {
 	lastTick period
 	flushMu  sync.Mutex // one writer of the state file at a time
 	closed   bool       // guarded by flushMu
-	warnedAt time.Time  // last flush failure logged, guarded by flushMu
+	health   stateHealth
 }
 
 // New returns a Store applying cfg. When cfg.StateDir is set it takes the
-// folder (creating it, and refusing one another process holds) and loads the
-// usage kept there; a state file that cannot be read or parsed is logged and
-// moved aside, and counting starts from zero. New fails when the folder
-// cannot be used, or when an unreadable state file cannot be moved aside
-// (writing over it would lose it). Call [Store.Close] at shutdown.
+// folder (creating it, and refusing one another process holds, one others may
+// write to, and links where its files go) and loads the usage kept there: the
+// entries of users it cannot use are set aside (logged, and kept in a copy of
+// the file), the others keep their counts; a state file that cannot be read or
+// parsed at all is logged and moved aside, and counting starts from zero. New
+// fails when the folder cannot be used, or when what it sets aside cannot be
+// kept (writing over it would lose it). Call [Store.Close] at shutdown.
 func New(cfg *configs.Config, opts Options) (*Store, error) {
 	s := &Store{
 		now:        opts.Now,
@@ -120,12 +122,16 @@ func New(cfg *configs.Config, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		users, err := st.load(s.log)
+		got, err := st.load(s.log)
 		if err != nil {
 			st.close()
 			return nil, err
 		}
-		s.state, s.users = st, users
+		s.state, s.users = st, got.users
+		s.health.h = StateHealth{Kept: true, LastWrite: s.now(), EntriesSetAside: len(got.bad), FileSetAside: got.corrupt}
+		// The file is written again without the entries set aside (their
+		// copy keeps them), so that they are not reported at every start.
+		s.dirty.Store(len(got.bad) > 0)
 	}
 	now := s.now()
 	p := periodOf(now, c.loc)
@@ -179,9 +185,9 @@ func (s *Store) release(exclusive bool) {
 
 // Add counts up bytes from user's client and down bytes toward it, of TCP or
 // UDP. The relay calls it at its flush points (every 256 KiB or 5 s per
-// direction), so a user may pass an allowance by that much per session before
-// being limited. It allocates nothing once the user is known and never waits
-// for I/O; crossing an allowance calls [Options.OnQuota].
+// direction, and whenever its [Grant] is used up, which keeps it within an
+// allowance). It allocates nothing once the user is known and never waits for
+// I/O; crossing an allowance calls [Options.OnQuota].
 func (s *Store) Add(user string, up, down int64) {
 	if s == nil || up <= 0 && down <= 0 {
 		return
@@ -229,59 +235,6 @@ func (s *Store) OverRate(user string) (configs.Rate, bool) {
 		return 0, false
 	}
 	return e.quota.OverRate, true
-}
-
-// Update applies a reloaded config: groups, members, quotas and time zone. Users
-// whose quota now puts them over, or back under, are reported to OnQuota. The
-// state folder stays the one given to New.
-func (s *Store) Update(cfg *configs.Config) {
-	old := s.cfg.Load()
-	c := &storeConfig{shaping: cfg.Shaping, loc: location(cfg), gen: old.gen + 1}
-	s.cfg.Store(c)
-	s.recheck(c, s.now(), false)
-}
-
-// recheck rolls and checks every entry under c at now, reports the changes,
-// and, when prune is set, drops the entries not worth keeping.
-func (s *Store) recheck(c *storeConfig, now time.Time, prune bool) {
-	p := periodOf(now, c.loc)
-	var events []Event
-	s.mu.Lock()
-	for name, e := range s.users {
-		e.mu.Lock()
-		s.prepareLocked(e, name, c, p)
-		if ev, changed := e.checkLocked(name); changed {
-			events = append(events, ev)
-		}
-		drop := prune && e.idleLocked(p, now)
-		e.mu.Unlock()
-		if drop {
-			delete(s.users, name)
-			s.dirty.Store(true)
-		}
-	}
-	s.mu.Unlock()
-	for _, ev := range events {
-		s.emit(ev)
-	}
-}
-
-// Tick starts new periods for every user when now is in a day other than the
-// last Tick's: allowances used up yesterday (or last month) are lifted and
-// reported to OnQuota, and users with nothing left to keep are dropped.
-// [Store.Run] calls it every second.
-func (s *Store) Tick(now time.Time) {
-	c := s.cfg.Load()
-	p := periodOf(now, c.loc)
-	s.tickMu.Lock()
-	later := p.day > s.lastTick.day
-	if later {
-		s.lastTick = p
-	}
-	s.tickMu.Unlock()
-	if later {
-		s.recheck(c, now, true)
-	}
 }
 
 // emit logs ev and tells OnQuota.

@@ -34,7 +34,7 @@ func (d *daemon) startAdmin() (*http.Server, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("admin listen: %w", err)
 	}
-	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log,
+	h := metrics.NewAdminHandler(d.reg, d.readiness, d.cfg.Metrics.Pprof, d.log,
 		metrics.Route{Pattern: "GET " + usagestore.APIPath, Handler: usagestore.Handler(d.usage, d.shaper.OpenWindows)})
 	srv := metrics.NewAdminServer(h, d.cfg.Metrics.Pprof, d.log)
 	go func() {

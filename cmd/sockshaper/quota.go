@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy"
@@ -31,6 +33,41 @@ func (d *daemon) closeUsage() {
 	if err := d.usage.Close(); err != nil {
 		d.log.Error("writing usage state at shutdown failed", "err", err)
 	}
+}
+
+// readiness is /readyz's: ready while serving; a failing usage state_dir (a
+// full disk) is a note, not a reason to take traffic away (it would be on
+// every instance sharing the disk's fate).
+func (d *daemon) readiness() (bool, []string) {
+	if p := d.usage.StateHealth().Problem(); p != "" {
+		return d.ready.Load(), []string{p}
+	}
+	return d.ready.Load(), nil
+}
+
+// registerUsageState exports how keeping usage in state_dir goes, when the
+// config keeps it (a state_dir change takes a restart).
+func (d *daemon) registerUsageState(reg prometheus.Registerer) {
+	if d.cfg.StateDir == "" {
+		return
+	}
+	reg.MustRegister(metrics.NewUsageStateCollector(func() metrics.UsageState {
+		h := d.usage.StateHealth()
+		st := metrics.UsageState{WriteFailures: h.WriteFailures, LastWrite: h.LastWrite, EntriesSetAside: uint64(h.EntriesSetAside)}
+		if h.FileSetAside {
+			st.FilesSetAside = 1
+		}
+		return st
+	}))
+}
+
+// checkStateDir checks cfg's state_dir as the daemon's start would, without
+// creating or locking anything.
+func checkStateDir(cfg *configs.Config) error {
+	if cfg.StateDir == "" {
+		return nil
+	}
+	return usagestore.CheckStateDir(cfg.StateDir)
 }
 
 // quotaGroups returns the groups of cfg with a quota, for their metric series.

@@ -95,6 +95,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		TLSFailureReasons: tlscert.FailureReasons(),
 	})
 	reg.MustRegister(metrics.NewBuildInfo(metrics.BuildInfo{Version: d.build.Version, Revision: d.build.Revision, GoVersion: d.build.GoVersion}))
+	d.registerUsageState(reg)
 	d.metrics.ConfigLoaded(time.Now())
 	v, dir, err := newVerifier(cfg, users, log, d.metrics)
 	if err != nil {

@@ -24,6 +24,10 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if err := checkStateDir(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	// The directory's files (the service account's password, the CA) are read
 	// as a start or reload would; nothing connects. `ldap-test` does.
 	_, dir, err := newVerifier(cfg, users, nil, nil)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // spliceChunk is the most an unshaped direction moves in one step without a
@@ -34,7 +35,10 @@ const reportInterval = 5 * time.Second
 // quarters of their distance away.
 const maxDeadlineSlack = time.Second
 
-var errIdle = errors.New("idle timeout")
+var (
+	errIdle  = errors.New("idle timeout")
+	errQuota = errors.New("quota used up")
+)
 
 // halfPipe is one direction of a relayed TCP session.
 type halfPipe struct {
@@ -45,6 +49,8 @@ type halfPipe struct {
 	next      io.LimitedReader
 	out       stallWriter // dst for the copies that are not the splicer's
 	direction string
+	// quota is the direction's grant of its user's allowance (relay_quota.go).
+	quota     usage.Grant
 	bytes     *atomic.Int64
 	throttled *atomic.Int64
 	// chain is the direction's buckets (nil without a shaper). The direction
@@ -118,6 +124,7 @@ func (s *Session) newHalfPipe(dst, src net.Conn, direction string, bytes, thrott
 	}
 	h.slack = min(min(idle, reportInterval)/4, maxDeadlineSlack)
 	h.flushed = time.Now() // the first report is due in reportInterval, not at the first step
+	h.quota = s.quota.Grant()
 	if h.splice != nil {
 		h.splice.stall.after = idle
 		h.splice.onPipeFailure = s.core.pipeFailed
@@ -145,6 +152,7 @@ func (r *tcpRelay) run(h *halfPipe, pending []byte) {
 		defer h.pacer.Stop()
 	}
 	defer r.sess.core.Recover(r.sess.conn)
+	defer h.quota.Release() // after a panic: a normal end reported its bytes
 	h.err = h.writePending(pending)
 	if h.err == nil {
 		h.err = h.run()
@@ -172,8 +180,11 @@ func (r *tcpRelay) done() {
 
 // reasonOf names why a relay error cut a session.
 func reasonOf(err error) string {
-	if errors.Is(err, errStalled) {
+	switch {
+	case errors.Is(err, errStalled):
 		return ReasonStalled
+	case errors.Is(err, errQuota):
+		return metrics.ResetQuota
 	}
 	return ReasonError
 }
@@ -199,6 +210,7 @@ func (h *halfPipe) writePending(pending []byte) error {
 		return nil
 	}
 	n, err := h.out.Write(pending)
+	h.quota.Use(int64(n))
 	h.count(int64(n))
 	return err
 }

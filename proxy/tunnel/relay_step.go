@@ -7,6 +7,7 @@ import (
 
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // step waits until src has bytes, holding nothing, then moves what is there.
@@ -15,16 +16,28 @@ import (
 // spliced. Where splice or the readiness check is missing (not two TCP sockets,
 // not Linux), io.Copy or shaping.Copy move the bytes. The choice is made again
 // at every step, so a reload that sets or lifts a limit applies to the session
-// from its next step.
+// from its next step. Under a quota, each step moves what it took from the
+// direction's grant (relay_quota.go): a user with an allowance streams through
+// spliceGranted, which takes its bytes once they are there.
 func (h *halfPipe) step() (int64, error) {
+	limit, err := h.grant()
+	if err != nil || limit == 0 {
+		if err == nil {
+			err = h.awaitFree()
+		}
+		return 0, err
+	}
 	shaped := h.chain != nil && h.chain.Limited()
+	limited := limit != usage.NoLimit
 	switch {
 	case shaped && h.pacer != nil:
 		return h.spliceShaped()
 	case shaped:
+	case limited && (h.streaming || limit < smallReadSize) && h.ready != nil && h.splice != nil:
+		return h.spliceGranted()
 	case h.streaming && h.splice != nil:
 		return h.spliceStream()
-	case !h.streaming && h.ready != nil:
+	case !h.streaming && h.ready != nil && limit >= smallReadSize:
 		return h.copySmall()
 	}
 	return h.copy(shaped)
@@ -34,7 +47,8 @@ func (h *halfPipe) step() (int64, error) {
 // of a direction that is not between two TCP sockets on Linux.
 func (h *halfPipe) copy(shaped bool) (int64, error) {
 	avail := spliceChunk
-	if h.ready != nil && !h.streaming {
+	waits := h.ready != nil && !h.streaming
+	if waits {
 		var err error
 		if avail, err = h.ready.wait(); err != nil {
 			return 0, err
@@ -43,7 +57,16 @@ func (h *halfPipe) copy(shaped bool) (int64, error) {
 			return 0, io.EOF
 		}
 	}
-	h.next.N = int64(min(avail, spliceChunk))
+	// A copy that waits for bytes itself (no readiness check, or streaming)
+	// takes none from the grant while it waits: it counts what it moved after.
+	if !waits {
+		h.next.N = min(int64(avail), h.quota.Left())
+	} else {
+		h.next.N = h.quota.Take(int64(avail))
+	}
+	if h.next.N == 0 {
+		return 0, nil // the user's other directions took what is left (not EOF)
+	}
 	var n int64
 	var err error
 	if shaped {
@@ -53,6 +76,11 @@ func (h *halfPipe) copy(shaped bool) (int64, error) {
 		n, err = io.CopyBuffer(&h.out, &h.next, *bp)
 		copyBufPool.Put(bp)
 		h.count(n)
+	}
+	if waits {
+		h.quota.Settle(n)
+	} else {
+		h.quota.Use(n)
 	}
 	if n == 0 && err == nil {
 		err = io.EOF // without a readiness check, the limited read found EOF
@@ -74,6 +102,9 @@ func (h *halfPipe) copySmall() (int64, error) {
 	if len(buf) == 0 {
 		return 0, io.EOF
 	}
+	// The read took the bytes already: they count under the grant even if it
+	// shrank during the wait (at most smallReadSize past it).
+	h.quota.Take(int64(len(buf)))
 	var n int
 	if h.splice != nil {
 		n, err = h.splice.write(buf)
@@ -81,6 +112,7 @@ func (h *halfPipe) copySmall() (int64, error) {
 		n, err = h.out.Write(buf)
 	}
 	h.ready.release()
+	h.quota.Settle(int64(n))
 	h.count(int64(n))
 	h.streaming = len(buf) == smallReadSize
 	return int64(n), err
@@ -117,7 +149,11 @@ func (h *halfPipe) spliceShaped() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if n = int(h.quota.Take(int64(n))); n == 0 {
+		return 0, nil // the user's other directions took what is left
+	}
 	moved, err := h.splice.moveAll(n)
+	h.quota.Settle(moved)
 	h.observe(int(moved), waited)
 	return moved, err
 }
@@ -163,12 +199,15 @@ func (h *halfPipe) observe(n int, waited time.Duration) {
 	}
 }
 
+// flush reports the bytes moved since the last report, then renews the quota
+// grant, under which they no longer count as unreported.
 func (h *halfPipe) flush() {
 	h.flushed = time.Now()
 	if h.unflushed > 0 {
 		h.sess.core.rec.Transferred(h.sess.user, h.sess.app, h.direction, metrics.TransportTCP, h.unflushed)
 		h.unflushed = 0
 	}
+	h.quota.Renew()
 }
 
 // stallWriter writes to a connection whole, past its write deadline while the
