@@ -109,9 +109,13 @@ func (s *Session) AdmitUser() Outcome {
 	if !s.core.users.admit(s.User, pol.Config.Limits.MaxSessionsPerUser) {
 		return s.refuse(Outcome{Refusal: LimitReached, Result: metrics.ResultLimitReached})
 	}
+	if !s.core.reserveSlot(s.Context(), s.User, pol.Config.Limits.MaxSessionsPerUser) {
+		s.core.users.release(s.User)
+		return s.refuse(Outcome{Refusal: LimitReached, Result: metrics.ResultLimitReached})
+	}
 	quota, err := s.core.usage.Admit(s.User, s.Front, s.Command)
 	if err != nil {
-		s.core.users.release(s.User)
+		s.core.releaseUser(s.User)
 		s.log.Info("session refused over quota", "err", err)
 		return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultQuotaExceeded, Err: err})
 	}
@@ -194,7 +198,7 @@ func (s *Session) End() {
 func (s *Session) end() {
 	s.lease.release()
 	if s.userAdmitted {
-		s.core.users.release(s.User)
+		s.core.releaseUser(s.User)
 	}
 	limited := s.quota.Limited()
 	s.quota.Close()
