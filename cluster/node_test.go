@@ -9,11 +9,38 @@ import (
 	"github.com/sockshaper/sockshaper/internal/redistest"
 )
 
-// countingRecorder counts exchanges by outcome.
+// countingRecorder counts exchanges by outcome, bad values by reason and
+// reservations by result.
 type countingRecorder struct {
-	mu        sync.Mutex
-	ok, fails int
-	peers     int
+	mu           sync.Mutex
+	ok, fails    int
+	peers        int
+	bad          map[string]int
+	reservations map[string]int
+}
+
+func (r *countingRecorder) ClusterBadReport(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bad == nil {
+		r.bad = map[string]int{}
+	}
+	r.bad[reason]++
+}
+
+func (r *countingRecorder) ClusterReservation(result string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reservations == nil {
+		r.reservations = map[string]int{}
+	}
+	r.reservations[result]++
+}
+
+func (r *countingRecorder) badCount(reason string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bad[reason]
 }
 
 func (r *countingRecorder) ClusterExchange(ok bool, _ time.Duration) {
@@ -52,15 +79,15 @@ func TestExchangeThroughRedis(t *testing.T) {
 	rec := &countingRecorder{}
 	a, b := newNode(t, srv.URL(), "a", rec), newNode(t, srv.URL(), "b", nil)
 	ctx := context.Background()
-	ra := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 1000, Waiting: true, Sessions: 3}}, Sessions: map[string]int{"alice": 3}}
-	rb := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 500, Sessions: 1}}, Sessions: map[string]int{"alice": 1}}
+	ra := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 1000, Waiting: true, Sessions: 3}}}
+	rb := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 500, Sessions: 1}}}
 	a.Exchange(ctx, ra)
 	vb := b.Exchange(ctx, rb)
 	va := a.Exchange(ctx, ra)
 	if !va.Connected || va.Peers != 2 || va.Others["b"].Buckets["user:alice:d"] != rb.Buckets["user:alice:d"] {
 		t.Fatalf("a's view: %+v", va)
 	}
-	if vb.Peers != 2 || vb.Others["a"].Sessions["alice"] != 3 {
+	if vb.Peers != 2 || vb.Others["a"].Buckets["user:alice:d"].Sessions != 3 {
 		t.Fatalf("b's view: %+v", vb)
 	}
 
@@ -130,5 +157,22 @@ func TestUsageTotalsAcrossInstances(t *testing.T) {
 	}
 	if got := v.Usage.Users["alice"]; got.Day[1] < 1020 {
 		t.Errorf("totals after Redis restarted empty: %+v, want at least what the instance knew", got)
+	}
+}
+
+// exchangeOK exchanges r until an exchange works (the first may take longer
+// than a period on a busy machine: it dials) and returns its view.
+func exchangeOK(t *testing.T, n *Node, r Report) View {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := n.Exchange(context.Background(), r)
+		if v.Connected {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no exchange with Redis worked in 5 s", n.Name())
+		}
+		time.Sleep(Period / 5)
 	}
 }

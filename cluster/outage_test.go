@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sockshaper/sockshaper/internal/redistest"
+	"github.com/sockshaper/sockshaper/metrics"
+)
+
+// TestOutageKeepsLocalShareThenForgets: with Redis down, an instance that knew
+// one peer admits a user's sessions up to half her cap, at once (no wait for
+// Redis per session), and keeps the peer's part of every limit out of its
+// view; once the peer has been out of sight for peerMemory it is forgotten:
+// the whole cap, and a view of this instance alone.
+func TestOutageKeepsLocalShareThenForgets(t *testing.T) {
+	srv := redistest.Start(t)
+	rec := &countingRecorder{}
+	a, b := newNode(t, srv.URL(), "a", rec), newNode(t, srv.URL(), "b", nil)
+	a.memory = 2 * time.Second
+	ctx := context.Background()
+	exchangeOK(t, b, Report{Buckets: map[string]Demand{"k": {Used: 1}}})
+	if v := exchangeOK(t, a, Report{}); v.Peers != 2 {
+		t.Fatalf("a sees %d instances, want 2", v.Peers)
+	}
+	srv.Stop()
+	if v := a.Exchange(ctx, Report{}); v.Connected || v.Peers != 2 || len(v.Others) != 1 {
+		t.Fatalf("a's view in the outage: %+v, want the last one, not connected", v)
+	}
+	start := time.Now()
+	got := reserveAll([]*Node{a}, "alice", 4, 4)
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("4 reservations during the outage took %v: they waited for Redis", d)
+	}
+	if sum(got) != 2 {
+		t.Errorf("during the outage a granted %v of alice's cap of 4, want its half: 2", got)
+	}
+	time.Sleep(time.Until(start.Add(a.memory)))
+	v := a.Exchange(ctx, Report{})
+	if v.Connected || v.Peers != 1 || len(v.Others) != 0 {
+		t.Errorf("a's view after peerMemory without Redis: %+v, want a alone", v)
+	}
+	if got := reserveAll([]*Node{a}, "alice", 4, 4); sum(got) != 2 {
+		t.Errorf("once the peer is forgotten a granted %v more, want the 2 left of the whole cap", got)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.reservations[metrics.ClusterLocalReserved] != 4 || rec.reservations[metrics.ClusterLocalRefused] != 4 {
+		t.Errorf("reservations recorded: %v, want 4 local_reserved and 4 local_refused", rec.reservations)
+	}
+}
+
+// TestSlowRedisReservationFallsBack: a Redis that does not answer (paused)
+// delays a reservation by reserveTimeout at most, which is then decided on
+// this instance's part of the cap.
+func TestSlowRedisReservationFallsBack(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newNode(t, srv.URL(), "a", nil), newNode(t, srv.URL(), "b", nil)
+	ctx := context.Background()
+	exchangeOK(t, b, Report{})
+	exchangeOK(t, a, Report{})
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	if err := rc.Do(ctx, "CLIENT", "PAUSE", 2000, "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got := reserveAll([]*Node{a}, "alice", 3, 4)
+	d := time.Since(start)
+	t.Logf("3 reservations against a paused Redis: %v, in %v", got, d)
+	if d > reserveTimeout+400*time.Millisecond {
+		t.Errorf("reservations against a paused Redis took %v, want about %v", d, reserveTimeout)
+	}
+	if sum(got) != 2 {
+		t.Errorf("a granted %v of 3 with Redis paused, want its half of the cap of 4", got)
+	}
+}
+
+// TestPeersForgottenDuringOutage: a dead peer's part of a limit comes back to
+// the survivor once peerMemory has passed without Redis, so that the split
+// the last view implied does not stay for the whole outage.
+func TestPeersForgottenDuringOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newNode(t, srv.URL(), "a", nil), newNode(t, srv.URL(), "b", nil)
+	a.memory = 1500 * time.Millisecond
+	ctx := context.Background()
+	exchangeOK(t, b, Report{})
+	exchangeOK(t, a, Report{})
+	srv.Stop()
+	for start := time.Now(); time.Since(start) < a.memory-300*time.Millisecond; time.Sleep(Period) {
+		if v := a.Exchange(ctx, Report{}); v.Peers != 2 {
+			t.Fatalf("%v into the outage a counts %d instances, want the 2 it knew", time.Since(start), v.Peers)
+		}
+	}
+	time.Sleep(600 * time.Millisecond)
+	if v := a.Exchange(ctx, Report{}); v.Peers != 1 || v.Others != nil {
+		t.Errorf("after peerMemory a's view is %+v, want a alone", v)
+	}
+	if p := a.peers(time.Now()); p != 1 {
+		t.Errorf("a shares its caps with %d instances, want none but itself", p)
+	}
+}
