@@ -40,11 +40,13 @@ func (n *Node) exchange(ctx context.Context, r Report, now time.Time) (v View, j
 		}
 		return nil
 	})
-	if len(cmds) == 0 && err != nil {
-		return View{}, false, err
+	// The usage script's own failure is not an outage: see usageTotals. Any
+	// other failure is, whether a command's or the connection's (a refused
+	// AUTH fails the pipeline and none of its commands).
+	if err != nil && (usage == nil || !errors.Is(usage.Err(), err)) {
+		return View{}, false, n.wrongType(ctx, members, err)
 	}
 	for _, c := range cmds {
-		// The usage script's own failure is not an outage: see usageTotals.
 		if err := c.Err(); err != nil && c != redis.Cmder(usage) {
 			return View{}, false, n.wrongType(ctx, members, err)
 		}

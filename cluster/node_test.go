@@ -2,10 +2,14 @@ package cluster
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/internal/redistest"
 )
 
@@ -174,5 +178,60 @@ func exchangeOK(t *testing.T, n *Node, r Report) View {
 			t.Fatalf("%s: no exchange with Redis worked in 5 s", n.Name())
 		}
 		time.Sleep(Period / 5)
+	}
+}
+
+// TestPasswordFile: against a Redis that requires a password, a node with the
+// password in its PasswordFile (trimmed of its newline) exchanges; one with a
+// wrong password or none is in an outage, whatever its pipeline held (a
+// refused AUTH fails the pipeline but none of its commands); an unreadable
+// file is an error from New that names the key.
+func TestPasswordFile(t *testing.T) {
+	srv := redistest.StartConfig(t, "requirepass s3cret-pass\n")
+	dir := t.TempDir()
+	secret := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	node := func(name, file string) *Node {
+		n, err := New(Options{URL: srv.URL(), Name: name, PasswordFile: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	good := node("good", secret("good", "s3cret-pass\n"))
+	exchangeOK(t, good, Report{})
+	usage := &Usage{Day: "2026-11-25", Month: "2026-11", Users: []UserUsage{{User: "alice", Added: [2]int64{1, 1}}}}
+	for _, n := range []*Node{node("wrong", secret("wrong", "guess\n")), node("none", "")} {
+		for _, r := range []Report{{}, {Usage: usage}} {
+			if v := n.Exchange(context.Background(), r); v.Connected {
+				t.Errorf("%s (usage %v): connected without the password", n.Name(), r.Usage != nil)
+			}
+		}
+	}
+	if _, err := New(Options{URL: srv.URL(), Name: "x", PasswordFile: filepath.Join(dir, "missing")}); err == nil ||
+		!strings.Contains(err.Error(), "cluster.redis_password_file") {
+		t.Errorf("a missing password file: %v, want an error naming cluster.redis_password_file", err)
+	}
+}
+
+// TestNameBoundAgreesWithConfig: the longest cluster.name the config accepts is
+// the longest name a node takes (and its peers read).
+func TestNameBoundAgreesWithConfig(t *testing.T) {
+	for _, size := range []int{MaxNameLen, MaxNameLen + 1} {
+		name := strings.Repeat("a", size)
+		_, cfgErr := configs.Parse([]byte(`cluster: {redis: "redis://127.0.0.1:1/0", name: "`+name+`"}`), "test.yaml")
+		n, nodeErr := New(Options{URL: "redis://127.0.0.1:1/0", Name: name})
+		if nodeErr == nil {
+			n.Close()
+		}
+		if (cfgErr == nil) != (nodeErr == nil) {
+			t.Errorf("a name of %d bytes: config %v, node %v", size, cfgErr, nodeErr)
+		}
 	}
 }

@@ -40,6 +40,8 @@ type Slots struct {
 	// slowUntil is when Redis is asked again after a reservation it did not
 	// answer in time; until then, reservations are decided here.
 	slowUntil time.Time
+	// flushFailed says the last write of counts failed (logged once).
+	flushFailed bool
 }
 
 // userLock lets one reservation of a user at a time ask Redis, so that each

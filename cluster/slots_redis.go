@@ -161,10 +161,14 @@ func (s *Slots) flush(ctx context.Context) {
 			s.dirty[u] = true
 		}
 		s.full = s.full || full
-		n.log.Debug("session slots not written to redis: trying again", "err", err)
+		if !s.flushFailed {
+			n.log.Debug("session slots not written to redis: trying again every period", "err", err)
+		}
+		s.flushFailed = true
 		time.AfterFunc(Period, s.wake)
 		return
 	}
+	s.flushFailed = false
 	for i, u := range users {
 		if c := s.held[u]; c.n == 0 && c.seq == written[i].seq {
 			delete(s.held, u) // Redis has the 0
