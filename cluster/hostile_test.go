@@ -157,3 +157,35 @@ func TestHostileUsageTotals(t *testing.T) {
 		t.Errorf("alice's day upload total in Redis: %q, want 1011", got)
 	}
 }
+
+// TestHostileSlotCounts: a live peer's session counts that are not counts
+// (text, a key of the wrong type) count as none and are reported; a count
+// above the cap counts as the cap (no instance can hold more): the user is
+// refused, and nothing overflows. This instance's own hash of the wrong type
+// is replaced.
+func TestHostileSlotCounts(t *testing.T) {
+	n, rc, rec, _ := hostileRedis(t)
+	ctx := context.Background()
+	exchangeOK(t, n, Report{})
+	peer(rc, "text", `{}`, 0)
+	rc.HSet(ctx, "sockshaper:slots:text", "alice", "lots", "bob", "1e999:5", "carol", "99999999999999999999999:1")
+	peer(rc, "typed", `{}`, 0)
+	rc.Set(ctx, "sockshaper:slots:typed", "not a hash", 0)
+	if got := reserveAll([]*Node{n}, "alice", 4, 4); sum(got) != 4 {
+		t.Errorf("alice got %v of 4 slots beside counts that are not counts, want all", got)
+	}
+	if got := rec.badCount(metrics.ClusterBadSlots); got < 8 {
+		t.Errorf("%d bad slot values counted over 4 reservations, want 2 each", got)
+	}
+	if n.Slots().Reserve(ctx, "carol", 4) {
+		t.Error("carol got a slot while a peer claims more than her cap")
+	}
+	rc.Del(ctx, "sockshaper:slots:a")
+	rc.Set(ctx, "sockshaper:slots:a", "not a hash", 0)
+	if !n.Slots().Reserve(ctx, "dave", 4) {
+		t.Error("dave got no slot with this instance's hash of the wrong type")
+	}
+	if typ, _ := rc.Type(ctx, "sockshaper:slots:a").Result(); typ != "hash" {
+		t.Errorf("this instance's slots key is a %s after a reservation, want a hash", typ)
+	}
+}

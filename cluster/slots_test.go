@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,5 +179,36 @@ func TestRestartedInstanceDropsItsOldSlots(t *testing.T) {
 	waitHeld(t, rc, "a", "alice", 0)
 	if got := reserveAll([]*Node{b}, "alice", 4, 4); sum(got) != 4 {
 		t.Errorf("b got %v of alice's 4 slots after a restarted, want all", got)
+	}
+}
+
+// BenchmarkReserveRelease: what a session's open and close cost an instance of
+// a cluster of two: one reservation (a script's round trip to a local Redis)
+// and one release (written by the background loop).
+func BenchmarkReserveRelease(b *testing.B) {
+	srv := redistest.Start(b)
+	nodes := make([]*Node, 2)
+	for i, name := range []string{"a", "b"} {
+		n, err := New(Options{URL: srv.URL(), Name: name})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { n.Close() })
+		for !n.Exchange(context.Background(), Report{}).Connected {
+			time.Sleep(Period / 5)
+		}
+		nodes[i] = n
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go nodes[0].slots.run(ctx)
+	s := nodes[0].Slots()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		user := "user" + strconv.Itoa(i%2000)
+		if !s.Reserve(ctx, user, 10) {
+			b.Fatal("refused")
+		}
+		s.Release(user)
 	}
 }
