@@ -103,6 +103,7 @@ func TestPeerForgottenDuringOutage(t *testing.T) {
 	}
 	time.Sleep(time.Second) // a hears of them
 
+	stopped := len(a.logRecords())
 	rdb.Stop()
 	a.waitMetricAbove(`sockshaper_cluster_outages_total`, 0)
 	outage := time.Now()
@@ -138,10 +139,10 @@ func TestPeerForgottenDuringOutage(t *testing.T) {
 	}
 	secs := time.Since(outage).Seconds()
 	var client, warned int
-	for i, rec := range a.logRecords() {
+	for i, rec := range a.logRecords()[stopped:] {
 		msg := fmt.Sprint(rec["msg"])
 		switch {
-		case i >= logged && (msg == "redis client" || msg == "unparsed" && strings.Contains(fmt.Sprint(rec["text"]), "redis")):
+		case i >= logged-stopped && (msg == "redis client" || msg == "unparsed" && strings.Contains(fmt.Sprint(rec["text"]), "redis")):
 			client++
 		case strings.HasPrefix(msg, "redis unreachable"), strings.HasPrefix(msg, "redis still unreachable"):
 			warned++
