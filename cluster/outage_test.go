@@ -103,3 +103,27 @@ func TestPeersForgottenDuringOutage(t *testing.T) {
 		t.Errorf("a shares its caps with %d instances, want none but itself", p)
 	}
 }
+
+// TestGoneClientDoesNotSlowReservations: a reservation whose session's client
+// left (its context ended) is refused, and the next one still asks Redis: a
+// client going away says nothing of Redis.
+func TestGoneClientDoesNotSlowReservations(t *testing.T) {
+	srv := redistest.Start(t)
+	rec := &countingRecorder{}
+	a, b := newNode(t, srv.URL(), "a", rec), newNode(t, srv.URL(), "b", nil)
+	exchangeOK(t, b, Report{})
+	exchangeOK(t, a, Report{})
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if a.Slots().Reserve(gone, "alice", 4) {
+		t.Error("a session whose client left got a slot")
+	}
+	if !a.Slots().Reserve(context.Background(), "alice", 4) {
+		t.Error("the next session got no slot")
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.reservations[metrics.ClusterLocalReserved] != 0 || rec.reservations[metrics.ClusterReserved] != 1 {
+		t.Errorf("reservations recorded: %v, want the second one reserved in Redis", rec.reservations)
+	}
+}

@@ -92,7 +92,6 @@ func (s *Slots) Reserve(ctx context.Context, user string, max int) bool {
 	if !decided {
 		peers := s.node.peers(time.Now())
 		ok = c.n <= (max+peers-1)/peers
-
 		s.markDirty(user) // Redis has not heard of this count
 		result = metrics.ClusterLocalReserved
 		if !ok {

@@ -89,19 +89,23 @@ return 0
 
 // reserve asks Redis for a slot of user, this instance then holding c. decided
 // is false when Redis was not asked (the last exchange failed) or did not
-// answer in time.
+// answer in time. A session whose client left meanwhile (ctx ended) is
+// refused: that says nothing of Redis.
 func (s *Slots) reserve(ctx context.Context, user string, c slotCount, max int) (ok, decided bool) {
 	n := s.node
 	if n.isDown() || s.slow(time.Now()) {
 		return false, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, reserveTimeout)
+	rctx, cancel := context.WithTimeout(ctx, reserveTimeout)
 	defer cancel()
 	live := liveRange(time.Now())
-	res, err := reserveScript.Run(ctx, n.rdb, []string{n.prefix + ":members", n.slotsKey(n.name)},
+	res, err := reserveScript.Run(rctx, n.rdb, []string{n.prefix + ":members", n.slotsKey(n.name)},
 		n.name, user, c.n, c.seq, max, live.Min, live.Max, n.prefix+":slots:", slotsTTL.Milliseconds(), maxPeers).Int64Slice()
 	if err == nil && len(res) != 3 {
 		err = errAnswer
+	}
+	if err != nil && ctx.Err() != nil {
+		return false, true
 	}
 	if err != nil {
 		s.mu.Lock()
