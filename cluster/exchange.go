@@ -86,7 +86,10 @@ func (n *Node) read(ctx context.Context, names []string) (View, error) {
 	v := View{Connected: true, Peers: 1, Others: map[string]Report{}}
 	var keys, others []string
 	for _, name := range names {
-		if name != n.name && len(name) <= MaxNameLen {
+		switch {
+		case len(name) > MaxNameLen:
+			n.badReport(name[:MaxNameLen], metrics.ClusterBadMalformed, fmt.Errorf("instance name of %d bytes", len(name)))
+		case name != n.name:
 			keys, others = append(keys, n.reportKey(name)), append(others, name)
 		}
 	}

@@ -89,21 +89,21 @@ func TestHostileReportsAreSkipped(t *testing.T) {
 	if d, ok := v.Others["negative"].Buckets["j"]; !ok || d.Used != 5 || len(v.Others["negative"].Buckets) != 1 {
 		t.Errorf("negative's report: %+v, want only its bucket j", v.Others["negative"])
 	}
-	if got := rec.badCount(metrics.ClusterBadMalformed); got != 6 {
-		t.Errorf("%d malformed reports counted over 3 exchanges, want 6 (2 each)", got)
+	if got := rec.badCount(metrics.ClusterBadMalformed); got != 9 {
+		t.Errorf("%d malformed reports counted over 3 exchanges, want 9 (3 each)", got)
 	}
 	if got := rec.badCount(metrics.ClusterBadOutOfRange); got != 3 {
 		t.Errorf("%d reports out of range counted over 3 exchanges, want 3", got)
 	}
-	if got := logs.count("peer report skipped"); got != 3 {
-		t.Errorf("%d warnings about peer reports, want one per bad instance: 3", got)
+	if got := logs.count("peer report skipped"); got != 4 {
+		t.Errorf("%d warnings about peer reports, want one per bad instance: 4", got)
 	}
 	peer(rc, "not-json", good, 0) // mended: warned again if it breaks again
 	n.Exchange(ctx, Report{})
 	peer(rc, "not-json", `[`, 0)
 	n.Exchange(ctx, Report{})
-	if got := logs.count("peer report skipped"); got != 4 {
-		t.Errorf("%d warnings after an instance's report broke again, want 4", got)
+	if got := logs.count("peer report skipped"); got != 5 {
+		t.Errorf("%d warnings after an instance's report broke again, want 5", got)
 	}
 }
 
