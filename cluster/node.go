@@ -193,6 +193,16 @@ func (n *Node) Exchange(ctx context.Context, r Report) View {
 	start := time.Now()
 	v, joined, err := n.exchange(ctx, r, start)
 	n.rec.ClusterExchange(err == nil, time.Since(start))
+	v, resync := n.settle(v, joined, err, start)
+	if resync {
+		n.slots.resync() // not under n.mu: the slots take it under theirs
+	}
+	return v
+}
+
+// settle records the exchange that started at start and returns the view to
+// hand on, and whether the session slots are to be written anew.
+func (n *Node) settle(v View, joined bool, err error, start time.Time) (View, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err != nil {
@@ -202,7 +212,7 @@ func (n *Node) Exchange(ctx context.Context, r Report) View {
 				"err", err, "peers", n.last.Peers, "for", n.memory)
 		}
 		n.down = true
-		return n.rememberedLocked(start)
+		return n.rememberedLocked(start), false
 	}
 	if n.down {
 		n.log.Info("redis reachable again: limits shared by demand", "peers", v.Peers)
@@ -215,10 +225,7 @@ func (n *Node) Exchange(ctx context.Context, r Report) View {
 	n.last, n.lastOK = v, start
 	n.last.Usage = nil
 	n.rec.ClusterPeers(v.Peers)
-	if joined {
-		n.slots.resync()
-	}
-	return v
+	return v, joined
 }
 
 // rememberedLocked is the view during an outage: the last one, not connected,

@@ -9,44 +9,56 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 )
 
-// reserveScript reserves one session slot of a user, atomically: the user's
-// counts in the hashes of the live members other than this one (each at most
-// the cap: no instance can honestly hold more; one that is not "count:seq"
-// counts as none, and is reported), plus this instance's new count, must not
-// exceed the cap; then this instance's count is written, unless Redis already
-// has a later one of it. It answers {admitted, others' sessions, bad values}.
+// reserveScript decides a batch of reservations, in order, atomically. For
+// each: the user's counts in the hashes of the live members other than this
+// one (each at most the cap: no instance can honestly hold more; one that is
+// not "count:seq" counts as none, and is reported), plus this instance's
+// count with the reservation, must not exceed the cap; then this instance's
+// count is written, unless Redis already has a later one of it. It answers 1
+// (reserved) or 0 for each, then the number of bad values met.
 //
-// KEYS: the members list, this instance's hash. ARGV: name, user, count, seq,
-// cap, live from, live to, the hashes' prefix, TTL (ms), most members read.
+// KEYS: the members list, this instance's hash. ARGV: name, live from, live
+// to, the hashes' prefix, TTL (ms), most members read; then user, count, seq,
+// cap for each reservation.
 var reserveScript = redis.NewScript(`
-local cap = tonumber(ARGV[5])
-local others, bad = 0, 0
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[6], ARGV[7], 'LIMIT', 0, ARGV[10])
-for _, m in ipairs(live) do
-  if m ~= ARGV[1] then
-    local v = redis.pcall('HGET', ARGV[8] .. m, ARGV[2])
-    local c = type(v) == 'string' and tonumber(string.match(v, '^(%d+):%d+$'))
-    if c then
-      others = others + math.min(c, cap)
-    elseif v then
-      bad = bad + 1
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[3], 'LIMIT', 0, ARGV[6])
+local bad, others, out = 0, {}, {}
+local t = redis.call('TYPE', KEYS[2])['ok']
+if t ~= 'hash' and t ~= 'none' then
+  redis.call('DEL', KEYS[2])
+  bad = bad + 1
+end
+for i = 7, #ARGV, 4 do
+  local u, n, q, cap = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+  if others[u] == nil then
+    local sum = 0
+    for _, m in ipairs(live) do
+      if m ~= ARGV[1] then
+        local v = redis.pcall('HGET', ARGV[4] .. m, u)
+        local c = type(v) == 'string' and tonumber(string.match(v, '^(%d+):%d+$'))
+        if c then
+          sum = sum + math.min(c, cap)
+        elseif v then
+          bad = bad + 1
+        end
+      end
     end
+    others[u] = sum
+  end
+  if others[u] + n > cap then
+    out[#out + 1] = 0
+  else
+    local cur = redis.call('HGET', KEYS[2], u)
+    local cq = cur and tonumber(string.match(cur, '^%d+:(%d+)$'))
+    if not cq or cq < tonumber(q) then
+      redis.call('HSET', KEYS[2], u, n .. ':' .. q)
+    end
+    out[#out + 1] = 1
   end
 end
-if others + tonumber(ARGV[3]) > cap then
-  return {0, others, bad}
-end
-local cur = redis.pcall('HGET', KEYS[2], ARGV[2])
-if type(cur) == 'table' then
-  redis.call('DEL', KEYS[2])
-  cur, bad = false, bad + 1
-end
-local q = cur and tonumber(string.match(cur, '^%d+:(%d+)$'))
-if not q or q < tonumber(ARGV[4]) then
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. ':' .. ARGV[4])
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[9])
-return {1, others, bad}
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+out[#out + 1] = bad
+return out
 `)
 
 // syncScript writes this instance's counts: each "user, count, seq" unless
@@ -87,37 +99,96 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 0
 `)
 
-// reserve asks Redis for a slot of user, this instance then holding c. decided
-// is false when Redis was not asked (the last exchange failed) or did not
-// answer in time. A session whose client left meanwhile (ctx ended) is
-// refused: that says nothing of Redis.
-func (s *Slots) reserve(ctx context.Context, user string, c slotCount, max int) (ok, decided bool) {
-	n := s.node
-	if n.isDown() || s.slow(time.Now()) {
-		return false, false
+// send sends the pending reservations to Redis in batches, one at a time,
+// until none is left.
+func (s *Slots) send() {
+	for s.sendBatch() {
 	}
-	rctx, cancel := context.WithTimeout(ctx, reserveTimeout)
-	defer cancel()
+}
+
+// sendBatch sends one batch of the pending reservations and reports whether
+// more are pending; when none is, the next reservation starts sending again.
+// Each reservation of a batch is counted here before it is sent, so that each
+// asks for one more than the instance holds, the reservations before it in
+// the batch included; a refused one is counted out when the answer comes. A
+// batch without an answer in reserveTimeout is decided on this instance's
+// part of each cap; while the last exchange failed no batch is sent.
+func (s *Slots) sendBatch() (more bool) {
+	n := s.node
+	s.mu.Lock()
+	batch := s.pending[:min(len(s.pending), maxBatch)]
+	s.pending = s.pending[len(batch):]
+	switch {
+	case len(batch) == 0:
+		s.pending, s.sending = nil, false
+		s.mu.Unlock()
+		return false
+	case n.isDown():
+		for _, r := range batch { // Redis is not asked
+			s.changeLocked(r.user, +1)
+			r.ok, r.result = s.decideLocked(r.user, r.max)
+			close(r.done)
+		}
+		s.mu.Unlock()
+		return true
+	}
 	live := liveRange(time.Now())
-	res, err := reserveScript.Run(rctx, n.rdb, []string{n.prefix + ":members", n.slotsKey(n.name)},
-		n.name, user, c.n, c.seq, max, live.Min, live.Max, n.prefix+":slots:", slotsTTL.Milliseconds(), maxPeers).Int64Slice()
-	if err == nil && len(res) != 3 {
+	args := append(make([]any, 0, 6+4*len(batch)),
+		n.name, live.Min, live.Max, n.prefix+":slots:", slotsTTL.Milliseconds(), maxPeers)
+	for _, r := range batch {
+		r.sent = true
+		c := s.changeLocked(r.user, +1)
+		args = append(args, r.user, c.n, c.seq, r.max)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), reserveTimeout)
+	res, err := reserveScript.Run(ctx, n.rdb, []string{n.prefix + ":members", n.slotsKey(n.name)}, args...).Int64Slice()
+	cancel()
+	if err == nil && len(res) != len(batch)+1 {
 		err = errAnswer
 	}
-	if err != nil && ctx.Err() != nil {
-		return false, true
+	if err == nil {
+		for range res[len(batch)] {
+			n.rec.ClusterBadReport(metrics.ClusterBadSlots)
+		}
+	} else {
+		n.log.Debug("session slots not reserved in redis: decided on this instance's part", "err", err)
 	}
+	s.answer(batch, res, err)
+	return true
+}
+
+// answer settles a batch: res from Redis, or, on err, this instance's part of
+// each cap. A reservation whose client left is counted out whatever the answer.
+func (s *Slots) answer(batch []*reservation, res []int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err != nil {
-		s.mu.Lock()
-		s.slowUntil = time.Now().Add(Period)
-		s.mu.Unlock()
-		n.log.Debug("session slot not reserved in redis: decided on this instance's part", "err", err)
-		return false, false
+		for _, r := range batch {
+			s.changeLocked(r.user, -1) // decided anew below, in order
+		}
 	}
-	for range res[2] {
-		n.rec.ClusterBadReport(metrics.ClusterBadSlots)
+	for i, r := range batch {
+		switch {
+		case r.gone:
+			if err == nil {
+				s.changeLocked(r.user, -1)
+			}
+			r.ok, r.result = false, metrics.ClusterReserveRefused
+			s.dirty[r.user] = true
+		case err != nil:
+			s.changeLocked(r.user, +1)
+			r.ok, r.result = s.decideLocked(r.user, r.max)
+		case res[i] == 1:
+			r.ok, r.result = true, metrics.ClusterReserved
+		default:
+			s.changeLocked(r.user, -1)
+			r.ok, r.result = false, metrics.ClusterReserveRefused
+			s.dirty[r.user] = true // Redis may hold the count with this one
+		}
+		close(r.done)
 	}
-	return res[0] == 1, true
+	s.wake()
 }
 
 // flush writes the counts that changed, or all of them when a full write is
@@ -178,14 +249,6 @@ func (s *Slots) flush(ctx context.Context) {
 			delete(s.held, u) // Redis has the 0
 		}
 	}
-}
-
-// slow reports whether reservations are decided here for now: Redis did not
-// answer the last one in time.
-func (s *Slots) slow(now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return now.Before(s.slowUntil)
 }
 
 func (n *Node) slotsKey(name string) string { return n.prefix + ":slots:" + name }

@@ -212,3 +212,63 @@ func BenchmarkReserveRelease(b *testing.B) {
 		s.Release(user)
 	}
 }
+
+// TestReserveCampusBurst: 200 users each open 6 sessions at once, 3 on each of
+// two instances, against a cap of 3: every user gets exactly 3, with 1,200
+// reservations in flight together.
+func TestReserveCampusBurst(t *testing.T) {
+	srv := redistest.Start(t)
+	rec := &countingRecorder{}
+	a, b := newNode(t, srv.URL(), "a", rec), newNode(t, srv.URL(), "b", rec)
+	exchangeOK(t, a, Report{})
+	exchangeOK(t, b, Report{})
+	const users, each, limit = 200, 6, 3
+	granted := make([]atomic.Int32, users)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for u := range users {
+		for i := range each {
+			wg.Go(func() {
+				if []*Node{a, b}[i%2].Slots().Reserve(context.Background(), "user"+strconv.Itoa(u), limit) {
+					granted[u].Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	t.Logf("%d reservations in %v: %v", users*each, time.Since(start), rec.reservations)
+	for u := range granted {
+		if n := granted[u].Load(); n != limit {
+			t.Errorf("user%d got %d slots, want %d", u, n, limit)
+		}
+	}
+}
+
+// BenchmarkReserveReleaseParallel is BenchmarkReserveRelease with sessions
+// opening on every core at once: their reservations share batches.
+func BenchmarkReserveReleaseParallel(b *testing.B) {
+	srv := redistest.Start(b)
+	n, err := New(Options{URL: srv.URL(), Name: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	for !n.Exchange(context.Background(), Report{}).Connected {
+		time.Sleep(Period / 5)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.slots.run(ctx)
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			user := "user" + strconv.Itoa(int(next.Add(1)%2000))
+			if !n.Slots().Reserve(ctx, user, 1000) {
+				b.Error("refused")
+				return
+			}
+			n.Slots().Release(user)
+		}
+	})
+}
