@@ -134,6 +134,12 @@ func (s *Slots) Reserve(ctx context.Context, user string, max int) bool {
 // reserveTimeout).
 func (s *Slots) abandon(r *reservation) {
 	s.mu.Lock()
+	select {
+	case <-r.done: // answered meanwhile
+		s.mu.Unlock()
+		return
+	default:
+	}
 	if r.sent {
 		r.gone = true
 		s.mu.Unlock()

@@ -107,7 +107,7 @@ func (s *Slots) send() {
 }
 
 // sendBatch sends one batch of the pending reservations and reports whether
-// more are pending; when none is, the next reservation starts sending again.
+// more are pending; when none is, the next reservation sends again.
 // Each reservation of a batch is counted here before it is sent, so that each
 // asks for one more than the instance holds, the reservations before it in
 // the batch included; a refused one is counted out when the answer comes. A
@@ -130,7 +130,7 @@ func (s *Slots) sendBatch() (more bool) {
 			close(r.done)
 		}
 		s.mu.Unlock()
-		return true
+		return s.morePending()
 	}
 	live := liveRange(time.Now())
 	args := append(make([]any, 0, 6+4*len(batch)),
@@ -155,6 +155,18 @@ func (s *Slots) sendBatch() (more bool) {
 		n.log.Debug("session slots not reserved in redis: decided on this instance's part", "err", err)
 	}
 	s.answer(batch, res, err)
+	return s.morePending()
+}
+
+// morePending reports whether reservations wait for a batch, and when none
+// does, lets the next one send.
+func (s *Slots) morePending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
+		s.pending, s.sending = nil, false
+		return false
+	}
 	return true
 }
 
