@@ -27,6 +27,7 @@ type Config struct {
 	Metrics  Metrics    `yaml:"metrics"`
 	Cluster  Cluster    `yaml:"cluster"`
 	HTTP     HTTP       `yaml:"http"`
+	TLS      TLS        `yaml:"tls"`
 
 	// StateDir is the folder where state that must survive a restart is kept:
 	// the users' quota usage (usage.json). A relative path is resolved against
@@ -56,10 +57,18 @@ type Auth struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// Throttle bounds password guessing.
 	Throttle AuthThrottle `yaml:"throttle"`
+	// RequireTLS refuses password logins on plaintext listeners (listen,
+	// http.listen): SOCKS5 offers no username/password method there, and HTTP
+	// answers 403 naming the HTTPS proxy, so that no password crosses the
+	// network in the clear. Logins over tls.listen are unchanged. Off: every
+	// listener takes passwords.
+	RequireTLS bool `yaml:"require_tls"`
 	// LDAP logs users in against a campus directory (OpenLDAP, Active Directory).
 	// An empty URL turns it off. With a users file too, the file's users are
 	// checked against the file and everyone else against the directory.
 	LDAP LDAP `yaml:"ldap"`
+	// Kerberos accepts Kerberos tickets (single sign-on); see [Kerberos].
+	Kerberos Kerberos `yaml:"kerberos"`
 }
 
 // LDAP is the directory login: search the user's entry with a service account,
@@ -87,6 +96,14 @@ type LDAP struct {
 	// UserFilter finds a user's entry; {user} stands for the user name, escaped
 	// per RFC 4515 so that it cannot change the filter. AD: (sAMAccountName={user}).
 	UserFilter string `yaml:"user_filter"`
+	// UserNameCase is how the directory compares user names: "fold" (the
+	// default: AD's sAMAccountName and OpenLDAP's uid ignore case) or "exact".
+	// With fold, a name is lower-cased before it is searched, cached and counted
+	// by the throttle, so "Alice" and "alice" are one login; surrounding white
+	// space is trimmed in both modes, as the directory ignores it (RFC 4518).
+	// Any other spelling the directory matches to the same entry shares its
+	// failure count through the entry's DN.
+	UserNameCase string `yaml:"user_name_case"`
 	// Groups map directory group DNs to shaping groups; the first group in the
 	// file's order that the user is a member of picks the shaping group, and a
 	// user in none of them gets shaping.default_group.
@@ -133,7 +150,25 @@ type AuthThrottle struct {
 	// that guessing behind a NAT address does not lock out the people who use it.
 	// Zero turns the exemption off.
 	RememberVerified time.Duration `yaml:"remember_verified"`
+	// OverAllowanceInterval is how often a login may still be checked from an
+	// address that has used up FailuresPerAddress: one check per interval, in
+	// bursts of up to OverAllowanceBurst, each waiting up to half the handshake
+	// timeout for its turn. Only users with no failures of their own from the
+	// address are checked; a right password gives its turn back, a wrong one
+	// spends it. So the people behind a guessing NAT address still log in, and
+	// the guesser is held to one checked guess per interval. Zero refuses every
+	// login over the allowance unchecked (except the RememberVerified ones).
+	OverAllowanceInterval time.Duration `yaml:"over_allowance_interval"`
+	// OverAllowanceBurst is how many checks over the allowance may run at once
+	// or in quick succession. At least 1 when OverAllowanceInterval is set.
+	OverAllowanceBurst int `yaml:"over_allowance_burst"`
 }
+
+// The values of LDAP.UserNameCase.
+const (
+	NameCaseFold  = "fold"
+	NameCaseExact = "exact"
+)
 
 // Access is the policy: who may use the proxy, for what, to where.
 type Access struct {

@@ -39,7 +39,8 @@ func Defaults() Config {
 		AdminListen: "127.0.0.1:9180",
 		Auth: Auth{CacheTTL: time.Minute, Throttle: AuthThrottle{
 			FailuresPerUser: 10, FailuresPerAddress: 100, Window: time.Minute, RememberVerified: 24 * time.Hour,
-		}, LDAP: LDAP{UserFilter: "(uid={user})", Timeout: 5 * time.Second}},
+			OverAllowanceInterval: time.Second, OverAllowanceBurst: 3,
+		}, LDAP: LDAP{UserFilter: "(uid={user})", UserNameCase: NameCaseFold, Timeout: 5 * time.Second}, Kerberos: kerberosDefaults()},
 		Access: Access{
 			ClientNetworks:   []string{"127.0.0.0/8", "::1/128"},
 			DenyDestinations: []string{"loopback", "private", "link-local", "metadata", "multicast", "broadcast"},
@@ -57,6 +58,7 @@ func Defaults() Config {
 		Metrics:  Metrics{PerUserMaxUsers: 1000},
 		TimeZone: "UTC",
 		HTTP:     httpDefaults(),
+		TLS:      tlsDefaults(),
 	}
 }
 

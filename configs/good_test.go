@@ -41,6 +41,7 @@ func TestGoodConfig(t *testing.T) {
 func goodConfig(t *testing.T) *Config {
 	abs, _ := filepath.Abs("testdata/users.htpasswd")
 	ca, _ := filepath.Abs("testdata/campus-ca.pem")
+	keytab, _ := filepath.Abs("testdata/proxy.keytab")
 	state, _ := filepath.Abs("testdata/state")
 	berlin, newYork := mustZone(t, "Europe/Berlin"), mustZone(t, "America/New_York")
 	rate := func(r Rate) *Rate { return &r }
@@ -48,18 +49,23 @@ func goodConfig(t *testing.T) *Config {
 	return &Config{
 		Listen:      "[::]:1081",
 		AdminListen: "",
-		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, Throttle: AuthThrottle{
+		Auth: Auth{UsersFile: abs, CacheTTL: 30 * time.Second, RequireTLS: true, Throttle: AuthThrottle{
 			FailuresPerUser: 5, FailuresPerAddress: 50, Window: 2 * time.Minute, RememberVerified: 0,
+			OverAllowanceInterval: 2 * time.Second, OverAllowanceBurst: 5,
 		}, LDAP: LDAP{
 			URL: "ldap://dc1.campus.example", StartTLS: true, CAFile: ca,
 			BindDN: "CN=sockshaper,OU=Services,DC=campus,DC=example", BindPasswordFile: "/etc/sockshaper/ldap.secret",
-			BaseDN: "OU=People,DC=campus,DC=example", UserFilter: "(&(objectClass=user)(sAMAccountName={user}))",
+			BaseDN: "OU=People,DC=campus,DC=example", UserFilter: "(&(objectClass=user)(sAMAccountName={user}))", UserNameCase: NameCaseExact,
 			Groups: LDAPGroups{
 				{"CN=Staff,OU=Groups,DC=campus,DC=example", "staff"},
 				{"CN=Guests,OU=Groups,DC=campus,DC=example", "guests.wifi"},
 				{"CN=All Staff,OU=Groups,DC=campus,DC=example", "staff"},
 			},
 			Timeout: 3 * time.Second, StaleWindow: 10 * time.Minute,
+		}, Kerberos: Kerberos{
+			KeytabFile: keytab, ServiceNames: []string{"HTTP/proxy.campus.example", "rcmd/proxy.campus.example"},
+			Realms: []string{"CAMPUS.EXAMPLE", "PARTNER.EXAMPLE"}, UserName: KerberosFullNames, MaxClockSkew: 2 * time.Minute,
+			Enctypes: []string{"aes256-cts-hmac-sha1-96", "arcfour-hmac"}, LDAPUserFilter: "(userPrincipalName={user})",
 		}},
 		Access: Access{
 			ClientNetworks:   []string{"10.0.0.0/8", "192.0.2.7", "::ffff:172.16.0.0/108", "10.1.2.3/16"},
@@ -126,6 +132,8 @@ func goodConfig(t *testing.T) *Config {
 		Metrics: Metrics{PerUser: true, PerUserMaxUsers: 50, Pprof: true},
 		HTTP: HTTP{Listen: "127.0.0.1:3128", Realm: "Campus proxy", ConnectPorts: []PortRange{{"", 443, 443}, {"", 8443, 8444}},
 			ForwardedFor: true, KeepAlive: 15 * time.Second, PAC: PAC{ProxyHost: "proxy.campus.example", Apps: []string{"skype", "zoom"}}},
+		TLS: TLS{Listen: "127.0.0.1:3129", CertFile: filepath.Join(filepath.Dir(abs), "proxy.pem"), KeyFile: "/etc/sockshaper/proxy.key",
+			MaxConcurrentStreams: 50},
 		Source: "testdata/good.yaml",
 	}
 }

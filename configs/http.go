@@ -2,7 +2,9 @@ package configs
 
 import (
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,9 +19,10 @@ type HTTP struct {
 	// Realm is the realm of the Proxy-Authenticate challenge, which browsers show
 	// in their login prompt. Letters, digits, spaces and ".-_:/"; not empty.
 	Realm string `yaml:"realm"`
-	// ConnectPorts, when not empty, are the only destination ports CONNECT may
-	// reach ("443", "8000-8999"); other ports get 403. Empty: every port the
-	// destination policy allows.
+	// ConnectPorts, when not empty, are the only destination ports HTTP clients
+	// may reach ("443", "8000-8999"), by CONNECT and by forwarded requests alike
+	// (an absolute URI's port, 80 when it names none); other ports get 403.
+	// Empty: every port the destination policy allows.
 	ConnectPorts []PortRange `yaml:"connect_ports"`
 	// ForwardedFor adds X-Forwarded-For with the client's address to forwarded
 	// requests. Off: origins never learn client addresses from the proxy.
@@ -34,8 +37,11 @@ type HTTP struct {
 // PAC shapes the proxy auto-config file.
 type PAC struct {
 	// ProxyHost is the host name or address the file tells clients to send their
-	// traffic to, with the port they fetched the file from. Empty: the host they
-	// fetched it from (their Host header, else the address they connected to).
+	// traffic to, with a port ("proxy.campus.example:3128") or without one (then
+	// the port they fetched the file from). Empty: the host they fetched it from
+	// (their Host header, else the address they connected to). With a port, the
+	// file is the same for every client and caches may share it; otherwise it is
+	// served with Vary: Host.
 	ProxyHost string `yaml:"proxy_host"`
 	// Apps, when not empty, are the app classes (names under the top-level apps
 	// key) whose domains and networks go through the proxy; everything else goes
@@ -64,8 +70,10 @@ func (v *validator) http(c *Config) {
 		}
 	}
 	v.positive(path("http", "keepalive"), h.KeepAlive)
-	if strings.ContainsAny(h.PAC.ProxyHost, " \t\"';:/[]") && !isIPv6(h.PAC.ProxyHost) {
-		v.add(path("http", "pac", "proxy_host"), nil, fmt.Sprintf("%q is not a host name or address (the port is added)", h.PAC.ProxyHost))
+	if host, port := h.PAC.ProxyHostPort(); strings.ContainsAny(host, " \t\"';:/[]") && !isIPv6(host) {
+		v.add(path("http", "pac", "proxy_host"), nil, fmt.Sprintf("%q is not a host name or address, with an optional :port", h.PAC.ProxyHost))
+	} else if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
+		v.add(path("http", "pac", "proxy_host"), nil, fmt.Sprintf("%q: port %q is not in 1-65535", h.PAC.ProxyHost, port))
 	}
 	names := make([]string, len(c.Apps))
 	for i, a := range c.Apps {
@@ -79,13 +87,23 @@ func (v *validator) http(c *Config) {
 	}
 }
 
+// ProxyHostPort splits ProxyHost into its host and its port, "" when it names
+// none (a bare IPv6 address names none).
+func (p *PAC) ProxyHostPort() (host, port string) {
+	if h, port, err := net.SplitHostPort(p.ProxyHost); err == nil {
+		return h, port
+	}
+	return p.ProxyHost, ""
+}
+
 // isIPv6 reports whether s is a bare IPv6 address, which a PAC names in brackets.
 func isIPv6(s string) bool {
 	p, err := parsePrefix(s)
 	return err == nil && p.Addr().Is6() && p.IsSingleIP()
 }
 
-// ConnectPortAllowed reports whether CONNECT may reach port under h.
+// ConnectPortAllowed reports whether an HTTP client may reach port under h, by
+// CONNECT or by a forwarded request.
 func (h *HTTP) ConnectPortAllowed(port uint16) bool {
 	if len(h.ConnectPorts) == 0 {
 		return true

@@ -132,8 +132,12 @@ func resolvePaths(cfg *Config, dir string) error {
 		{"auth.users_file", &cfg.Auth.UsersFile},
 		{"auth.ldap.ca_file", &cfg.Auth.LDAP.CAFile},
 		{"auth.ldap.bind_password_file", &cfg.Auth.LDAP.BindPasswordFile},
+		{"auth.kerberos.keytab_file", &cfg.Auth.Kerberos.KeytabFile},
 		{"cluster.redis_password_file", &cfg.Cluster.RedisPasswordFile},
 		{"state_dir", &cfg.StateDir},
+		{"tls.cert_file", &cfg.TLS.CertFile},
+		{"tls.key_file", &cfg.TLS.KeyFile},
+		{"tls.client_ca_file", &cfg.TLS.ClientCAFile},
 	} {
 		if *f.name == "" || filepath.IsAbs(*f.name) {
 			continue

@@ -34,12 +34,13 @@ testdata/bad-domain.yaml:3: apps.skype.domains[2]: "192.0.2.1" is an IP address;
 		"bad-int.yaml":                   `testdata/bad-int.yaml:1: limits.max_sessions: must be a whole number`,
 		"bad-ldap-cleartext.yaml":        `testdata/bad-ldap-cleartext.yaml:3: auth.ldap.url: "ldap://ldap.campus.example" without start_tls would send passwords in clear text; use ldaps://, or set start_tls: true`,
 		"bad-ldap-filter.yaml":           `testdata/bad-ldap-filter.yaml:7: auth.ldap.user_filter: "(&(uid={user})" is not an LDAP filter (RFC 4515) such as (uid={user}): unexpected end of filter`,
-		"bad-ldap-groups-list.yaml": `testdata/bad-ldap-groups-list.yaml:4: auth.ldap.bind_password: unknown field; known fields are url, start_tls, ca_file, bind_dn, bind_password_file, base_dn, user_filter, groups, timeout, stale_window
+		"bad-ldap-groups-list.yaml": `testdata/bad-ldap-groups-list.yaml:4: auth.ldap.bind_password: unknown field; known fields are url, start_tls, ca_file, bind_dn, bind_password_file, base_dn, user_filter, user_name_case, groups, timeout, stale_window
 testdata/bad-ldap-groups-list.yaml:5: auth.ldap.groups: must be a mapping of directory group DN to shaping group`,
 		"bad-ldap-groups.yaml": `testdata/bad-ldap-groups.yaml:14: auth.ldap.groups["cn=faculty,ou=groups,dc=campus,dc=example"]: group "faculty" is not defined under shaping.groups (defined: staff, students)
 testdata/bad-ldap-groups.yaml:15: auth.ldap.groups["CN=Staff,OU=Groups,DC=campus,DC=example"]: names the same group as an earlier entry (DNs compare without case)
 testdata/bad-ldap-groups.yaml:16: auth.ldap.groups.staff: "staff" is not a distinguished name such as cn=staff,ou=groups,dc=campus,dc=example`,
-		"bad-ldap-off.yaml": `testdata/bad-ldap-off.yaml:3: auth.ldap.url: is empty, which turns the directory off, but other auth.ldap keys are set; set url or remove them`,
+		"bad-ldap-name-case.yaml": `testdata/bad-ldap-name-case.yaml:7: auth.ldap.user_name_case: "insensitive": want fold (the directory ignores case, as AD and OpenLDAP's uid do) or exact`,
+		"bad-ldap-off.yaml":       `testdata/bad-ldap-off.yaml:3: auth.ldap.url: is empty, which turns the directory off, but other auth.ldap keys are set; set url or remove them`,
 		"bad-ldap-required.yaml": `testdata/bad-ldap-required.yaml:2: auth.ldap.bind_dn: is required with auth.ldap.url
 testdata/bad-ldap-required.yaml:2: auth.ldap.bind_password_file: is required with auth.ldap.url: a file holding the service account's password (never the password itself)
 testdata/bad-ldap-required.yaml:4: auth.ldap.base_dn: "ou=people,,dc=example" is not a distinguished name: incomplete type, value pair
@@ -53,7 +54,7 @@ testdata/bad-ldap-required.yaml:7: auth.ldap.stale_window: must not be negative 
 testdata/bad-http.yaml:4: http.realm: must be letters, digits, spaces and ".-_:/", not empty
 testdata/bad-http.yaml:5: http.connect_ports[1]: "udp/3478": CONNECT is TCP; write the port without udp/
 testdata/bad-http.yaml:6: http.keepalive: must be greater than 0
-testdata/bad-http.yaml:7: http.pac.proxy_host: "proxy.example:8080" is not a host name or address (the port is added)
+testdata/bad-http.yaml:7: http.pac.proxy_host: "proxy.example:80800": port "80800" is not in 1-65535
 testdata/bad-http.yaml:7: http.pac.apps[0]: app class "zoom" is not defined under the top-level apps key (defined: skype)`,
 		"bad-limits.yaml": `testdata/bad-limits.yaml:2: limits.max_sessions_per_client_ip: must be at least 1
 testdata/bad-limits.yaml:3: limits.max_handshakes: must not be negative (0 derives it from the descriptor limit)
@@ -88,7 +89,9 @@ testdata/bad-many.yaml:17: metrics.per_user_max_users: must be at least 1 when m
 		"bad-throttle.yaml": `testdata/bad-throttle.yaml:4: auth.throttle.failures_per_user: must be at least 1
 testdata/bad-throttle.yaml:5: auth.throttle.failures_per_address: must be at least 1
 testdata/bad-throttle.yaml:6: auth.throttle.window: must be greater than 0
-testdata/bad-throttle.yaml:7: auth.throttle.remember_verified: must not be negative (0 turns the exemption off)`,
+testdata/bad-throttle.yaml:7: auth.throttle.remember_verified: must not be negative (0 turns the exemption off)
+testdata/bad-throttle.yaml:8: auth.throttle.over_allowance_interval: must not be negative (0 refuses every login over the address's allowance)`,
+		"bad-throttle-burst.yaml":   `testdata/bad-throttle-burst.yaml:3: auth.throttle.over_allowance_burst: must be at least 1 with over_allowance_interval set`,
 		"bad-throttle-ceiling.yaml": `testdata/bad-throttle-ceiling.yaml:3: auth.throttle.failures_per_address: must be at least failures_per_user (20): one address can hold many users`,
 		"bad-unknown-key.yaml":      `testdata/bad-unknown-key.yaml:4: timeouts.handshak: unknown field; known fields are handshake, dial, idle, drain`,
 		"bad-zero-timeout.yaml":     `testdata/bad-zero-timeout.yaml:3: timeouts.dial: must be greater than 0`,

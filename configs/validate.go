@@ -58,6 +58,7 @@ func validate(c *Config, doc *document) []error {
 	v.apps(c.Apps)
 	v.usage(c)
 	v.http(c)
+	v.tls(c)
 	if c.Metrics.PerUserMaxUsers < 0 || c.Metrics.PerUser && c.Metrics.PerUserMaxUsers < 1 {
 		v.add(path("metrics", "per_user_max_users"), nil, "must be at least 1 when metrics.per_user is on")
 	}
@@ -204,6 +205,7 @@ func (v *validator) auth(c *Config) {
 	}
 	v.throttle(c.Auth.Throttle)
 	v.ldap(&c.Auth.LDAP, c.Shaping.Groups)
+	v.kerberos(&c.Auth.Kerberos, c.Auth.LDAP.URL)
 	if c.Auth.LDAP.StaleWindow > 0 && c.Auth.CacheTTL == 0 {
 		v.add(path("auth", "ldap", "stale_window"), nil,
 			"needs auth.cache_ttl above 0: only a cached login can outlast an outage")
@@ -231,6 +233,13 @@ func (v *validator) throttle(t AuthThrottle) {
 	v.positive(path("auth", "throttle", "window"), t.Window)
 	if t.RememberVerified < 0 {
 		v.add(path("auth", "throttle", "remember_verified"), nil, "must not be negative (0 turns the exemption off)")
+	}
+	switch {
+	case t.OverAllowanceInterval < 0:
+		v.add(path("auth", "throttle", "over_allowance_interval"), nil,
+			"must not be negative (0 refuses every login over the address's allowance)")
+	case t.OverAllowanceInterval > 0 && t.OverAllowanceBurst < 1:
+		v.add(path("auth", "throttle", "over_allowance_burst"), nil, "must be at least 1 with over_allowance_interval set")
 	}
 }
 

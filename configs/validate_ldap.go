@@ -60,6 +60,10 @@ func (v *validator) ldap(l *LDAP, shapingGroups map[string]Limit) {
 	}
 	v.userFilter(p.key("user_filter"), l.UserFilter)
 	v.ldapGroups(p.key("groups"), l.Groups, shapingGroups)
+	if l.UserNameCase != NameCaseFold && l.UserNameCase != NameCaseExact {
+		v.add(p.key("user_name_case"), nil, fmt.Sprintf("%q: want %s (the directory ignores case, as AD and OpenLDAP's uid do) or %s",
+			l.UserNameCase, NameCaseFold, NameCaseExact))
+	}
 	v.positive(p.key("timeout"), l.Timeout)
 	if l.StaleWindow < 0 {
 		v.add(p.key("stale_window"), nil, "must not be negative (0 turns it off)")

@@ -9,9 +9,21 @@ const (
 	EvictedGlobal = "global" // the whole proxy
 )
 
+// Values of the stage label of sockshaper_handshakes_active: where a connection
+// that holds a handshake slot stands. A connection that has not logged in holds
+// nothing else, however many requests it sends (the PAC file, requests answered
+// 407); an HTTP keep-alive connection waiting for its next request is back in
+// the handshake budget (idle), whether or not it logged in before, and is the
+// first to be evicted when a budget is full.
+const (
+	StageSilent  = "silent"  // accepted, nothing received yet
+	StageTalking = "talking" // sending its handshake or request, not logged in yet
+	StageIdle    = "idle"    // an HTTP keep-alive connection between requests
+)
+
 // budgetMetrics are the collectors of the connection budgets.
 type budgetMetrics struct {
-	handshakesActive prometheus.Gauge       // sockshaper_handshakes_active, no labels
+	handshakesActive *prometheus.GaugeVec   // sockshaper_handshakes_active{stage}
 	evicted          *prometheus.CounterVec // sockshaper_handshakes_evicted_total{scope}
 	limits           *prometheus.GaugeVec   // sockshaper_limits{limit}
 }
@@ -20,11 +32,12 @@ type budgetMetrics struct {
 // pre-initialises the eviction scopes.
 func newBudgetMetrics(reg prometheus.Registerer) *budgetMetrics {
 	b := &budgetMetrics{
-		handshakesActive: prometheus.NewGauge(prometheus.GaugeOpts{
+		handshakesActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "handshakes_active",
-			Help:      "Connections accepted whose SOCKS handshake (greeting, login, request) has not finished.",
-		}),
+			Help: "Connections holding a handshake slot, by stage: accepted and not logged in yet (silent: nothing received; " +
+				"talking: handshake or request under way, PAC and 407 answers included), or HTTP keep-alive connections between requests (idle).",
+		}, []string{"stage"}),
 		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "handshakes_evicted_total",
@@ -40,25 +53,20 @@ func newBudgetMetrics(reg prometheus.Registerer) *budgetMetrics {
 	for _, s := range []string{EvictedClient, EvictedGlobal} {
 		b.evicted.WithLabelValues(s)
 	}
+	for _, s := range []string{StageSilent, StageTalking, StageIdle} {
+		b.handshakesActive.WithLabelValues(s)
+	}
 	return b
 }
 
-// HandshakeStarted counts a connection that took a handshake slot:
-// sockshaper_handshakes_active goes up by one.
-func (m *Metrics) HandshakeStarted() {
+// HandshakeSlots adds delta to sockshaper_handshakes_active{stage}: a connection
+// took a handshake slot in stage (+1), moved it to another stage (-1 here, +1
+// there), or gave it back (-1: its handshake ended, it was evicted, it ended).
+func (m *Metrics) HandshakeSlots(stage string, delta int) {
 	if m == nil {
 		return
 	}
-	m.budget.handshakesActive.Inc()
-}
-
-// HandshakeEnded counts a handshake slot given back (the handshake ended, or the
-// connection was evicted): sockshaper_handshakes_active goes down by one.
-func (m *Metrics) HandshakeEnded() {
-	if m == nil {
-		return
-	}
-	m.budget.handshakesActive.Dec()
+	m.budget.handshakesActive.WithLabelValues(stage).Add(float64(delta))
 }
 
 // HandshakeEvicted counts an unfinished handshake closed to make room for a new

@@ -15,9 +15,12 @@ const (
 
 // Values of the front label: the protocol a client spoke to the proxy.
 const (
-	FrontSOCKS5 = "socks5"
-	FrontHTTP   = "http"
-	FrontNone   = "none" // the connection sent nothing to tell
+	FrontSOCKS5    = "socks5"
+	FrontHTTP      = "http"
+	FrontSOCKS5TLS = "socks5_tls" // SOCKS5 inside TLS, on tls.listen
+	FrontHTTPS     = "https"      // HTTP/1.1 inside TLS, on tls.listen
+	FrontHTTP2     = "http2"      // a stream of an HTTP/2 connection, on tls.listen
+	FrontNone      = "none"       // the connection sent nothing to tell
 )
 
 // Values of the result label of sockshaper_sessions_total. [ResultOK] is a session
@@ -115,6 +118,9 @@ func frontCommands() []struct {
 	}{
 		{FrontSOCKS5, []string{CommandConnect, CommandBind, CommandUDPAssociate, CommandNone}},
 		{FrontHTTP, []string{CommandConnect, CommandRequest, CommandNone}},
+		{FrontSOCKS5TLS, []string{CommandConnect, CommandBind, CommandUDPAssociate, CommandNone}},
+		{FrontHTTPS, []string{CommandConnect, CommandRequest, CommandNone}},
+		{FrontHTTP2, []string{CommandConnect, CommandRequest, CommandNone}},
 		{FrontNone, []string{CommandNone}},
 	}
 }

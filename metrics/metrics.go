@@ -43,6 +43,10 @@ type Options struct {
 	// sockshaper_user_quota_limit_bytes, read at each scrape while per-user
 	// export is on. Nil exports none.
 	QuotaUsage QuotaUsageFunc
+	// TLSFailureReasons are the values of the reason label of
+	// sockshaper_tls_handshake_failures_total, pre-initialised to zero
+	// (tlscert.FailureReasons; metrics does not import the proxy).
+	TLSFailureReasons []string
 }
 
 // Metrics is the set of sockshaper's collectors. Its methods are safe for concurrent
@@ -67,6 +71,7 @@ type Metrics struct {
 	ldap              *ldapMetrics             // sockshaper_ldap_request_duration_seconds{operation}, sockshaper_ldap_connections, sockshaper_ldap_errors_total{kind}
 	quota             *quotaMetrics            // sockshaper_quota_exceeded_total{group}, sockshaper_user_quota_used_bytes{user, period}, sockshaper_user_quota_limit_bytes{user, period}
 	cluster           *clusterMetrics          // sockshaper_cluster_peers, sockshaper_cluster_exchange_duration_seconds{result}, sockshaper_cluster_outages_total
+	tls               *tlsMetrics              // sockshaper_tls_handshake_failures_total{reason}, sockshaper_tls_certificate_*, sockshaper_http2_*
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -78,12 +83,12 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		sessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "sessions_active",
-			Help:      "Sessions relaying now, by front (socks5, http), command and app class.",
+			Help:      "Sessions relaying now, by front (socks5, http; on tls.listen socks5_tls, https, http2), command and app class.",
 		}, []string{"front", "command", "app"}),
 		sessionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "sessions_total",
-			Help:      "Sessions ended, by front (socks5, http; none: the client sent nothing), command, app class and result (ok, or why the session was refused or failed).",
+			Help:      "Sessions ended, by front (socks5, http; on tls.listen socks5_tls, https, http2; none: the client sent nothing), command, app class and result (ok, or why the session was refused or failed).",
 		}, []string{"front", "command", "app", "result"}),
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
@@ -158,6 +163,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	m.ldap = newLDAPMetrics(reg)
 	m.quota = newQuotaMetrics(reg, opts, m.perUser)
 	m.cluster = newClusterMetrics(reg)
+	m.tls = newTLSMetrics(reg, opts.TLSFailureReasons)
 	return m
 }
 

@@ -38,15 +38,22 @@ func exercise(m *Metrics) {
 	m.Handshake(5 * time.Millisecond)
 	m.ConfigLoaded(time.Unix(1700000000, 0))
 	m.ConfigReloaded(false, time.Unix(1700000100, 0))
-	m.HandshakeStarted()
-	m.HandshakeStarted()
-	m.HandshakeEnded()
+	m.HandshakeSlots(StageSilent, 1)
+	m.HandshakeSlots(StageSilent, 1)
+	m.HandshakeSlots(StageSilent, -1)
+	m.HandshakeSlots(StageIdle, 1)
 	m.HandshakeEvicted(EvictedClient)
 	m.Budget("max_handshakes", 2468)
 	m.DirectoryConnOpened()
 	m.DirectoryRequest(LDAPSearch, 3*time.Millisecond)
 	m.DirectoryError(LDAPTimeout)
 	m.QuotaExceeded("students")
+	m.TLSHandshakeFailed("timeout")
+	m.TLSCertificateLoaded(time.Unix(1800000000, 0))
+	m.TLSCertificateLoadFailed()
+	m.HTTP2Conn(1, 0)
+	m.HTTP2Conn(1, 0)
+	m.HTTP2Conn(-1, 7)
 }
 
 // quotaUsage is a QuotaUsageFunc of three users, the anonymous one among them.
@@ -87,13 +94,18 @@ func designTable() []designMetric {
 		{"sockshaper_cluster_outages_total", c, nil},
 		{"sockshaper_cluster_bad_reports_total", c, []string{"reason"}},
 		{"sockshaper_cluster_session_reservations_total", c, []string{"result"}},
-		{"sockshaper_handshakes_active", g, nil},
+		{"sockshaper_handshakes_active", g, []string{"stage"}},
 		{"sockshaper_handshakes_evicted_total", c, []string{"scope"}},
 		{"sockshaper_limits", g, []string{"limit"}},
 		{"sockshaper_ldap_request_duration_seconds", h, []string{"operation"}},
 		{"sockshaper_ldap_connections", g, nil},
 		{"sockshaper_ldap_errors_total", c, []string{"kind"}},
 		{"sockshaper_quota_exceeded_total", c, []string{"group"}},
+		{"sockshaper_tls_handshake_failures_total", c, []string{"reason"}},
+		{"sockshaper_tls_certificate_expiry_timestamp_seconds", g, nil},
+		{"sockshaper_tls_certificate_load_failures_total", c, nil},
+		{"sockshaper_http2_connections_active", g, nil},
+		{"sockshaper_http2_streams_per_connection", h, nil},
 		{"sockshaper_user_quota_used_bytes", g, []string{"period", "user"}},
 		{"sockshaper_user_quota_limit_bytes", g, []string{"period", "user"}},
 	}
@@ -174,7 +186,9 @@ func TestRecordedValues(t *testing.T) {
 		{"reloads error", m.configReloads.WithLabelValues(reloadError), 1},
 		{"reloads success", m.configReloads.WithLabelValues(reloadSuccess), 0},
 		{"last reload", m.lastReloadSuccess, 1700000000},
-		{"handshakes_active", m.budget.handshakesActive, 1},
+		{"handshakes_active silent", m.budget.handshakesActive.WithLabelValues(StageSilent), 1},
+		{"handshakes_active idle", m.budget.handshakesActive.WithLabelValues(StageIdle), 1},
+		{"handshakes_active talking", m.budget.handshakesActive.WithLabelValues(StageTalking), 0},
 		{"evicted client", m.budget.evicted.WithLabelValues(EvictedClient), 1},
 		{"evicted global", m.budget.evicted.WithLabelValues(EvictedGlobal), 0},
 		{"limits", m.budget.limits.WithLabelValues("max_handshakes"), 2468},
@@ -200,7 +214,7 @@ func TestRecordedValues(t *testing.T) {
 }
 
 func TestPreinitialisedZeros(t *testing.T) {
-	m, _ := newTestMetrics(t, Options{Apps: []string{"skype", "other"}})
+	m, _ := newTestMetrics(t, Options{Apps: []string{"skype", "other"}, TLSFailureReasons: []string{"a", "b", "c"}})
 	counts := map[string]struct {
 		c    prometheus.Collector
 		want int
@@ -209,10 +223,11 @@ func TestPreinitialisedZeros(t *testing.T) {
 		"inbound_refused": {m.inboundRefused, 2},
 		"dial_duration":   {m.dialDuration, 2},
 		"config_reloads":  {m.configReloads, 2},
-		// Per app: socks5 with 4 commands, http with 3, none with 1; only
-		// sessions with a command open.
-		"sessions_total":  {m.sessionsTotal, 2 * (4 + 3 + 1) * len(results())},
-		"sessions_active": {m.sessionsActive, 2 * (3 + 2)},
+		// Per app: socks5 and socks5_tls with 4 commands, http and https with
+		// 3, http2 with 3, none with 1; only sessions with a command open.
+		"sessions_total":  {m.sessionsTotal, 2 * (4 + 3 + 4 + 3 + 3 + 1) * len(results())},
+		"sessions_active": {m.sessionsActive, 2 * (3 + 2 + 3 + 2 + 2)},
+		"tls_failures":    {m.tls.handshakeFailures, 3},
 		"transferred":     {m.transferred, 2 * 2 * 2},
 		"throttled":       {m.throttled, 2 * 2},
 		"dropped":         {m.perUser.dropped, 2 * 2},

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sockshaper/sockshaper/metrics"
-	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
@@ -27,16 +27,17 @@ func (s *Server) ListenAndServe() error {
 // [ErrServerClosed]. It closes ln. Each connection's first byte chooses its
 // front: 0x05 SOCKS5, a letter (an HTTP method) the HTTP proxy.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serveListener(ln, false)
+	s.core.SetProxyPort(tunnel.AddrPortOf(ln.Addr()).Port())
+	return s.serveListener(ln, s.fronts.plain)
 }
 
 // ServeHTTPProxy is [Server.Serve] for a listener of HTTP proxy clients only
 // (http.listen): a SOCKS5 client is refused there.
 func (s *Server) ServeHTTPProxy(ln net.Listener) error {
-	return s.serveListener(ln, true)
+	return s.serveListener(ln, s.fronts.http)
 }
 
-func (s *Server) serveListener(ln net.Listener, httpOnly bool) error {
+func (s *Server) serveListener(ln net.Listener, kind *listenerKind) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
@@ -61,7 +62,7 @@ func (s *Server) serveListener(ln net.Listener, httpOnly bool) error {
 			continue
 		}
 		backoff = 0
-		s.admit(conn, httpOnly)
+		s.admit(conn, kind)
 	}
 }
 
@@ -75,23 +76,24 @@ func isTemporary(err error) bool {
 // slot (evicting an unfinished handshake when a budget is full; see
 // handshakeBudget), then starts the connection's goroutine. A refused connection
 // is closed at once. A load balancer's connection first has its PROXY header read
-// (balanced.go), whose client takes these checks instead. httpOnly: the listener
-// serves HTTP proxy clients only (http.listen).
-func (s *Server) admit(nc net.Conn, httpOnly bool) {
+// (balanced.go), whose client takes these checks instead. fronts are the
+// listener's kind.
+func (s *Server) admit(nc net.Conn, kind *listenerKind) {
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
 	if s.fromBalancer(peer) {
-		go s.serveBalanced(nc, peer, httpOnly)
+		go s.serveBalanced(nc, peer, kind)
 		return
 	}
-	if c := s.accept(nc, peer, nil); c != nil {
-		go s.serve(c, httpOnly)
+	if c := s.accept(nc, peer, nil, kind); c != nil {
+		go s.serve(c, kind)
 	}
 }
 
-// accept is admit's checks for a client at peer; br, when not nil, holds what the
-// client sent after its PROXY header. It returns nil, having closed nc, when the
-// client is refused.
-func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *client {
+// accept is admit's checks for a client at peer; hr, when not nil, holds what
+// the client sent after its PROXY header. On the HTTPS listener, the
+// connection's side the fronts see is a TLS server connection, whose handshake
+// serve runs. It returns nil, having closed nc, when the client is refused.
+func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader, kind *listenerKind) *client {
 	pol := s.core.Policy()
 	if !tunnel.AllowedClient(pol.Config.Access.ClientPrefixes, peer.Addr()) {
 		nc.Close()
@@ -103,11 +105,16 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 	if c.hr == nil {
 		c.hr = &handshakeReader{nc: nc}
 	}
+	if kind.tls {
+		nc = s.tlsServer(nc, c.hr)
+	}
 	// The hooks are set before the connection is visible to Shutdown, which may
 	// end it at once.
 	c.conn = s.core.NewConn(nc, peer, tunnel.ConnHooks{
 		Establish: c.establish,
+		Idle:      c.idle,
 		Release:   c.release,
+		Stream:    c.stream,
 		Ended:     func() { s.removeClient(c) },
 	})
 	if !s.addClient(c) {
@@ -115,7 +122,7 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 		return nil
 	}
 	var victim *client
-	c.hs, victim = s.handshakes.admit(c.key, c, c.budgets)
+	c.hs, victim = s.handshakes.admit(c.key, c, c.budgets, stageSilent)
 	c.hr.watch(c)
 	if victim != nil {
 		victim.conn.Evict()
@@ -124,9 +131,11 @@ func (s *Server) accept(nc net.Conn, peer netip.AddrPort, hr *handshakeReader) *
 }
 
 // serve reads the connection's first byte under the handshake deadline and hands
-// the connection to the front it chooses; it ends the connection when the front
-// returns, unless a relay took it over.
-func (s *Server) serve(c *client, httpOnly bool) {
+// the connection to the front it chooses in the listener's table, after the TLS
+// handshake on the HTTPS listener (whose ALPN protocol may choose a front of
+// its own: HTTP/2); it ends the connection when the front returns, unless a
+// relay took it over.
+func (s *Server) serve(c *client, kind *listenerKind) {
 	conn := c.conn
 	defer func() {
 		if !conn.Detached() {
@@ -136,30 +145,49 @@ func (s *Server) serve(c *client, httpOnly bool) {
 	defer s.core.Recover(conn)
 	nc := conn.Net()
 	nc.SetDeadline(conn.Start().Add(conn.Policy().Config.Timeouts.Handshake))
-	br := c.hr.br
-	if br == nil {
+	var br *bufio.Reader
+	switch {
+	case kind.tls:
+		proto, ok := s.handshakeTLS(conn)
+		if !ok {
+			return
+		}
+		if front := kind.alpn[proto]; front != nil {
+			front.Serve(conn, nil)
+			return
+		}
+		br = tunnel.GetReader(nc)
+	case c.hr.br != nil:
+		br = c.hr.br
+	default:
 		br = tunnel.GetReader(c.hr)
 	}
 	defer tunnel.PutReader(br)
+	if front := s.choose(conn, br, kind.fronts); front != nil {
+		front.Serve(conn, br)
+	}
+}
+
+// choose returns the front the connection's first byte asks for, or nil, having
+// recorded why, when there is none: nothing came (a probe, a scan, a slowloris
+// that gave up or was evicted), a PROXY header from an untrusted address, or
+// an unknown protocol.
+func (s *Server) choose(conn *tunnel.Conn, br *bufio.Reader, fronts *frontTable) Front {
 	b, err := br.Peek(1)
 	switch {
-	case err == nil && hasProxyHeader(br):
-		s := conn.NewSession(metrics.FrontNone)
-		s.Log().Info("PROXY header from an address not in access.proxy_protocol.trusted")
 	case err != nil:
-		// Nothing came: a probe, a scan, a slowloris that gave up or was evicted.
-		s := conn.NewSession(metrics.FrontNone)
-		s.Log().Debug("no request", "err", err)
+		sess := conn.NewSession(metrics.FrontNone)
+		sess.Log().Debug("no request", "err", err)
 		if tunnel.IsTimeout(err) {
-			s.Reason = tunnel.ReasonTimeout
+			sess.Closing(tunnel.ReasonTimeout)
 		}
-	case b[0] == socks5.Version && !httpOnly:
-		s.socks.Serve(conn, br)
-	case 'A' <= b[0] && b[0] <= 'Z' || 'a' <= b[0] && b[0] <= 'z':
-		s.http.Serve(conn, br)
+	case hasProxyHeader(br):
+		conn.NewSession(metrics.FrontNone).Log().Info("PROXY header from an address not in access.proxy_protocol.trusted")
+	case fronts[b[0]] != nil:
+		return fronts[b[0]]
 	default:
 		// Neither protocol: a SOCKS4 client, TLS to the wrong port, a scan.
-		s := conn.NewSession(metrics.FrontNone)
-		s.Log().Info("unknown protocol", "first_byte", b[0])
+		conn.NewSession(metrics.FrontNone).Log().Info("unknown protocol", "first_byte", b[0])
 	}
+	return nil
 }

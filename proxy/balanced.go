@@ -38,7 +38,7 @@ func (s *Server) fromBalancer(peer netip.AddrPort) bool {
 // serves the client the header names as if it had connected itself. A balancer's
 // connection without a header, or with a bad one, is closed and counted as a
 // protocol error; a LOCAL header (a balancer's health check) is closed quietly.
-func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, httpOnly bool) {
+func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, kind *listenerKind) {
 	wait := min(s.Config().Timeouts.Handshake, proxyHeaderWait)
 	nc.SetDeadline(time.Now().Add(wait))
 	hr := &handshakeReader{nc: nc}
@@ -53,8 +53,8 @@ func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, httpOnly bo
 		}
 		return
 	}
-	if c := s.accept(nc, peer, hr); c != nil {
-		s.serve(c, httpOnly)
+	if c := s.accept(nc, peer, hr, kind); c != nil {
+		s.serve(c, kind)
 		return
 	}
 	tunnel.PutReader(hr.br)
@@ -64,6 +64,9 @@ func (s *Server) serveBalanced(nc net.Conn, balancer netip.AddrPort, httpOnly bo
 // address it names, IPv4 in IPv4 form; the zero AddrPort for a LOCAL header (no
 // client: a health check).
 func readProxyHeader(br *bufio.Reader) (netip.AddrPort, error) {
+	if err := bufferV1Line(br); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("PROXY header: %w", err)
+	}
 	h, err := proxyproto.Read(br)
 	if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
 		return netip.AddrPort{}, errNoProxyHeader
@@ -79,6 +82,35 @@ func readProxyHeader(br *bufio.Reader) (netip.AddrPort, error) {
 		return netip.AddrPort{}, errProxyNotStream
 	}
 	return tunnel.AddrPortOf(src), nil
+}
+
+// maxV1Header is the longest PROXY version 1 header, its CRLF included (the
+// specification's worst case, "PROXY UNKNOWN" with two full IPv6 addresses and
+// ports).
+const maxV1Header = 107
+
+// bufferV1Line waits until br holds the whole line of a version 1 header (or
+// maxV1Header bytes without its end, for the parser to refuse), under the
+// connection's deadline. go-proxyproto refuses a version 1 header that did not
+// arrive in one read, but a balancer's header may cross two TCP segments as any
+// bytes may; version 2 headers, read by length, are taken whole already.
+func bufferV1Line(br *bufio.Reader) error {
+	b, err := br.Peek(1)
+	if err != nil || b[0] != proxyproto.SIGV1[0] {
+		return nil // nothing to wait for; the parser says what it is
+	}
+	for {
+		b, err := br.Peek(br.Buffered())
+		if bytes.IndexByte(b, '\n') >= 0 || len(b) >= maxV1Header {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			return err
+		}
+	}
 }
 
 // hasProxyHeader reports whether the client starts with a PROXY header's

@@ -10,13 +10,15 @@ import (
 )
 
 // Descriptor accounting behind the derived budgets. A connection in its handshake
-// holds one descriptor (its socket). An established session holds two sockets
+// holds one descriptor (its socket); one back in the handshake budget between two
+// HTTP requests (stageIdle) may keep its origin connection for the next request
+// too, so a handshake slot is counted as two. An established session holds two sockets
 // (client and destination; a UDP association holds its control connection and its
 // relay socket) and, while bytes move, a splice pipe of two more: four is what a
 // session may need at once, and what the derivation sets aside for each, so that a
 // full handshake budget can never push a session's dial or pipe past the limit.
 const (
-	fdPerHandshake = 1
+	fdPerHandshake = 2
 	fdPerSession   = 4
 
 	// The process's own descriptors (listeners, the admin server and its clients,
@@ -82,7 +84,10 @@ func DeriveBudgets(lim configs.Limits, fdLimit int) Budgets {
 	b.Reserve = min(max(n/reserveDivisor, minReserve), maxReserve)
 	avail := max(n-b.Reserve, 0)
 	if b.MaxHandshakes == 0 {
-		b.MaxHandshakes = min(max(avail/handshakeDivisor, minHandshakes), maxHandshakes)
+		// The floor yields to the limit: at a tiny one, at least one session
+		// must fit beside a full handshake budget.
+		fit := max((avail-fdPerSession)/fdPerHandshake, 1)
+		b.MaxHandshakes = min(max(avail/handshakeDivisor, minHandshakes), maxHandshakes, fit)
 		b.Derived = append(b.Derived, "max_handshakes")
 	}
 	if b.MaxHandshakesPerClient == 0 {

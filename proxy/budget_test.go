@@ -25,17 +25,17 @@ func TestDeriveBudgets(t *testing.T) {
 	}{
 		// 20,000 is this machine's limit and the one of the flood.
 		{"typical 20000", defaults, 20000,
-			Budgets{FDLimit: 20000, Reserve: 256, MaxHandshakes: 2468, MaxHandshakesPerClient: 308, MaxSessions: 4319, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
+			Budgets{FDLimit: 20000, Reserve: 256, MaxHandshakes: 2468, MaxHandshakesPerClient: 308, MaxSessions: 3702, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
 		// systemd's default hard limit; the handshake ceiling bounds memory.
 		{"systemd 524288", defaults, 524288,
-			Budgets{FDLimit: 524288, Reserve: 256, MaxHandshakes: 16384, MaxHandshakesPerClient: 2048, MaxSessions: 126912, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
+			Budgets{FDLimit: 524288, Reserve: 256, MaxHandshakes: 16384, MaxHandshakesPerClient: 2048, MaxSessions: 122816, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
 		{"old default 1024", defaults, 1024,
-			Budgets{FDLimit: 1024, Reserve: 64, MaxHandshakes: 120, MaxHandshakesPerClient: 15, MaxSessions: 210, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
+			Budgets{FDLimit: 1024, Reserve: 64, MaxHandshakes: 120, MaxHandshakesPerClient: 15, MaxSessions: 180, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
 		// A tiny limit still serves something and never goes negative.
 		{"tiny 40", defaults, 40,
-			Budgets{FDLimit: 40, Reserve: 32, MaxHandshakes: 16, MaxHandshakesPerClient: 8, MaxSessions: 1, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, false},
+			Budgets{FDLimit: 40, Reserve: 32, MaxHandshakes: 2, MaxHandshakesPerClient: 2, MaxSessions: 1, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
 		{"unknown limit", defaults, 0,
-			Budgets{FDLimit: 0, Reserve: 256, MaxHandshakes: 8160, MaxHandshakesPerClient: 1020, MaxSessions: 14280, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
+			Budgets{FDLimit: 0, Reserve: 256, MaxHandshakes: 8160, MaxHandshakesPerClient: 1020, MaxSessions: 12240, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
 		// Explicit values are honoured even when they cannot fit; Fits says so.
 		{"explicit too big", explicit, 20000,
 			Budgets{FDLimit: 20000, Reserve: 256, MaxHandshakes: 3000, MaxHandshakesPerClient: 100, MaxSessions: 20000, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, false},
@@ -43,7 +43,7 @@ func TestDeriveBudgets(t *testing.T) {
 			Budgets{FDLimit: 100000, Reserve: 256, MaxHandshakes: 3000, MaxHandshakesPerClient: 100, MaxSessions: 20000, MaxSessionsPerClient: 512, MaxSessionsPerUser: 256}, true},
 		// A per-client derived cap never exceeds an explicit small global one.
 		{"small explicit global", configs.Limits{MaxHandshakes: 5, MaxSessionsPerClientIP: 1, MaxSessionsPerUser: 1}, 20000,
-			Budgets{FDLimit: 20000, Reserve: 256, MaxHandshakes: 5, MaxHandshakesPerClient: 5, MaxSessions: 4934, MaxSessionsPerClient: 1, MaxSessionsPerUser: 1}, true},
+			Budgets{FDLimit: 20000, Reserve: 256, MaxHandshakes: 5, MaxHandshakesPerClient: 5, MaxSessions: 4933, MaxSessionsPerClient: 1, MaxSessionsPerUser: 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -267,9 +267,18 @@ func (r *countingRecorder) InboundRefused(reason string)       { r.add("inbound 
 func (r *countingRecorder) Dialed(res string, _ time.Duration) { r.add("dial "+res, 1) }
 func (r *countingRecorder) Handshake(time.Duration)            { r.add("handshake", 1) }
 func (r *countingRecorder) SessionReset(reason string)         { r.add("reset "+reason, 1) }
-func (r *countingRecorder) HandshakeStarted()                  { r.add("handshakes", 1) }
-func (r *countingRecorder) HandshakeEnded()                    { r.add("handshakes", -1) }
-func (r *countingRecorder) HandshakeEvicted(scope string)      { r.add("evicted "+scope, 1) }
+func (r *countingRecorder) TLSHandshakeFailed(reason string)   { r.add("tls failed "+reason, 1) }
+func (r *countingRecorder) HTTP2Conn(delta, streams int) {
+	r.add("h2 conns", int64(delta))
+	if delta < 0 {
+		r.add("h2 streams", int64(streams))
+	}
+}
+func (r *countingRecorder) HandshakeSlots(stage string, d int) {
+	r.add("handshakes", int64(d))
+	r.add("handshakes_"+stage, int64(d))
+}
+func (r *countingRecorder) HandshakeEvicted(scope string) { r.add("evicted "+scope, 1) }
 func (r *countingRecorder) Budget(name string, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -3,17 +3,34 @@ package proxy
 import (
 	"container/list"
 	"net/netip"
+
+	"github.com/sockshaper/sockshaper/metrics"
 )
 
-// A handshake's stage decides the order of eviction: connections that have sent
-// nothing go before those that have started talking. A real client sends its
-// greeting as soon as it is connected, so a flood of silent connections mostly
-// replaces its own.
+// A slot's stage decides the order of eviction: an HTTP keep-alive connection
+// waiting for its next request goes first (nothing is under way on it, and a
+// client reopens an idle connection it lost without a word to its user), then
+// connections that have sent nothing, then those that have started talking. A
+// real client sends its greeting as soon as it is connected, so a flood of
+// silent connections mostly replaces its own, and a flood of keep-alive
+// connections that never log in is the first thing to go.
 const (
-	stageSilent  = iota // accepted, no byte received yet
-	stageTalking        // sent at least one byte of its handshake
+	stageIdle    = iota // an HTTP keep-alive connection between two requests
+	stageSilent         // accepted, no byte received yet
+	stageTalking        // sent at least one byte of its handshake or request
 	stages
 )
+
+// stageName is st's value of sockshaper_handshakes_active{stage}.
+func stageName(st int) string {
+	switch st {
+	case stageIdle:
+		return metrics.StageIdle
+	case stageSilent:
+		return metrics.StageSilent
+	}
+	return metrics.StageTalking
+}
 
 // handshakeQueue holds one client's slots by stage, oldest first in each.
 type handshakeQueue struct {

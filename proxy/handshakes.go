@@ -7,12 +7,12 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
 // handshakeSlot is one connection's place in the handshake budget, from accept until
-// its request has been read (or it ended, or was evicted).
+// its request has been read and logged in (or it ended, or was evicted), and again
+// while an HTTP keep-alive connection waits for its next request.
 type handshakeSlot struct {
 	key   netip.Prefix
 	owner *client
@@ -30,12 +30,18 @@ type handshakeSlot struct {
 // milliseconds, so it is rarely the one chosen, while the attacker's connections
 // are cut as soon as newer ones arrive and must be reopened again and again.
 //
-// Which one goes: at a client's cap, that client's oldest silent handshake (then
-// its oldest talking one). At the proxy's cap, the oldest silent handshake of the
-// client holding the most silent ones (then the same among talking ones): a flood
-// comes from fewer addresses than the users it competes with, so its addresses
-// always hold the most, and a real user's single handshake is never the one cut
-// however fast the flood reconnects.
+// A connection that has not logged in holds nothing but its slot here: an HTTP
+// connection stays in this budget through requests that need no login (the PAC
+// file) or are refused one (407), and comes back to it between requests
+// (stageIdle), so keep-alive connections can never take session slots from
+// users who logged in.
+//
+// Which one goes: at a client's cap, that client's oldest idle keep-alive
+// connection (then its oldest silent handshake, then its oldest talking one). At
+// the proxy's cap, the same of the client holding the most slots in the earliest
+// stage that has any: a flood comes from fewer addresses than the users it
+// competes with, so its addresses always hold the most, and a real user's single
+// handshake is never the one cut however fast the flood reconnects.
 type handshakeBudget struct {
 	mu       sync.Mutex
 	n        int
@@ -55,10 +61,10 @@ const (
 	evictedGlobal = "global"
 )
 
-// admit gives owner a slot under key within b's caps. It returns the connection
-// whose slot it took, if any, for the caller to evict outside the lock; that
-// connection's own release is then a no-op.
-func (h *handshakeBudget) admit(key netip.Prefix, owner *client, b Budgets) (*handshakeSlot, *client) {
+// admit gives owner a slot under key within b's caps, in stage st. It returns
+// the connection whose slot it took, if any, for the caller to evict outside
+// the lock; that connection's own release is then a no-op.
+func (h *handshakeBudget) admit(key netip.Prefix, owner *client, b Budgets, st int) (*handshakeSlot, *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var victim *handshakeSlot
@@ -73,9 +79,8 @@ func (h *handshakeBudget) admit(key netip.Prefix, owner *client, b Budgets) (*ha
 	if victim != nil {
 		h.remove(victim)
 	}
-	s := &handshakeSlot{key: key, owner: owner, held: true}
+	s := &handshakeSlot{key: key, owner: owner, stage: st, held: true}
 	h.push(s)
-	h.rec.HandshakeStarted()
 	if victim == nil {
 		return s, nil
 	}
@@ -103,6 +108,7 @@ func (h *handshakeBudget) push(s *handshakeSlot) {
 	q.push(s)
 	h.heavy[s.stage].add(s.key, 1)
 	h.n++
+	h.rec.HandshakeSlots(stageName(s.stage), 1)
 }
 
 // pull takes a slot out of its stage; h.mu is held.
@@ -114,18 +120,24 @@ func (h *handshakeBudget) pull(s *handshakeSlot) {
 	}
 	h.heavy[s.stage].add(s.key, -1)
 	h.n--
+	h.rec.HandshakeSlots(stageName(s.stage), -1)
 }
 
-// talking moves a silent slot to the talking stage: its client sent a byte.
-func (h *handshakeBudget) talking(s *handshakeSlot) {
+// restage moves a held slot to stage st, at the back of that stage's queue,
+// and reports whether it was still held: false when it was released already or
+// evicted.
+func (h *handshakeBudget) restage(s *handshakeSlot, st int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !s.held || s.stage != stageSilent {
-		return
+	if !s.held {
+		return false
 	}
-	h.pull(s)
-	s.stage = stageTalking
-	h.push(s)
+	if s.stage != st {
+		h.pull(s)
+		s.stage = st
+		h.push(s)
+	}
+	return true
 }
 
 // release gives s back and reports whether it was still held: false when it was
@@ -147,7 +159,6 @@ func (h *handshakeBudget) release(s *handshakeSlot) bool {
 func (h *handshakeBudget) remove(s *handshakeSlot) {
 	s.held = false
 	h.pull(s)
-	h.rec.HandshakeEnded()
 }
 
 // active returns the number of connections in their handshake.
@@ -172,7 +183,7 @@ func (r *handshakeReader) Read(p []byte) (int, error) {
 	n, err := r.nc.Read(p)
 	if n > 0 && !r.seen && r.c != nil {
 		r.seen = true
-		r.c.srv.handshakes.talking(r.c.hs)
+		r.c.srv.handshakes.restage(r.c.hs, stageTalking)
 	}
 	return n, err
 }
@@ -183,28 +194,6 @@ func (r *handshakeReader) watch(c *client) {
 	r.c = c
 	if r.br != nil && r.br.Buffered() > 0 {
 		r.seen = true
-		c.srv.handshakes.talking(c.hs)
-	}
-}
-
-// establish moves the connection from the handshake budget to the session
-// budget; see [tunnel.Conn.Establish].
-func (c *client) establish() tunnel.Outcome {
-	if !c.srv.handshakes.release(c.hs) {
-		return tunnel.Outcome{Refusal: tunnel.Gone, Result: metrics.ResultLimitReached}
-	}
-	if r := c.srv.limits.admitClient(c.key, c.budgets); r != tunnel.Allowed {
-		return tunnel.Outcome{Refusal: r, Result: metrics.ResultLimitReached}
-	}
-	c.admitted = true
-	return tunnel.Outcome{}
-}
-
-// release gives back the connection's slots: the handshake's, unless it ended,
-// and the session's, if it took one.
-func (c *client) release() {
-	c.srv.handshakes.release(c.hs)
-	if c.admitted {
-		c.srv.limits.releaseClient(c.key)
+		c.srv.handshakes.restage(c.hs, stageTalking)
 	}
 }

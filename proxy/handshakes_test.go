@@ -46,7 +46,7 @@ func (u *budgetUnderTest) admit(from byte, wantVictim int) {
 	u.t.Helper()
 	owner := &client{}
 	u.owners = append(u.owners, owner)
-	s, v := u.h.admit(clientKey(netip.AddrFrom4([4]byte{10, 0, 0, from})), owner, u.b)
+	s, v := u.h.admit(clientKey(netip.AddrFrom4([4]byte{10, 0, 0, from})), owner, u.b, stageSilent)
 	u.slots = append(u.slots, s)
 	got := -1
 	if v != nil {
@@ -81,21 +81,51 @@ func TestHandshakeBudgetEvictsSilentBeforeTalking(t *testing.T) {
 	u := newBudgetUnderTest(t, Budgets{MaxHandshakes: 5, MaxHandshakesPerClient: 3})
 	u.admit(1, -1) // 0
 	u.admit(1, -1) // 1
-	u.h.talking(u.slots[0])
-	u.h.talking(u.slots[1])
+	u.h.restage(u.slots[0], stageTalking)
+	u.h.restage(u.slots[1], stageTalking)
 	u.admit(2, -1) // 2
 	u.admit(2, -1) // 3
 	u.admit(1, -1) // 4: the proxy is full
 	u.admit(1, 4)  // 5: 10.0.0.1 is at its cap: its silent one goes, not older talkers
 	u.admit(3, 2)  // 6: 10.0.0.2 holds the most silent ones (2 and 3)
-	u.h.talking(u.slots[5])
-	u.h.talking(u.slots[6])
+	u.h.restage(u.slots[5], stageTalking)
+	u.h.restage(u.slots[6], stageTalking)
 	u.admit(4, 3) // 7: 10.0.0.1 holds the most, but talking; 3 is the last silent
-	u.h.talking(u.slots[7])
-	u.h.talking(u.slots[7]) // a second call changes nothing
-	u.admit(5, 0)           // 8: none silent: the oldest talker of the heaviest
+	u.h.restage(u.slots[7], stageTalking)
+	u.h.restage(u.slots[7], stageTalking) // a second call changes nothing
+	u.admit(5, 0)                         // 8: none silent: the oldest talker of the heaviest
 	if u.h.active() != 5 {
 		t.Errorf("active %d, want 5", u.h.active())
+	}
+}
+
+// TestHandshakeBudgetEvictsIdleFirst: keep-alive connections waiting for their
+// next request go before silent and talking handshakes, at a client's cap and at
+// the proxy's, and the gauge follows each stage.
+func TestHandshakeBudgetEvictsIdleFirst(t *testing.T) {
+	u := newBudgetUnderTest(t, Budgets{MaxHandshakes: 5, MaxHandshakesPerClient: 3})
+	u.admit(1, -1) // 0
+	u.admit(1, -1) // 1
+	u.admit(1, -1) // 2
+	u.h.restage(u.slots[0], stageTalking)
+	u.h.restage(u.slots[2], stageIdle) // a keep-alive connection between requests
+	u.admit(1, 2)                      // 3: at 10.0.0.1's cap its idle one goes, before silent 1
+	u.admit(2, -1)                     // 4
+	u.admit(2, -1)                     // 5: the proxy is full
+	u.h.restage(u.slots[4], stageIdle)
+	u.admit(3, 4) // 6: 10.0.0.1 holds the most, but 10.0.0.2 holds the only idle one
+	if got := u.rec.get("handshakes_" + stageName(stageIdle)); got != 0 {
+		t.Errorf("idle gauge %d, want 0", got)
+	}
+	u.h.restage(u.slots[5], stageIdle)
+	if got := u.rec.get("handshakes_" + stageName(stageIdle)); got != 1 {
+		t.Errorf("idle gauge %d, want 1", got)
+	}
+	if !u.h.restage(u.slots[5], stageTalking) || u.h.restage(u.slots[4], stageTalking) {
+		t.Error("restage reports a held slot as gone, or an evicted one as held")
+	}
+	if u.rec.get("handshakes") != 5 || u.rec.get("handshakes_"+stageName(stageTalking)) != 2 {
+		t.Errorf("gauges %d in all, %d talking; want 5, 2", u.rec.get("handshakes"), u.rec.get("handshakes_"+stageName(stageTalking)))
 	}
 }
 
@@ -130,7 +160,7 @@ func TestHandshakeBudgetReleaseOnce(t *testing.T) {
 	key := clientKey(netip.MustParseAddr("10.0.0.1"))
 	var wg sync.WaitGroup
 	for range 50 {
-		s, _ := h.admit(key, &client{}, b)
+		s, _ := h.admit(key, &client{}, b, stageSilent)
 		wg.Add(3)
 		for range 3 { // the handshake's end, finish and a racing release
 			go func() { defer wg.Done(); h.release(s) }()
@@ -232,9 +262,10 @@ func (panicOnAuth) AuthAttempt(string) { panic("recorder bug") }
 func TestHandshakeSlotReleasedOnPanic(t *testing.T) {
 	h := newHarness(t, "", func(o *Options) { o.Recorder = panicOnAuth{o.Recorder.(*countingRecorder)} })
 	for range 3 {
-		// The login's status is written before it is counted, where it panics.
-		if got := exchange(t, h.addr, loggedIn()); !bytes.Equal(got, okAuth) {
-			t.Errorf("panicking session answered %x, want %x and a close", got, okAuth)
+		// The core counts the login before the front writes its status: the
+		// client gets the method reply, then a close.
+		if got := exchange(t, h.addr, loggedIn()); !bytes.Equal(got, okAuth[:2]) {
+			t.Errorf("panicking session answered %x, want %x and a close", got, okAuth[:2])
 		}
 	}
 	waitFor(t, "sessions to end", func() bool { return h.srv.ActiveSessions() == 0 })
@@ -257,10 +288,10 @@ func BenchmarkHandshakeBudgetFlood(b *testing.B) {
 	owner := &client{}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		s, _ := h.admit(keys[i%40], owner, budget)
+		s, _ := h.admit(keys[i%40], owner, budget, stageSilent)
 		if i%16 == 0 {
-			s, _ = h.admit(keys[40+i%(len(keys)-40)], owner, budget)
-			h.talking(s)
+			s, _ = h.admit(keys[40+i%(len(keys)-40)], owner, budget, stageSilent)
+			h.restage(s, stageTalking)
 		}
 	}
 }

@@ -41,6 +41,16 @@ func (s *Server) addClient(c *client) bool {
 	return true
 }
 
+// addStream tracks a stream of a multiplexed connection as a client: the
+// drain waits for it and cuts by user reach it. Its connection is tracked
+// already, so a stream is tracked even while the server is closing.
+func (s *Server) addStream(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients[c] = struct{}{}
+	s.wg.Add(1)
+}
+
 func (s *Server) removeClient(c *client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -6,7 +6,7 @@
 package proxy
 
 import (
-	"bufio"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -16,8 +16,6 @@ import (
 
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/proxy/auth"
-	"github.com/sockshaper/sockshaper/proxy/httpproxy"
-	"github.com/sockshaper/sockshaper/proxy/socks5"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 )
@@ -25,6 +23,9 @@ import (
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
 // [Server.Close].
 var ErrServerClosed = errors.New("proxy: server closed")
+
+// errNoTLSConfig is ServeTLS's error when no TLS configuration was set.
+var errNoTLSConfig = errors.New("proxy: ServeTLS without SetTLSConfig")
 
 // Resolver looks up a destination name. *net.Resolver implements it.
 type Resolver = tunnel.Resolver
@@ -43,12 +44,6 @@ type Options struct {
 	FDLimit int
 }
 
-// front serves a connection whose first byte chose it; see socks5.Front and
-// httpproxy.Front.
-type front interface {
-	Serve(conn *tunnel.Conn, br *bufio.Reader)
-}
-
 // Server accepts client connections and hands each to its front. Create it with
 // [New]; it is safe for concurrent use.
 type Server struct {
@@ -56,10 +51,10 @@ type Server struct {
 	log     *slog.Logger
 	rec     Recorder
 	fdLimit int
-	socks   front
-	http    front
+	fronts  listenerFronts
 
 	budgets    atomic.Pointer[Budgets]
+	tlsConfig  atomic.Pointer[tls.Config] // of the HTTPS listener; nil without one
 	handshakes handshakeBudget
 	limits     sessionLimits
 	// gate is the login throttle and the password-check workers: they outlive
@@ -74,17 +69,6 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// client is the server's side of one connection: its slots in the budgets.
-type client struct {
-	srv      *Server
-	conn     *tunnel.Conn
-	key      netip.Prefix // what per-client caps count by
-	budgets  Budgets      // in force at its accept
-	hs       *handshakeSlot
-	hr       *handshakeReader
-	admitted bool // holds a session slot of its client
-}
-
 // New returns a Server applying cfg, checking passwords with users; users may be
 // nil only when cfg has no users file (no authentication). It starts no goroutine.
 func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
@@ -92,8 +76,7 @@ func New(cfg *configs.Config, users auth.Verifier, opts Options) *Server {
 		log:       opts.Logger,
 		rec:       opts.Recorder,
 		fdLimit:   opts.FDLimit,
-		socks:     socks5.Front{},
-		http:      httpproxy.Front{},
+		fronts:    newListenerFronts(),
 		listeners: map[net.Listener]struct{}{},
 		clients:   map[*client]struct{}{},
 		idle:      make(chan struct{}),

@@ -2,7 +2,7 @@
 # Runs every test of sockshaper: formatting, vet, and `go test -race` over every
 # package, including the end-to-end tests that drive the built binary with real
 # clients (curl, dante's socksify, Chromium and puppeteer-core, Python), a real
-# Prometheus server, a real OpenLDAP server (slapd), Redis and HAProxy, and the
+# Prometheus server, a real OpenLDAP server (slapd), a real MIT Kerberos KDC, Redis and HAProxy, and the
 # deployment tools (systemd-analyze, dpkg, logrotate, buildah). Installs those tools
 # from Debian's packages (puppeteer-core from npm) when they are missing.
 set -euo pipefail
@@ -23,6 +23,10 @@ need redis-server redis-server
 need haproxy haproxy
 need /usr/sbin/slapd slapd   # /usr/sbin may not be on a user's PATH
 need ldapadd ldap-utils
+need /usr/sbin/krb5kdc krb5-kdc          # the test KDC (internal/kdctest)
+need /usr/sbin/kadmin.local krb5-admin-server
+need kinit krb5-user                     # kinit, kvno for the tests' tickets
+need faketime faketime                   # a client with a skewed clock (Kerberos)
 need chromium chromium
 need node nodejs
 need npm npm

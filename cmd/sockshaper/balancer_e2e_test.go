@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,46 @@ func TestThroughHAProxy(t *testing.T) {
 	raw.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if got, _ := io.ReadAll(raw); len(got) != 0 {
 		t.Errorf("a client's own PROXY header got %x, want a close", got)
+	}
+}
+
+// TestSplitProxyV1HeaderAccepted: a balancer's PROXY version 1 header that
+// crosses two TCP segments is read whole within the handshake deadline, as a
+// version 2 header is (go-proxyproto v0.15 alone refused it); a header that
+// never ends is refused at the deadline, not before.
+func TestSplitProxyV1HeaderAccepted(t *testing.T) {
+	d := startDaemon(t, balancedDaemonConfig, usersFile())
+	echo := echoServer(t)
+	host, port, _ := net.SplitHostPort(echo)
+	balancer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}}
+	for _, split := range []int{1, 6, 20, 38} {
+		raw, err := balancer.Dial("tcp", d.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.(*net.TCPConn).SetNoDelay(true)
+		raw.SetDeadline(time.Now().Add(5 * time.Second))
+		header := "PROXY TCP4 127.0.0.8 127.0.0.1 4000 1080\r\n"
+		raw.Write([]byte(header[:split]))
+		time.Sleep(100 * time.Millisecond) // a second segment, later
+		raw.Write([]byte(header[split:]))
+		p, _ := strconv.Atoi(port)
+		login := []byte{5, 1, 2, 1, 5}
+		login = append(append(login, "alice"...), byte(len(password)))
+		login = append(login, password...)
+		req := append([]byte{5, 1, 0, 1}, net.ParseIP(host).To4()...)
+		req = append(req, byte(p>>8), byte(p))
+		raw.Write(append(login, req...))
+		reply := make([]byte, 2+2+10)
+		if _, err := io.ReadFull(raw, reply); err != nil || reply[1] != 2 || reply[3] != 0 || reply[5] != 0 {
+			t.Errorf("split after %d bytes: answer %x, %v; want the method, login and CONNECT succeeded", split, reply, err)
+		}
+		raw.Close()
+	}
+	waitForRecord(t, d, "session")
+	for _, rec := range d.records("session") {
+		if client, _ := rec["client"].(string); !strings.HasPrefix(client, "127.0.0.8:") {
+			t.Errorf("accounting line client %q, want the header's 127.0.0.8", client)
+		}
 	}
 }

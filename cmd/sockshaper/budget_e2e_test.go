@@ -303,7 +303,7 @@ func TestExplicitLimitsAboveDescriptorLimitWarn(t *testing.T) {
 		warn   bool
 	}{
 		{"", false}, // derived: fits by construction
-		{"limits: {max_sessions: 200, max_handshakes: 100}\n", false},
+		{"limits: {max_sessions: 180, max_handshakes: 100}\n", false},
 		{"limits: {max_sessions: 5000}\n", true},
 	} {
 		config := filepath.Join(dir, "sockshaper.yaml")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy"
 	"github.com/sockshaper/sockshaper/proxy/auth"
+	"github.com/sockshaper/sockshaper/proxy/tlscert"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
 	usagestore "github.com/sockshaper/sockshaper/usage"
@@ -39,6 +39,7 @@ type daemon struct {
 	server  *proxy.Server
 	dir     *auth.Directory // the directory in use, nil without auth.ldap
 	node    *cluster.Node   // the cluster's exchange, nil without cluster.redis
+	https   *httpsListener  // tls.listen's certificate, nil without it
 	ready   atomic.Bool
 	build   buildInfo
 	notify  notifier
@@ -85,12 +86,13 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 	d.reg = reg
 	d.shaper = shaping.NewRegistry(cfg.Shaping, shaping.WithQuota(d.usage))
 	d.metrics = metrics.New(reg, metrics.Options{
-		PerUser:         cfg.Metrics.PerUser,
-		PerUserMaxUsers: cfg.Metrics.PerUserMaxUsers,
-		UsersActive:     func() float64 { return float64(d.shaper.ActiveUsers()) },
-		Apps:            shaping.NewClassifier(cfg.Apps).Names(),
-		QuotaGroups:     quotaGroups(cfg),
-		QuotaUsage:      d.usage.QuotaUsage,
+		PerUser:           cfg.Metrics.PerUser,
+		PerUserMaxUsers:   cfg.Metrics.PerUserMaxUsers,
+		UsersActive:       func() float64 { return float64(d.shaper.ActiveUsers()) },
+		Apps:              shaping.NewClassifier(cfg.Apps).Names(),
+		QuotaGroups:       quotaGroups(cfg),
+		QuotaUsage:        d.usage.QuotaUsage,
+		TLSFailureReasons: tlscert.FailureReasons(),
 	})
 	reg.MustRegister(metrics.NewBuildInfo(metrics.BuildInfo{Version: d.build.Version, Revision: d.build.Revision, GoVersion: d.build.GoVersion}))
 	d.metrics.ConfigLoaded(time.Now())
@@ -111,6 +113,9 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		Usage:      d.usage,
 		UserSlots:  d.userSlots(),
 	}})
+	if d.https, err = newHTTPS(d); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -124,6 +129,16 @@ func (d *daemon) run() error {
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	var tlsLn net.Listener
+	if d.https != nil {
+		if tlsLn, err = d.https.listen(d.cfg); err != nil {
+			ln.Close()
+			if httpLn != nil {
+				httpLn.Close()
+			}
+			return err
+		}
 	}
 	admin, adminAddr, err := d.startAdmin()
 	if err != nil {
@@ -142,16 +157,26 @@ func (d *daemon) run() error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	served := make(chan error, 2)
+	var tlsAddr net.Addr
+	if tlsLn != nil {
+		tlsAddr = tlsLn.Addr()
+	}
+	d.server.Listening(ln.Addr(), tlsAddr)
+	served := make(chan error, 3)
 	go func() { served <- d.server.Serve(ln) }()
-	httpAddr := ""
+	httpAddr, tlsListen := "", ""
 	if httpLn != nil {
 		httpAddr = httpLn.Addr().String()
 		go func() { served <- d.server.ServeHTTPProxy(httpLn) }()
 	}
+	if tlsLn != nil {
+		tlsListen = tlsLn.Addr().String()
+		go func() { served <- d.server.ServeTLS(tlsLn) }()
+		go d.https.certs.Watch(ctx, certWatchEvery)
+	}
 	d.ready.Store(true)
 	logBudgets(d.log, d.server.Budgets())
-	d.log.Info("serving", "listen", ln.Addr().String(), "http_listen", httpAddr, "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
+	d.log.Info("serving", "listen", ln.Addr().String(), "http_listen", httpAddr, "tls_listen", tlsListen, "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
 	d.notify.ready()
 	for {
 		select {
@@ -205,14 +230,17 @@ func (d *daemon) reload() {
 	if err == nil {
 		v, dir, err = newVerifier(cfg, users, d.log, d.metrics)
 	}
+	if err == nil {
+		err = d.https.reload(d, cfg)
+	}
 	if err != nil {
 		d.metrics.ConfigReloaded(false, time.Now())
 		d.log.Error("reload failed; keeping the running config", "err", err)
 		return
 	}
-	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen || cfg.HTTP.Listen != d.cfg.HTTP.Listen {
-		d.log.Warn("listen, http.listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen,
-			"http_listen", d.cfg.HTTP.Listen, "admin_listen", d.cfg.AdminListen)
+	if cfg.Listen != d.cfg.Listen || cfg.AdminListen != d.cfg.AdminListen || cfg.HTTP.Listen != d.cfg.HTTP.Listen || cfg.TLS.Listen != d.cfg.TLS.Listen {
+		d.log.Warn("listen, http.listen, tls.listen and admin_listen changes take effect at restart", "listen", d.cfg.Listen,
+			"http_listen", d.cfg.HTTP.Listen, "tls_listen", d.cfg.TLS.Listen, "admin_listen", d.cfg.AdminListen)
 	}
 	if cfg.Cluster != d.cfg.Cluster {
 		d.log.Warn("cluster changes take effect at restart", "redis", d.cfg.Cluster.Redis, "name", d.cfg.Cluster.Name)
@@ -260,39 +288,4 @@ func logBudgets(log *slog.Logger, b proxy.Budgets) {
 	if err := b.Fits(); err != nil {
 		log.Warn("budgets exceed the descriptor limit", "err", err)
 	}
-}
-
-// listenHTTP opens http.listen, the listener of HTTP proxy clients only, when it
-// is set; nil otherwise.
-func (d *daemon) listenHTTP() (net.Listener, error) {
-	if d.cfg.HTTP.Listen == "" {
-		return nil, nil
-	}
-	ln, err := proxy.Listen(context.Background(), d.cfg.HTTP.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("http.listen: %w", err)
-	}
-	return ln, nil
-}
-
-// startAdmin serves /metrics, /healthz and /readyz when admin_listen is set.
-func (d *daemon) startAdmin() (*http.Server, string, error) {
-	if d.cfg.AdminListen == "" {
-		return nil, "", nil
-	}
-	ln, err := net.Listen("tcp", d.cfg.AdminListen)
-	if err != nil {
-		return nil, "", fmt.Errorf("admin listen: %w", err)
-	}
-	h := metrics.NewAdminHandler(d.reg, d.ready.Load, d.cfg.Metrics.Pprof, d.log,
-		metrics.Route{Pattern: "GET " + usagestore.APIPath, Handler: usagestore.Handler(d.usage, d.shaper.OpenWindows)})
-	srv := metrics.NewAdminServer(h, d.cfg.Metrics.Pprof, d.log)
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("admin server", "err", err)
-		}
-	}()
-	// No session may reach the admin endpoint, whatever the deny list allows.
-	d.server.AddOwnAddr(ln.Addr().(*net.TCPAddr).AddrPort())
-	return srv.Server, ln.Addr().String(), nil
 }

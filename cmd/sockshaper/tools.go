@@ -40,10 +40,22 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		dir.Close()
 		summary = append(summary, fmt.Sprintf("directory %s, %d groups mapped", cfg.Auth.LDAP.URL, len(cfg.Auth.LDAP.Groups)))
 	}
+	keytab, err := kerberosListing(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := checkTLSFiles(cfg, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	if len(summary) == 0 {
 		summary = append(summary, "no authentication (loopback clients only)")
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, strings.Join(summary, "; "))
+	for _, line := range keytab {
+		fmt.Fprintln(stdout, line)
+	}
 	b := proxy.DeriveBudgets(cfg.Limits, proxy.FDLimit())
 	fmt.Fprintf(stdout, "budgets at this process's descriptor limit %d: %s\n", b.FDLimit, b)
 	if err := b.Fits(); err != nil {

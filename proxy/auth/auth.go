@@ -62,6 +62,20 @@ type Verifier interface {
 	Verify(ctx context.Context, user, password string) (Identity, Verdict, error)
 }
 
+// EntryVerifier is implemented by a [Verifier] that finds the user's entry (a
+// directory's) before it checks the password. The [Authenticator] then counts
+// failures per entry as well as per name: every spelling of a name that reaches
+// one entry (case, compatibility forms, spaces the directory ignores) shares that
+// entry's allowance of failures from an address.
+type EntryVerifier interface {
+	Verifier
+	// VerifyEntry is Verify, calling admit with the entry's identity (its DN)
+	// once it is found and before the password is tried. When admit returns
+	// false, the password must not be tried and the answer is Rejected. admit is
+	// called at most once, and not at all when there is no entry.
+	VerifyEntry(ctx context.Context, user, password string, admit func(entry string) bool) (Identity, Verdict, error)
+}
+
 // FailureFloorer is implemented by a [Verifier] whose rejections take different
 // times for different users. The [Authenticator] pads every rejection to at least
 // FailureFloor, measured from the start of Verify, so that the time of a failed
@@ -96,8 +110,8 @@ const (
 	ResultOK = "ok"
 	// ResultFailed: the verifier rejected the password. Counts toward the throttle.
 	ResultFailed = "failed"
-	// ResultThrottled: refused without a check, the address or the (address,
-	// user) pair having failed too often.
+	// ResultThrottled: refused without a check of the password, the address, the
+	// (address, user) pair or the (address, entry) pair having failed too often.
 	ResultThrottled = "throttled"
 	// ResultBusy: refused without a check because the queue of checks was full.
 	// Not a failure.

@@ -204,10 +204,10 @@ func TestAbandonedLogins(t *testing.T) {
 	close(v.hold)
 	waitUntil(t, "both checks", func() bool { q, r := g.Pending(); return v.calls.Load() == 2 && q+r == 0 })
 	th := g.throttle
-	if th.blocked(pairOf("192.0.2.10", "alice")) || th.pairs[pair{addrKey(client), "alice"}] != nil {
-		t.Errorf("an abandoned right password left a tally: %+v", th.pairs[pair{addrKey(client), "alice"}])
+	if th.blocked(pairOf("192.0.2.10", "alice")) || th.pairs[pairOf("192.0.2.10", "alice")] != nil {
+		t.Errorf("an abandoned right password left a tally: %+v", th.pairs[pairOf("192.0.2.10", "alice")])
 	}
-	if tl := th.pairs[pair{addrKey(client), "bob"}]; tl == nil || tl.failures != 1 || tl.pending != 0 {
+	if tl := th.pairs[pairOf("192.0.2.10", "bob")]; tl == nil || tl.failures != 1 || tl.pending != 0 {
 		t.Errorf("an abandoned wrong password: tally %+v, want 1 failure", tl)
 	}
 	if out := a.Login(context.Background(), client, "alice", "wonderland"); out.Result != ResultOK || v.calls.Load() != 2 {
@@ -266,7 +266,7 @@ func TestBusyIsNotAFailure(t *testing.T) {
 			t.Errorf("queued login: %s, want failed", got)
 		}
 	}
-	if tl := g.throttle.pairs[pair{addrKey(client2), "alice"}]; tl == nil || tl.failures != 1 || tl.pending != 0 {
+	if tl := g.throttle.pairs[pairOf("192.0.2.20", "alice")]; tl == nil || tl.failures != 1 || tl.pending != 0 {
 		t.Errorf("client2's tally %+v, want 1 failure (the checked one), nothing pending", tl)
 	}
 }

@@ -28,7 +28,16 @@ func NewCombined(users *UsersFile, dir Verifier) *Combined {
 
 // Verify implements [Verifier].
 func (c *Combined) Verify(ctx context.Context, user, password string) (Identity, Verdict, error) {
+	return c.VerifyEntry(ctx, user, password, nil)
+}
+
+// VerifyEntry implements [EntryVerifier]: admit reaches the directory, when it is
+// an EntryVerifier, for the users it checks.
+func (c *Combined) VerifyEntry(ctx context.Context, user, password string, admit func(string) bool) (Identity, Verdict, error) {
 	if !c.users.Has(user) {
+		if ev, ok := c.dir.(EntryVerifier); ok && admit != nil {
+			return ev.VerifyEntry(ctx, user, password, admit)
+		}
 		return c.dir.Verify(ctx, user, password)
 	}
 	select {
@@ -38,6 +47,18 @@ func (c *Combined) Verify(ctx context.Context, user, password string) (Identity,
 	}
 	defer func() { <-c.cpu }()
 	return c.users.Verify(ctx, user, password)
+}
+
+// UserName implements [UserNamer]: a name the file lists is itself; any other is
+// the directory's name for it, which must not be a name the file lists (the
+// file's "alice" shadows the directory's alice, however spelt: "Alice" and
+// " alice" are refused, and count against the file's alice).
+func (c *Combined) UserName(user string) (string, bool) {
+	if c.users.Has(user) {
+		return user, true
+	}
+	name, ok := userName(c.dir, user)
+	return name, ok && !c.users.Has(name)
 }
 
 // FailureFloor implements [FailureFloorer]: the longer of the two floors, so that

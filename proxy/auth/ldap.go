@@ -105,7 +105,13 @@ func NewDirectory(cfg configs.LDAP, opts DirectoryOptions) (*Directory, error) {
 // asking the directory: a bind with an empty password is an anonymous bind, which
 // most directories accept, and is not a login.
 func (d *Directory) Verify(ctx context.Context, user, password string) (Identity, Verdict, error) {
-	r, err := d.Login(ctx, user, password)
+	return d.VerifyEntry(ctx, user, password, nil)
+}
+
+// VerifyEntry implements [EntryVerifier]: admit is asked with the entry's DN
+// between the search and the bind. A nil admit admits every entry.
+func (d *Directory) VerifyEntry(ctx context.Context, user, password string, admit func(entry string) bool) (Identity, Verdict, error) {
+	r, err := d.login(ctx, user, password, admit)
 	switch {
 	case err != nil:
 		return Identity{}, Unavailable, err
@@ -139,9 +145,21 @@ type DirectoryLogin struct {
 	Group, GroupDN string
 }
 
+// UserName implements [UserNamer]: surrounding white space trimmed, and the name
+// lower-cased unless auth.ldap.user_name_case is exact.
+func (d *Directory) UserName(user string) (string, bool) {
+	return directoryName(user, d.cfg.UserNameCase != configs.NameCaseExact)
+}
+
 // Login runs a login and returns every step's outcome; the error says why the
 // directory could not answer (a *DirectoryError).
 func (d *Directory) Login(ctx context.Context, user, password string) (DirectoryLogin, error) {
+	return d.login(ctx, user, password, nil)
+}
+
+// login is Login, asking admit (when not nil) whether the entry found may be
+// tried: if not, the password is not tried and the login is not OK.
+func (d *Directory) login(ctx context.Context, user, password string, admit func(string) bool) (DirectoryLogin, error) {
 	var r DirectoryLogin
 	if user == "" || password == "" {
 		return r, nil
@@ -151,7 +169,7 @@ func (d *Directory) Login(ctx context.Context, user, password string) (Directory
 	defer cancel()
 	start := time.Now()
 	entry, err := d.findUser(ctx, user, &r)
-	if err == nil && entry != nil {
+	if err == nil && entry != nil && (admit == nil || admit(entry.DN)) {
 		r.OK, err = d.bind(ctx, entry.DN, password)
 		if err == nil {
 			d.floor.observe(time.Since(start))

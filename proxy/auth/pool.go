@@ -109,6 +109,13 @@ func (p *pool) setWaitBudget(d time.Duration) {
 	p.waitBudget = d
 }
 
+// budget returns how long a queued check may expect to wait.
+func (p *pool) budget() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waitBudget
+}
+
 // observe adds a check's run time to the moving average (weight 1/16); the
 // caller holds mu.
 func (p *pool) observe(took time.Duration) {

@@ -1,6 +1,11 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
 	"net/netip"
 	"sync"
 	"time"
@@ -13,11 +18,14 @@ import (
 // checks the worker pool can run in a window.
 const minPruneAt = 10_000
 
-// pair is who a failure is charged to: a client address (an IPv6 /64) and the user
-// name it tried.
+// pair is who a failure is charged to: a client address (an IPv6 /64) and the
+// user name it tried (as the verifier names it, see [UserNamer]), or the
+// directory entry a name led to (entry set, user the entry's DN, lower-cased), so
+// that every spelling that reaches one entry shares one count.
 type pair struct {
-	addr netip.Prefix
-	user string
+	addr  netip.Prefix
+	user  string
+	entry bool
 }
 
 // tally is the failures of one key in the current window, which starts at the
@@ -29,13 +37,35 @@ type tally struct {
 	since    time.Time
 }
 
+// ticket is what a login holds from the throttle: its pair, whether it reserved
+// a failure in advance (a check it runs), and whether it took a turn from the
+// address's over-allowance bucket. It is settled with exactly one of fail,
+// succeed or release.
+type ticket struct {
+	p        pair
+	reserved bool
+	turn     bool
+	pw       uint64 // with turn: the keyed hash of the password (turns.go)
+}
+
+// reservation is reserve's answer.
+type reservation int
+
+const (
+	reserved  reservation = iota // the check may run
+	refused                      // the pair's allowance, or the address's with no turns to give
+	needsTurn                    // the address is over its allowance: take a turn first
+)
+
 // throttle refuses logins from an address, or of a user from an address, that
 // failed too often in the current window. Failures are keyed by (address, user)
 // with a low allowance, so that one user's mistakes or one guessed account lock
 // out nobody else behind a shared address, and by address with a higher
-// allowance, so that guessing many users from one address stops too. A pair that
-// logged in recently is exempt from the address's allowance (never from its own).
-// The zero value is not usable; see newThrottle.
+// allowance, so that guessing many users from one address stops too. Over the
+// address's allowance, a user with no failures of their own there is still
+// checked, one at a time through the address's bucket of turns (bucket.go), and a
+// pair that logged in recently is exempt from the address's allowance (never
+// from its own). The zero value is not usable; see newThrottle.
 type throttle struct {
 	now func() time.Time
 
@@ -44,12 +74,24 @@ type throttle struct {
 	pairs    map[pair]*tally
 	addrs    map[netip.Prefix]*tally
 	verified map[pair]time.Time // last successful login of the pair
+	turns    map[netip.Prefix]*turns
 	pruneAt  int
+	key      [32]byte // of passwordKey
 }
 
 func newThrottle(set configs.AuthThrottle, now func() time.Time) *throttle {
-	return &throttle{now: now, set: set, pairs: map[pair]*tally{}, addrs: map[netip.Prefix]*tally{},
-		verified: map[pair]time.Time{}, pruneAt: minPruneAt}
+	t := &throttle{now: now, set: set, pairs: map[pair]*tally{}, addrs: map[netip.Prefix]*tally{},
+		verified: map[pair]time.Time{}, turns: map[netip.Prefix]*turns{}, pruneAt: minPruneAt}
+	rand.Read(t.key[:]) // never fails: crypto/rand crashes the program instead
+	return t
+}
+
+// passwordKey is a keyed hash of a password, by which the turns of an address
+// over its allowance tell a sprayed password (turns.go) without holding it.
+func (t *throttle) passwordKey(password string) uint64 {
+	m := hmac.New(sha256.New, t.key[:])
+	io.WriteString(m, password)
+	return binary.BigEndian.Uint64(m.Sum(nil))
 }
 
 // setSettings applies new numbers; the counts so far are kept.
@@ -60,52 +102,75 @@ func (t *throttle) setSettings(set configs.AuthThrottle) {
 }
 
 // blocked reports whether p has used up its failures, or p's address has and p
-// has not logged in recently. Checks already running do not count: a login that
-// needs no new check (the cache, or a check of the same password running now)
-// adds no guess.
+// may not be checked over it (it failed there itself, or no turns are given).
+// Checks already running do not count: a login that needs no new check (the
+// cache, or a check of the same password running now) adds no guess.
 func (t *throttle) blocked(p pair) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	pt, at := t.current(t.pairs[p], now), t.current(t.addrs[p.addr], now)
 	return pt.failures >= t.set.FailuresPerUser ||
-		at.failures >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now)
+		at.failures >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now) && !t.mayTurn(pt)
 }
 
-// reserve takes one of p's failures in advance for a check about to run, and
-// reports false when the failures and the checks running already reach the
-// allowance. A reservation ends with exactly one of fail, succeed or release.
-func (t *throttle) reserve(p pair) bool {
+// mayTurn reports whether a pair with tally pt may be checked over its address's
+// allowance: turns are given, and only to users with no failures of their own
+// there, so that a guesser's spent names cannot queue for them.
+func (t *throttle) mayTurn(pt tally) bool {
+	return t.set.OverAllowanceInterval > 0 && pt.failures == 0
+}
+
+// reserve takes one of tk.p's failures in advance for a check about to run, and
+// the address's too unless tk.p is an entry (whose login reserved them). Over
+// the address's allowance it answers needsTurn unless tk holds a turn. On
+// reserved, tk is marked so; it ends with exactly one of fail, succeed or release.
+func (t *throttle) reserve(tk *ticket) reservation {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	pt, at := t.current(t.pairs[p], now), t.current(t.addrs[p.addr], now)
-	if pt.failures+pt.pending >= t.set.FailuresPerUser ||
-		at.failures+at.pending >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now) {
-		return false
+	p := tk.p
+	pt := t.current(t.pairs[p], now)
+	if pt.failures+pt.pending >= t.set.FailuresPerUser {
+		return refused
+	}
+	if !p.entry && !tk.turn {
+		at := t.current(t.addrs[p.addr], now)
+		if at.failures+at.pending >= t.set.FailuresPerAddress && !t.recentlyVerified(p, now) {
+			if !t.mayTurn(pt) {
+				return refused
+			}
+			return needsTurn
+		}
 	}
 	t.tallyOf(p).pending++
-	t.addrTally(p.addr).pending++
-	return true
-}
-
-// release ends a reservation that was no failure (the check was not run, could
-// not answer, or its client left).
-func (t *throttle) release(p pair) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.unpend(p)
-}
-
-// fail counts a failed login of p, ending its reservation if it had one.
-func (t *throttle) fail(p pair, reserved bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if reserved {
-		t.unpend(p)
+	if !p.entry {
+		t.addrTally(p.addr).pending++
 	}
+	tk.reserved = true
+	return reserved
+}
+
+// release ends a ticket that was no failure (the check was not run, could not
+// answer, or its client left): the reservation is dropped, the turn given back.
+func (t *throttle) release(tk ticket) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.settle(tk, true)
+}
+
+// fail counts a failed login of tk.p (and of its address, unless tk.p is an
+// entry); a turn it held is spent (turns.go).
+func (t *throttle) fail(tk ticket) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.settle(tk, false)
 	now := t.now()
-	for _, tl := range []*tally{t.tallyOf(p), t.addrTally(p.addr)} {
+	tls := []*tally{t.tallyOf(tk.p)}
+	if !tk.p.entry {
+		tls = append(tls, t.addrTally(tk.p.addr))
+	}
+	for _, tl := range tls {
 		*tl = t.current(tl, now)
 		if tl.failures == 0 {
 			tl.since = now
@@ -115,16 +180,28 @@ func (t *throttle) fail(p pair, reserved bool) {
 	t.prune(now)
 }
 
-// succeed records that p logged in, ending its reservation if it had one.
-func (t *throttle) succeed(p pair, reserved bool) {
+// succeed records that tk.p logged in; its turn is given back.
+func (t *throttle) succeed(tk ticket) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if reserved {
-		t.unpend(p)
-	}
-	if t.set.RememberVerified > 0 {
-		t.verified[p] = t.now()
+	t.settle(tk, true)
+	if t.set.RememberVerified > 0 && !tk.p.entry {
+		t.verified[tk.p] = t.now()
 		t.prune(t.now())
+	}
+}
+
+// settle ends tk's reservation and gives its turn back or not; the caller holds mu.
+func (t *throttle) settle(tk ticket, giveBack bool) {
+	if tk.reserved {
+		t.unpend(tk.p)
+	}
+	switch {
+	case !tk.turn:
+	case giveBack:
+		t.giveBack(tk.p.addr)
+	default:
+		t.spendTurn(tk.p.addr, tk.pw)
 	}
 }
 
@@ -132,6 +209,9 @@ func (t *throttle) unpend(p pair) {
 	if tl := t.pairs[p]; tl != nil {
 		tl.pending--
 		t.dropIfEmpty(tl, func() { delete(t.pairs, p) })
+	}
+	if p.entry {
+		return
 	}
 	if tl := t.addrs[p.addr]; tl != nil {
 		tl.pending--
@@ -185,7 +265,7 @@ func (t *throttle) addrTally(a netip.Prefix) *tally {
 // pruneAt to twice what is left, so that a map full of live entries is not walked
 // on every failure.
 func (t *throttle) prune(now time.Time) {
-	if len(t.pairs)+len(t.addrs)+len(t.verified) < t.pruneAt {
+	if t.size() < t.pruneAt {
 		return
 	}
 	for p, tl := range t.pairs {
@@ -203,5 +283,10 @@ func (t *throttle) prune(now time.Time) {
 			delete(t.verified, p)
 		}
 	}
-	t.pruneAt = max(minPruneAt, 2*(len(t.pairs)+len(t.addrs)+len(t.verified)))
+	t.pruneTurns(now)
+	t.pruneAt = max(minPruneAt, 2*t.size())
+}
+
+func (t *throttle) size() int {
+	return len(t.pairs) + len(t.addrs) + len(t.verified) + len(t.turns)
 }

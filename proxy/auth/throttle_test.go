@@ -15,9 +15,17 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time      { return c.t }
 func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
 func newFakeClock() *fakeClock           { return &fakeClock{t: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)} }
-func pairOf(addr, user string) pair      { return pair{addrKey(netip.MustParseAddr(addr)), user} }
+func pairOf(addr, user string) pair {
+	return pair{addr: addrKey(netip.MustParseAddr(addr)), user: user}
+}
 func testThrottleSettings() configs.AuthThrottle {
 	return configs.AuthThrottle{FailuresPerUser: 3, FailuresPerAddress: 5, Window: time.Minute, RememberVerified: time.Hour}
+}
+
+// reserveOK reports whether a reservation of p's failure was granted.
+func reserveOK(th *throttle, p pair) bool {
+	tk := ticket{p: p}
+	return th.reserve(&tk) == reserved
 }
 
 // step is one event in a throttle table test: an operation on a pair at a time
@@ -136,13 +144,13 @@ func TestThrottle(t *testing.T) {
 				var got bool
 				switch s.op {
 				case "fail":
-					th.fail(p, false)
+					th.fail(ticket{p: p})
 				case "succeed":
-					th.succeed(p, false)
+					th.succeed(ticket{p: p})
 				case "release":
-					th.release(p)
+					th.release(ticket{p: p, reserved: true})
 				case "reserve":
-					got = th.reserve(p)
+					got = reserveOK(th, p)
 				case "blocked":
 					got = th.blocked(p)
 				}
@@ -161,12 +169,12 @@ func TestThrottleSettlesAndForgets(t *testing.T) {
 	th := newThrottle(testThrottleSettings(), clock.now)
 	p := pairOf("192.0.2.1", "bob")
 	for range 2 {
-		if !th.reserve(p) {
+		if !reserveOK(th, p) {
 			t.Fatal("reserve refused")
 		}
 	}
-	th.fail(p, true)
-	th.succeed(p, true)
+	th.fail(ticket{p: p, reserved: true})
+	th.succeed(ticket{p: p, reserved: true})
 	if pt := th.pairs[p]; pt == nil || pt.pending != 0 || pt.failures != 1 {
 		t.Fatalf("pair tally %+v, want 1 failure, 0 pending", pt)
 	}
@@ -174,8 +182,8 @@ func TestThrottleSettlesAndForgets(t *testing.T) {
 		t.Fatalf("address tally %+v, want 1 failure, 0 pending", at)
 	}
 	clock.add(time.Minute)
-	th.reserve(p)
-	th.release(p)
+	reserveOK(th, p)
+	th.release(ticket{p: p, reserved: true})
 	if len(th.pairs) != 0 || len(th.addrs) != 0 {
 		t.Errorf("expired, settled tallies kept: %d pairs, %d addresses", len(th.pairs), len(th.addrs))
 	}
@@ -190,13 +198,13 @@ func TestThrottlePrunesExpiredEntries(t *testing.T) {
 	th := newThrottle(testThrottleSettings(), clock.now)
 	size := func() int { return len(th.pairs) + len(th.addrs) + len(th.verified) }
 	for i := range minPruneAt {
-		th.fail(pairOf(fmt.Sprintf("10.0.%d.%d", i/256, i%256), "u"), false)
+		th.fail(ticket{p: pairOf(fmt.Sprintf("10.0.%d.%d", i/256, i%256), "u")})
 	}
 	if size() != 2*minPruneAt || th.pruneAt <= size() {
 		t.Fatalf("%d live entries, pruneAt %d: want all kept and pruneAt above them", size(), th.pruneAt)
 	}
 	clock.add(2 * time.Hour)
-	th.succeed(pairOf("192.0.2.9", "alice"), false)
+	th.succeed(ticket{p: pairOf("192.0.2.9", "alice")})
 	th.pruneAt = size() // as if the maps had grown to it
 	th.prune(clock.now())
 	if size() != 1 || th.pruneAt != minPruneAt {
@@ -209,7 +217,7 @@ func TestThrottleSettingsChangeKeepsCounts(t *testing.T) {
 	th := newThrottle(testThrottleSettings(), clock.now)
 	p := pairOf("192.0.2.1", "bob")
 	for range 3 {
-		th.fail(p, false)
+		th.fail(ticket{p: p})
 	}
 	set := testThrottleSettings()
 	set.FailuresPerUser = 4
@@ -221,5 +229,69 @@ func TestThrottleSettingsChangeKeepsCounts(t *testing.T) {
 	th.setSettings(set)
 	if !th.blocked(p) {
 		t.Error("a lowered allowance did not apply to the counts so far")
+	}
+}
+
+// TestThrottleEntries: an entry (a directory DN) has its own allowance of
+// failures from an address, which its logins' reservations (on names, and on the
+// address) do not touch, and its failures do not count on the address (its
+// login's failure does).
+func TestThrottleEntries(t *testing.T) {
+	const nat = "192.0.2.1"
+	set := testThrottleSettings()
+	th := newThrottle(set, newFakeClock().now)
+	for _, u := range []string{"u1", "u1", "u2", "u2", "u3"} {
+		th.fail(ticket{p: pairOf(nat, u)})
+	}
+	entry := pair{addr: addrKey(netip.MustParseAddr(nat)), user: "uid=alice,ou=people", entry: true}
+	for i := range set.FailuresPerUser {
+		if !reserveOK(th, entry) {
+			t.Fatalf("entry reservation %d refused over the address's allowance; an entry has its own", i)
+		}
+	}
+	if reserveOK(th, entry) {
+		t.Error("an entry's reservations passed its allowance")
+	}
+	before := th.current(th.addrs[entry.addr], th.now()).failures
+	th.fail(ticket{p: entry, reserved: true})
+	if after := th.current(th.addrs[entry.addr], th.now()).failures; after != before {
+		t.Errorf("an entry's failure counted on the address: %d → %d (its login's failure counts there)", before, after)
+	}
+	if tl := th.pairs[entry]; tl == nil || tl.failures != 1 || tl.pending != set.FailuresPerUser-1 {
+		t.Errorf("the entry's tally %+v; want 1 failure and the other reservations pending", tl)
+	}
+}
+
+// TestThrottleOverAllowance: over the address's allowance, a user with no
+// failures there needs a turn (and with one is reserved), a user with failures
+// there is refused, and with over_allowance_interval 0 everyone is.
+func TestThrottleOverAllowance(t *testing.T) {
+	const nat = "192.0.2.1"
+	set := testThrottleSettings()
+	set.OverAllowanceInterval, set.OverAllowanceBurst = time.Second, 2
+	th := newThrottle(set, newFakeClock().now)
+	for _, u := range []string{"u1", "u1", "u2", "u2", "u3"} {
+		th.fail(ticket{p: pairOf(nat, u)})
+	}
+	carol, u1 := pairOf(nat, "carol"), pairOf(nat, "u1")
+	if th.blocked(carol) || !th.blocked(u1) {
+		t.Fatalf("blocked: carol %v (no failures: want false), u1 %v (failed there: want true)", th.blocked(carol), th.blocked(u1))
+	}
+	tk := ticket{p: carol}
+	if r := th.reserve(&tk); r != needsTurn || tk.reserved {
+		t.Fatalf("carol without a turn: %v (reserved %v); want needsTurn", r, tk.reserved)
+	}
+	tk.turn = true
+	if r := th.reserve(&tk); r != reserved || !tk.reserved {
+		t.Fatalf("carol with a turn: %v; want reserved", r)
+	}
+	th.release(tk)
+	if tk := (ticket{p: u1}); th.reserve(&tk) != refused {
+		t.Error("u1, who failed there, was not refused over the allowance")
+	}
+	set.OverAllowanceInterval = 0
+	th.setSettings(set)
+	if !th.blocked(carol) {
+		t.Error("over_allowance_interval 0: carol not blocked over the address's allowance")
 	}
 }

@@ -118,6 +118,9 @@ func parseUserLine(text string) (string, []byte, int, error) {
 	if len(user) > 255 {
 		return "", nil, 0, fmt.Errorf("user name longer than 255 bytes (RFC 1929 limit)")
 	}
+	if strings.TrimSpace(user) != user {
+		return "", nil, 0, fmt.Errorf("user %q: a name with surrounding white space; logins with such names are refused, so remove it", user)
+	}
 	if !strings.HasPrefix(hash, "$2y$") && !strings.HasPrefix(hash, "$2a$") && !strings.HasPrefix(hash, "$2b$") {
 		return "", nil, 0, fmt.Errorf("user %q: only bcrypt hashes ($2y$, $2a$, $2b$) are accepted; create one with `sockshaper passwd %s` or `htpasswd -B`", user, user)
 	}
@@ -174,6 +177,10 @@ func (u *UsersFile) Verify(_ context.Context, user, password string) (Identity, 
 	return Identity{User: user}, OK, nil
 }
 
+// UserName implements [UserNamer]: htpasswd compares names byte for byte, and a
+// name with surrounding white space, which the file cannot hold, is refused.
+func (u *UsersFile) UserName(user string) (string, bool) { return exactName(user) }
+
 // observe moves the average of checks at the highest cost by an eighth towards d.
 func (u *UsersFile) observe(d time.Duration) {
 	for {
@@ -209,8 +216,8 @@ func (u *UsersFile) WeakHashes() []WeakHash { return slices.Clone(u.weak) }
 // HashPassword returns an htpasswd line "user:$2y$..." for password at
 // [RecommendedCost], in the format of `htpasswd -B`.
 func HashPassword(user, password string) (string, error) {
-	if user == "" || strings.ContainsAny(user, ":\n") || len(user) > 255 {
-		return "", fmt.Errorf("user name must be 1 to 255 bytes without ':' or newline")
+	if user == "" || strings.ContainsAny(user, ":\n") || len(user) > 255 || strings.TrimSpace(user) != user {
+		return "", fmt.Errorf("user name must be 1 to 255 bytes without ':', newline or surrounding white space")
 	}
 	if password == "" || len(password) > 72 {
 		return "", fmt.Errorf("password must be 1 to 72 bytes (bcrypt's limit)")

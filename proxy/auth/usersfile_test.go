@@ -59,6 +59,8 @@ func TestParseUsersFileErrors(t *testing.T) {
 		{"alice:$2y$18$" + hash2y[7:] + "\n", `users:1: user "alice": bcrypt cost 18 is above 17`},
 		{"alice:" + hash2y + "\nalice:" + hash2y + "\n", `users:2: user "alice" is listed twice`},
 		{"# nobody\n", "users: no users"},
+		{"alice :" + hash2y + "\n", `users:1: user "alice ": a name with surrounding white space`},
+		{"bob:" + hash2y + "\ncarol\u00a0:" + hash2y + "\n", `users:2: user "carol\u00a0": a name with surrounding white space`},
 	}
 	for _, tc := range tests {
 		_, err := ParseUsersFile(strings.NewReader(tc.file), "users")
@@ -133,7 +135,7 @@ func TestHashPasswordWritesHtpasswdLine(t *testing.T) {
 	if err != nil || bcrypt.CompareHashAndPassword(u.hashes["alice"], []byte("wonderland")) != nil || len(u.WeakHashes()) != 0 {
 		t.Fatalf("own line does not verify, or is weak: %v", err)
 	}
-	for _, bad := range [][2]string{{"", "x"}, {"a:b", "x"}, {"a\nb", "x"}, {"alice", ""}, {"alice", strings.Repeat("x", 73)}} {
+	for _, bad := range [][2]string{{"", "x"}, {"a:b", "x"}, {"a\nb", "x"}, {"alice", ""}, {"alice", strings.Repeat("x", 73)}, {" alice", "x"}, {"alice\t", "x"}} {
 		if _, err := HashPassword(bad[0], bad[1]); err == nil {
 			t.Errorf("HashPassword(%q, %d bytes) accepted", bad[0], len(bad[1]))
 		}
@@ -141,7 +143,8 @@ func TestHashPasswordWritesHtpasswdLine(t *testing.T) {
 }
 
 // FuzzParseUsers feeds arbitrary files to the users file parser: it must never
-// panic, and what it accepts has users whose hashes bcrypt can read.
+// panic, and what it accepts has users whose hashes bcrypt can read and whose
+// names a login can bring (no surrounding white space).
 func FuzzParseUsers(f *testing.F) {
 	f.Add("alice:" + hash2y + "\n")
 	f.Add("# c\n\nbob:" + hash2a + "\r\ncarol:" + hash2b)
@@ -156,7 +159,7 @@ func FuzzParseUsers(f *testing.F) {
 			t.Fatal("accepted a file without users")
 		}
 		for user, hash := range u.hashes {
-			if cost, err := bcrypt.Cost(hash); err != nil || cost > maxCost || user == "" {
+			if cost, err := bcrypt.Cost(hash); err != nil || cost > maxCost || user == "" || strings.TrimSpace(user) != user {
 				t.Fatalf("accepted user %q with hash %q (cost %d, %v)", user, hash, cost, err)
 			}
 		}

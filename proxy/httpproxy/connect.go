@@ -3,7 +3,7 @@ package httpproxy
 import (
 	"bufio"
 	"net/http"
-	"time"
+	"net/netip"
 
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
@@ -12,17 +12,11 @@ import (
 // established is the answer to a CONNECT that the proxy tunnels.
 const established = "HTTP/1.1 200 Connection established\r\nVia: " + via + "\r\n\r\n"
 
-// connect serves CONNECT: the operator's port list, the core's dial (policy,
-// resolution, class), the 200, classification by TLS server name, and the
-// relay, which takes the connection over. A refusal is answered with its status
-// and the connection stays open for another request.
-func (c *client) connect(s *tunnel.Session, req *Request, d destination) {
-	if !c.cfg.HTTP.ConnectPortAllowed(d.target.Port) {
-		s.Fail(metrics.ResultDestinationDenied, "connect_port")
-		s.Log().Info("CONNECT port not allowed", "destination", s.Requested)
-		c.send(reply{status: http.StatusForbidden, text: "sockshaper: CONNECT to this port is not allowed"}, req)
-		return
-	}
+// connect serves CONNECT through the core, which admits, dials and relays; the
+// front answers: 200 on success, then the bytes the client sent after its head
+// go first to the destination; the refusal's status otherwise, and the
+// connection stays open for another request.
+func (c *client) connect(s *tunnel.Session, req *Request, r tunnel.Request) {
 	if req.HasBody() {
 		// A CONNECT's bytes after the head are the tunnel's; a body would be
 		// read as tunnel data by one side and as a body by the other.
@@ -31,21 +25,17 @@ func (c *client) connect(s *tunnel.Session, req *Request, d destination) {
 	}
 	c.up.close(c.conn)
 	c.up = nil
-	dst, o := s.Dial(d.target)
-	if !o.OK() {
-		c.refuse(s, o, req)
-		return
-	}
-	if _, err := c.nc.Write([]byte(established)); err != nil {
-		s.Result = metrics.ResultProtocolError
-		c.closing = true
-		return
-	}
-	s.Core().Recorder().Handshake(time.Since(s.Start()))
-	c.nc.SetDeadline(time.Time{})
-	pending := takeBuffered(c.br, c.src)
-	pending = s.ClassifyBySNI(d.target, tunnel.AddrPortOf(dst.RemoteAddr()), pending)
-	s.Relay(dst, pending)
+	s.Connect(r, func(o tunnel.Outcome, _ netip.AddrPort) ([]byte, error) {
+		if !o.OK() {
+			c.refuse(s, o, req)
+			return nil, nil
+		}
+		if _, err := c.nc.Write([]byte(established)); err != nil {
+			c.closing = true
+			return nil, err
+		}
+		return takeBuffered(c.br, c.src), nil
+	})
 }
 
 // takeBuffered copies out the bytes a client sent after its CONNECT head (some
@@ -62,4 +52,16 @@ func takeBuffered(readers ...*bufio.Reader) []byte {
 		br.Discard(len(b))
 	}
 	return out
+}
+
+// portAllowed applies http.connect_ports to a CONNECT or a forwarded request,
+// and answers 403 when it refuses the destination's port.
+func (c *client) portAllowed(s *tunnel.Session, req *Request, d destination) bool {
+	if c.cfg.HTTP.ConnectPortAllowed(d.target.Port) {
+		return true
+	}
+	s.Refuse(metrics.ResultDestinationDenied, "connect_port")
+	s.Log().Info("port not allowed by http.connect_ports", "destination", s.Requested())
+	c.send(reply{status: http.StatusForbidden, text: "sockshaper: this port is not allowed (http.connect_ports)"}, req)
+	return false
 }

@@ -19,28 +19,40 @@ import (
 
 const continue100 = "HTTP/1.1 100 Continue\r\n\r\n"
 
+// maxInterim bounds the interim (1xx) responses an origin may send before its
+// final one: real origins send one or two (100 Continue, 103 Early Hints), and
+// an origin that streams them without end would otherwise hold a core and the
+// client's connection for as long as it likes.
+const maxInterim = 16
+
 var (
-	errUpgrade  = errors.New("origin switched protocols, which the proxy did not ask for")
-	errNoAnswer = errors.New("origin closed the connection without a byte of answer")
+	errUpgrade         = errors.New("origin switched protocols, which the proxy did not ask for")
+	errNoAnswer        = errors.New("origin closed the connection without a byte of answer")
+	errTooManyInterims = fmt.Errorf("origin sent more than %d interim (1xx) responses", maxInterim)
 )
 
 // forward serves a request with an absolute URI: the core's dial (or the
 // connection the last request to the same origin used), the request in origin
 // form with its body, and the response with its body, both through the user's
 // buckets, as a session of its own.
-func (c *client) forward(s *tunnel.Session, req *Request, d destination) {
+func (c *client) forward(s *tunnel.Session, req *Request, r tunnel.Request, d destination) {
 	if v, ok := req.Get("Expect"); ok && !strings.EqualFold(v, "100-continue") {
-		s.Fail(metrics.ResultProtocolError, "expectation_failed")
+		s.Refuse(metrics.ResultProtocolError, "expectation_failed")
 		c.send(reply{status: http.StatusExpectationFailed, text: "sockshaper: unsupported expectation"}, req)
 		return
 	}
-	up, reused, o := c.upstreamFor(s, d)
+	o := s.Admit()
+	var up *upstream
+	var reused bool
+	if o.OK() {
+		up, reused, o = c.upstreamFor(s, d)
+	}
 	if !o.OK() {
 		c.refuse(s, o, req)
 		return
 	}
+	s.Established()
 	s.Open()
-	s.Core().Recorder().Handshake(time.Since(s.Start()))
 	resp, listed, err := c.roundTrip(s, req, d, up)
 	if err != nil && reused && !req.HasBody() && closedBeforeAnswer(err) {
 		// The origin closed the kept connection as the request went out (it
@@ -83,13 +95,13 @@ func (c clientReader) Read(p []byte) (int, error) {
 // clientFailed ends a request whose body the client did not send whole: a
 // malformed chunked body gets 400, a client that left or stalled nothing.
 func (c *client) clientFailed(s *tunnel.Session, err error) {
-	s.Fail(metrics.ResultProtocolError, "")
+	s.Refuse(metrics.ResultProtocolError, "")
 	c.up.close(c.conn)
 	c.up = nil
 	c.closing = true
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
-		s.Reason = tunnel.ReasonError
+		s.Closing(tunnel.ReasonError)
 		return
 	}
 	s.Log().Info("bad request body", "err", err)
@@ -107,8 +119,8 @@ func closedBeforeAnswer(err error) bool {
 // (504 for a timeout, 502 otherwise) and ends the connection: the client's body
 // may be partly unread.
 func (c *client) originFailed(s *tunnel.Session, err error) {
-	s.Reason = tunnel.ReasonError
-	s.Log().Info("forward failed", "destination", s.Requested, "err", err)
+	s.Closing(tunnel.ReasonError)
+	s.Log().Info("forward failed", "destination", s.Requested(), "err", err)
 	c.up.close(c.conn)
 	c.up = nil
 	r := reply{status: http.StatusBadGateway, text: "sockshaper: the origin failed to answer", close: true}
@@ -151,8 +163,17 @@ func (c *client) roundTrip(s *tunnel.Session, req *Request, d destination, up *u
 			return nil, nil, errUpgrade
 		case resp.StatusCode >= 200:
 			return resp, up.tee.connectionFields(interim), nil
-		case req.Minor == 1:
-			s.Copy(&timed{conn: c.nc, idle: idle}, bytes.NewReader(responseHead(resp, -2, false, nil)), metrics.DirectionDownload)
+		case interim >= maxInterim:
+			return nil, nil, errTooManyInterims
+		}
+		// An HTTP/1.0 client cannot take an interim response; its bytes count
+		// in the session, and pass its buckets, all the same.
+		var w io.Writer = io.Discard
+		if req.Minor == 1 {
+			w = &timed{conn: c.nc, idle: idle}
+		}
+		if _, err := s.Copy(w, bytes.NewReader(responseHead(resp, -2, false, nil)), metrics.DirectionDownload); err != nil {
+			return nil, nil, &clientError{err}
 		}
 	}
 }
@@ -274,8 +295,8 @@ func (c *client) copyBody(s *tunnel.Session, resp *http.Response, w io.Writer, l
 
 // cut ends a forwarded request whose response broke off, with both connections.
 func (c *client) cut(s *tunnel.Session, err error) {
-	s.Reason = tunnel.ReasonError
-	s.Log().Info("response cut short", "destination", s.Requested, "err", err)
+	s.Closing(tunnel.ReasonError)
+	s.Log().Info("response cut short", "destination", s.Requested(), "err", err)
 	c.up.close(c.conn)
 	c.up = nil
 	c.closing = true

@@ -40,6 +40,7 @@ type client struct {
 	br      *bufio.Reader // reads heads and bodies through src; nil while idle
 	up      *upstream     // the origin connection of the last request, for reuse
 	closing bool          // no further request: the connection ends after this one
+	front   string        // the metrics front: http, or https over TLS
 }
 
 // Serve serves one connection whose handshake deadline is set, reading it
@@ -56,18 +57,16 @@ func (Front) Serve(conn *tunnel.Conn, br *bufio.Reader) {
 		}
 		c.up.close(conn)
 	}()
-	s := conn.NewSession(metrics.FrontHTTP)
-	for first := true; ; first = false {
+	c.front = metrics.FrontHTTP
+	if conn.Secure() {
+		c.front = metrics.FrontHTTPS
+	}
+	s := conn.NewSession(c.front)
+	for {
 		req, err := readHead(c.br)
 		if err != nil {
 			c.headFailed(s, err)
 			return
-		}
-		if first {
-			if o := conn.Establish(); !o.OK() {
-				c.refuse(s, o, nil)
-				return
-			}
 		}
 		c.serveRequest(s, req)
 		if c.closing || conn.Detached() {
@@ -93,15 +92,16 @@ func (c *client) headFailed(s *tunnel.Session, err error) {
 		level = slog.LevelDebug
 	}
 	if tunnel.IsTimeout(err) {
-		s.Reason = tunnel.ReasonTimeout
+		s.Closing(tunnel.ReasonTimeout)
 	}
 	s.Log().Log(context.Background(), level, "request head not read", "err", err)
 }
 
-// next waits, holding no head buffer, for the first byte of the connection's
-// next request, for at most http.keepalive, and starts its session. It returns
-// nil when the connection should end: the client closed it or stayed idle, or
-// the server is draining.
+// next waits, holding no head buffer and no session slot (see
+// [tunnel.Conn.SetIdle]), for the first byte of the connection's next request,
+// for at most http.keepalive, and starts its session. It returns nil when the
+// connection should end: the client closed it or stayed idle, it was evicted,
+// or the server is draining.
 func (c *client) next() *tunnel.Session {
 	if c.br.Buffered() == 0 {
 		putReader(c.br)
@@ -121,7 +121,7 @@ func (c *client) next() *tunnel.Session {
 	if c.br == nil {
 		c.br = getReader(c.src)
 	}
-	s := c.conn.NewSession(metrics.FrontHTTP)
+	s := c.conn.NewSession(c.front)
 	c.nc.SetDeadline(time.Now().Add(c.cfg.Timeouts.Handshake))
 	return s
 }
@@ -138,41 +138,44 @@ func (c *client) serveRequest(s *tunnel.Session, req *Request) {
 		c.serveLocal(s, req, d.path)
 		return
 	}
-	s.Requested = d.hostPort()
-	s.Command = metrics.CommandRequest
+	r := tunnel.Request{Command: metrics.CommandRequest, Target: d.target, Requested: d.hostPort()}
 	if f == authorityForm {
-		s.Command = metrics.CommandConnect
+		r.Command = metrics.CommandConnect
 	}
-	if !c.login(s, req) {
-		return
-	}
-	if o := s.AdmitUser(); !o.OK() {
-		c.refuse(s, o, req)
+	s.Read(r)
+	// Until the core admits it (after its login), the request holds nothing but
+	// the connection's handshake slot, however many requests the connection
+	// sends without credentials (and it gives its session slot back while it
+	// idles).
+	if !c.login(s, req) || !c.portAllowed(s, req, d) {
 		return
 	}
 	if f == authorityForm {
-		c.connect(s, req, d)
+		c.connect(s, req, r)
 		return
 	}
-	c.forward(s, req, d)
+	c.forward(s, req, r, d)
 }
 
 // serveLocal answers a request in origin form, which is for the proxy itself:
 // the PAC file, under /proxy.pac and WPAD's /wpad.dat, without a login.
 func (c *client) serveLocal(s *tunnel.Session, req *Request, path string) {
-	s.Requested = path
+	s.Read(tunnel.Request{Command: metrics.CommandNone, Requested: path})
 	if p, _, _ := strings.Cut(path, "?"); p != "/proxy.pac" && p != "/wpad.dat" {
-		s.Fail(metrics.ResultCommandRefused, "not_found")
+		s.Refuse(metrics.ResultCommandRefused, "not_found")
 		c.send(reply{status: http.StatusNotFound, text: "sockshaper: this is a proxy; its PAC file is /proxy.pac"}, req)
 		return
 	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		s.Fail(metrics.ResultCommandRefused, "method_not_allowed")
+		s.Refuse(metrics.ResultCommandRefused, "method_not_allowed")
 		c.send(reply{status: http.StatusMethodNotAllowed, text: "sockshaper: GET the PAC file",
 			fields: []Field{{"Allow", "GET, HEAD"}}}, req)
 		return
 	}
-	s.Fail(metrics.ResultOK, "pac")
-	c.send(reply{status: http.StatusOK, body: c.pac(req),
-		fields: []Field{{"Content-Type", "application/x-ns-proxy-autoconfig"}, {"Cache-Control", "max-age=300"}}}, req)
+	s.Refuse(metrics.ResultOK, "pac")
+	fields := []Field{{"Content-Type", "application/x-ns-proxy-autoconfig"}, {"Cache-Control", "max-age=300"}}
+	if pacVaries(c.cfg) {
+		fields = append(fields, Field{"Vary", "Host"})
+	}
+	c.send(reply{status: http.StatusOK, body: c.pac(req), fields: fields}, req)
 }

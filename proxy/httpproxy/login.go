@@ -2,9 +2,7 @@ package httpproxy
 
 import (
 	"context"
-	"encoding/base64"
 	"net/http"
-	"strings"
 
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
@@ -21,23 +19,25 @@ func (c *client) login(s *tunnel.Session, req *Request) bool {
 	if c.conn.Policy().Authn == nil {
 		return true
 	}
+	if !c.conn.Secure() && !c.cfg.PasswordsInClear() {
+		c.requireTLS(s, req)
+		return false
+	}
 	user, password, ok := basicCredentials(req)
 	if !ok {
 		// Browsers send their first request without credentials and retry
 		// with them after the challenge: not a failed login, not counted.
-		s.Fail(metrics.ResultAuthFailed, "auth_required")
+		s.Refuse(metrics.ResultAuthFailed, "auth_required")
 		c.send(c.challenge(), req)
 		return false
 	}
 	deadline := s.Start().Add(c.cfg.Timeouts.Handshake)
 	ctx, cancel := context.WithDeadline(c.conn.Context(), deadline)
-	out, err := s.Login(ctx, user, password)
+	out := s.Login(ctx, user, password)
 	cancel()
-	defer s.Core().Recorder().AuthAttempt(out.Result)
-	if err == nil {
+	if out.Result == auth.ResultOK {
 		return true
 	}
-	s.Log().Info("login failed", "err", err)
 	switch out.Result {
 	case auth.ResultAbandoned:
 		c.closing = true
@@ -56,7 +56,7 @@ func (c *client) login(s *tunnel.Session, req *Request) bool {
 // origin: no request is forwarded before its login.
 func (c *client) challenge() reply {
 	return reply{status: http.StatusProxyAuthRequired, text: "sockshaper: proxy authentication required",
-		fields: []Field{{"Proxy-Authenticate", `Basic realm="` + c.cfg.HTTP.Realm + `", charset="UTF-8"`}}}
+		fields: []Field{{"Proxy-Authenticate", Challenge(c.cfg)}}}
 }
 
 // basicCredentials returns the user and password of a Proxy-Authorization:
@@ -66,13 +66,18 @@ func basicCredentials(req *Request) (user, password string, ok bool) {
 	if !found {
 		return "", "", false
 	}
-	scheme, token, found := strings.Cut(v, " ")
-	if !found || !strings.EqualFold(scheme, "Basic") {
-		return "", "", false
+	return ParseBasic(v)
+}
+
+// requireTLS refuses a request on a plaintext listener under auth.require_tls:
+// 403, not 407, because a browser answers a 407 with the password, in the
+// clear; the text names the HTTPS proxy to use instead.
+func (c *client) requireTLS(s *tunnel.Session, req *Request) {
+	s.Refuse(metrics.ResultAuthFailed, "tls_required")
+	host := tunnel.AddrPortOf(c.nc.LocalAddr()).Addr().String()
+	text := "sockshaper: this proxy takes passwords over TLS only: use the HTTPS proxy"
+	if addr := c.cfg.PublicHTTPS(host, c.conn.Core().HTTPSPort()); addr != "" {
+		text += " at https://" + addr + " (PAC: HTTPS " + addr + ")"
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimLeft(token, " "))
-	if err != nil {
-		return "", "", false
-	}
-	return strings.Cut(string(raw), ":")
+	c.send(reply{status: http.StatusForbidden, text: text}, req)
 }

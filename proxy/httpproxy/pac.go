@@ -16,20 +16,60 @@ import (
 // req: it names the proxy as the client reached it (or as http.pac.proxy_host
 // says).
 func (c *client) pac(req *Request) []byte {
-	return PAC(c.cfg, c.pacProxy(req))
+	return PACFile(c.conn, req.Host)
 }
 
-// pacProxy is the host:port the PAC file sends clients to: http.pac.proxy_host,
-// else the host of the request's Host field when it is a plain name or address,
-// else the address the client connected to; the port is the Host field's, else
-// the one the client connected to.
-func (c *client) pacProxy(req *Request) string {
-	local := tunnel.AddrPortOf(c.nc.LocalAddr())
+// PACFile returns the proxy auto-config file for the client of conn, which
+// asked for it with requestHost (its Host field, or HTTP/2's :authority), with
+// the proxies as [PAC] lists them: named as the client reached the proxy (or
+// as http.pac.proxy_host says), the plain proxy by its plain port when the
+// client came over TLS.
+func PACFile(conn *tunnel.Conn, requestHost string) []byte {
+	cfg := conn.Policy().Config
+	local := tunnel.AddrPortOf(conn.Net().LocalAddr())
+	if conn.Secure() {
+		local = netip.AddrPortFrom(local.Addr(), conn.Core().ProxyPort())
+	}
+	return PAC(cfg, pacProxy(cfg, requestHost, local, conn.Secure()), conn.Core().HTTPSPort())
+}
+
+// pacProxies is the PAC's answer for the URLs it proxies: "PROXY host:port"; with
+// a TLS listener, the HTTPS proxy first ("HTTPS host:tls-port; PROXY
+// host:port"), and only it when auth.require_tls refuses passwords in the clear.
+// Browsers that cannot speak to an HTTPS proxy skip to the next entry.
+func pacProxies(cfg *configs.Config, hostPort string, httpsPort uint16) string {
+	plain := "PROXY " + hostPort
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return plain
+	}
+	https := cfg.PublicHTTPS(host, httpsPort)
+	switch {
+	case https == "":
+		return plain
+	case cfg.PasswordsInClear() || cfg.Auth.UsersFile == "" && cfg.Auth.LDAP.URL == "":
+		return "HTTPS " + https + "; " + plain
+	}
+	return "HTTPS " + https
+}
+
+// pacProxy is the host:port the PAC file sends clients to: http.pac.proxy_host
+// when it names a port; else its host, or the host of requestHost when it is a
+// plain name or address, else the address the client connected to (local),
+// with requestHost's port (unless the client came over TLS: that port is the
+// HTTPS proxy's), else local's.
+func pacProxy(cfg *configs.Config, requestHost string, local netip.AddrPort, secure bool) string {
+	if !pacVaries(cfg) {
+		return cfg.HTTP.PAC.ProxyHost
+	}
 	host, port := local.Addr().String(), strconv.Itoa(int(local.Port()))
-	if h, p, err := net.SplitHostPort(req.Host); err == nil {
-		host, port = h, p
-	} else if req.Host != "" {
-		host = req.Host
+	if h, p, err := net.SplitHostPort(requestHost); err == nil {
+		host = h
+		if !secure {
+			port = p
+		}
+	} else if requestHost != "" {
+		host = requestHost
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		port = strconv.Itoa(int(local.Port()))
@@ -37,21 +77,31 @@ func (c *client) pacProxy(req *Request) string {
 	if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
 		host = local.Addr().String()
 	}
-	if c.cfg.HTTP.PAC.ProxyHost != "" {
-		host = c.cfg.HTTP.PAC.ProxyHost
+	if h, _ := cfg.HTTP.PAC.ProxyHostPort(); h != "" {
+		host = h
 	}
 	return net.JoinHostPort(host, port)
 }
 
+// pacVaries reports whether the PAC file depends on the request's Host field:
+// unless http.pac.proxy_host names a host and a port, it does, and its answer
+// says Vary: Host, so that a cache between clients and the proxy never serves
+// the file one client got to another that named the proxy otherwise.
+func pacVaries(cfg *configs.Config) bool {
+	_, port := cfg.HTTP.PAC.ProxyHostPort()
+	return port == ""
+}
+
 // PAC returns a proxy auto-config file (a JavaScript FindProxyForURL) that sends
-// clients to the proxy at hostPort, which must be a valid host and port: every
+// clients to the proxy at hostPort, which must be a valid host and port (and to
+// its HTTPS proxy at httpsPort first, when it has one; see pacProxies): every
 // URL, or, when cfg's http.pac.apps names app classes, only URLs whose host is
 // one of their domains (or under one) or an address literal in one of their
 // networks, and everything else DIRECT. Names are not resolved to match
 // networks, so the file costs a browser no DNS lookup per URL; ports, which app
 // classes may restrict, are not matched.
-func PAC(cfg *configs.Config, hostPort string) []byte {
-	proxy := jsString("PROXY " + hostPort)
+func PAC(cfg *configs.Config, hostPort string, httpsPort uint16) []byte {
+	proxy := jsString(pacProxies(cfg, hostPort, httpsPort))
 	var b strings.Builder
 	b.WriteString("// Proxy auto-config of sockshaper, generated from its config.\n")
 	if len(cfg.HTTP.PAC.Apps) == 0 {

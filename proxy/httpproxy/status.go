@@ -81,16 +81,12 @@ func refusal(o tunnel.Outcome) (reply, bool) {
 	return reply{status: http.StatusBadGateway, text: "sockshaper: cannot reach the destination"}, true
 }
 
-// refuse answers a refusal of the core; the session has its result from the
-// core.
+// refuse answers a refusal of the core, which recorded it.
 func (c *client) refuse(s *tunnel.Session, o tunnel.Outcome, req *Request) {
 	r, ok := refusal(o)
 	if !ok {
 		c.closing = true
 		return
-	}
-	if o.Result != "" {
-		s.Result = o.Result
 	}
 	c.send(r, req)
 }
@@ -110,7 +106,7 @@ func (c *client) send(r reply, req *Request) {
 // badHead answers a head the front refused; the connection closes after it, as
 // the client and the proxy may no longer agree on where a request starts.
 func (c *client) badHead(s *tunnel.Session, err error) {
-	s.Fail(metrics.ResultProtocolError, "")
+	s.Refuse(metrics.ResultProtocolError, "")
 	s.Log().Info("bad request", "err", err)
 	c.send(reply{status: statusOf(err), text: "sockshaper: " + err.Error(), close: true}, nil)
 }

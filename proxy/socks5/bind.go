@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	socks5 "github.com/armon/go-socks5"
-
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
@@ -15,25 +13,24 @@ import (
 // bind serves BIND. BIND opens a port that outsiders connect to, which is exactly
 // the inbound path a Skype supernode needs, so it is refused and counted unless
 // access.bind is on.
-func bind(s *tunnel.Session, req *socks5.Request) {
+func bind(s *tunnel.Session, req tunnel.Request) {
 	if !s.Conn().Policy().Config.Access.Bind {
 		reply(s, replyNotAllowed, metrics.ResultCommandRefused)
 		s.Core().Recorder().InboundRefused(metrics.InboundBind)
-		s.Log().Info("bind refused", "destination", s.Requested)
+		s.Log().Info("bind refused", "destination", req.Requested)
 		return
 	}
-	if o := s.AdmitUser(); !o.OK() {
+	if o := s.Admit(); !o.OK() {
 		refuse(s, o)
 		return
 	}
-	expected := target(req.DestAddr)
-	peer, err := acceptOne(s, expected.Addr)
+	peer, err := acceptOne(s, req.Target.Addr)
 	if err != nil {
 		s.Log().Info("bind failed", "err", err)
 		return
 	}
-	s.Dialled = peer.RemoteAddr().String()
-	s.Conn().Net().SetDeadline(time.Time{})
+	s.NotePeer(tunnel.AddrPortOf(peer.RemoteAddr()))
+	s.Established()
 	s.Relay(peer, nil)
 }
 

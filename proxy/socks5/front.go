@@ -37,23 +37,23 @@ type Front struct{}
 // taken what it needs from it by then. The connection is left to the caller to
 // end, unless a relay took it over (conn.Detached).
 func (Front) Serve(conn *tunnel.Conn, br *bufio.Reader) {
-	s := conn.NewSession(metrics.FrontSOCKS5)
+	front := metrics.FrontSOCKS5
+	if conn.Secure() {
+		front = metrics.FrontSOCKS5TLS
+	}
+	s := conn.NewSession(front)
 	req, err := handshake(s, br)
 	pending := takeBuffered(br)
 	if err != nil {
 		logHandshakeError(s, err)
 		return
 	}
-	if o := conn.Establish(); !o.OK() {
-		refuse(s, o)
-		return
-	}
 	switch req.Command {
-	case socks5.ConnectCommand:
+	case metrics.CommandConnect:
 		connect(s, req, pending)
-	case socks5.BindCommand:
+	case metrics.CommandBind:
 		bind(s, req)
-	case socks5.AssociateCommand:
+	case metrics.CommandUDPAssociate:
 		associate(s, req, pending)
 	}
 }
@@ -69,16 +69,17 @@ func takeBuffered(br *bufio.Reader) []byte {
 }
 
 // logHandshakeError logs what went wrong before a request was served. A client that
-// connects and leaves is normal (health checks, port scans) and logs at debug.
+// connects and leaves is normal (health checks, port scans) and logs at debug,
+// and so does a failed login, which the core has logged already.
 func logHandshakeError(s *tunnel.Session, err error) {
 	level := slog.LevelInfo
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || s.Conn().Evicted() {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errLoginRefused) || s.Conn().Evicted() {
 		level = slog.LevelDebug
 	}
-	if tunnel.IsTimeout(err) && s.Reason == "" {
-		s.Reason = tunnel.ReasonTimeout
+	if tunnel.IsTimeout(err) {
+		s.Closing(tunnel.ReasonTimeout)
 	}
-	s.Log().Log(context.Background(), level, "handshake failed", "result", s.Result, "err", err)
+	s.Log().Log(context.Background(), level, "handshake failed", "err", err)
 }
 
 // hostPort formats a request's destination as the client gave it.
@@ -88,6 +89,11 @@ func hostPort(spec *socks5.AddrSpec) string {
 		host = spec.IP.String()
 	}
 	return net.JoinHostPort(host, strconv.Itoa(spec.Port))
+}
+
+// request turns a parsed request into the core's.
+func request(command string, spec *socks5.AddrSpec) tunnel.Request {
+	return tunnel.Request{Command: command, Target: target(spec), Requested: hostPort(spec)}
 }
 
 // target turns a request's address into the core's.

@@ -15,19 +15,29 @@ import (
 // methodNoAcceptable is the RFC 1928 method reply meaning "none of yours".
 const methodNoAcceptable = 0xFF
 
+// reasonTLSRequired is the close reason of a login refused on a plaintext
+// listener under auth.require_tls.
+const reasonTLSRequired = "tls_required"
+
 var (
+	errTLSRequired        = errors.New("auth.require_tls: no password login on a plaintext listener; the client must use tls.listen")
 	errNoAcceptableMethod = errors.New("client offers no acceptable authentication method")
 	errBadVersion         = errors.New("not a SOCKS5 client")
 )
 
 // handshake runs greeting, authentication and request under the handshake deadline
-// already set on the connection. On error the client has had its reply (where the
-// protocol has one) and the session's result says why.
-func handshake(s *tunnel.Session, br *bufio.Reader) (*socks5.Request, error) {
+// already set on the connection, and returns the request, recorded in the
+// session. On error the client has had its reply (where the protocol has one)
+// and the session's result says why.
+func handshake(s *tunnel.Session, br *bufio.Reader) (tunnel.Request, error) {
 	if err := negotiate(s, br); err != nil {
-		return nil, err
+		return tunnel.Request{}, err
 	}
-	return readRequest(s, br)
+	req, err := readRequest(s, br)
+	if err == nil {
+		s.Read(req)
+	}
+	return req, err
 }
 
 // negotiate reads the greeting, picks the method and authenticates.
@@ -43,22 +53,30 @@ func negotiate(s *tunnel.Session, br *bufio.Reader) error {
 	if _, err := io.ReadFull(br, methods[:head[1]]); err != nil {
 		return fmt.Errorf("read greeting methods: %w", err)
 	}
-	authn := s.Conn().Policy().Authn
+	conn := s.Conn()
+	authn := conn.Policy().Authn
 	want := byte(socks5.NoAuth)
 	if authn != nil {
 		want = socks5.UserPassAuth
 	}
-	nc := s.Conn().Net()
+	nc := conn.Net()
+	if authn != nil && !conn.Secure() && !conn.Policy().Config.PasswordsInClear() {
+		// auth.require_tls: no password may come over this connection, so
+		// no method that would carry one is offered.
+		nc.Write([]byte{socksVersion, methodNoAcceptable})
+		s.Refuse(metrics.ResultAuthFailed, reasonTLSRequired)
+		return errTLSRequired
+	}
 	if !offers(methods[:head[1]], want) {
 		nc.Write([]byte{socksVersion, methodNoAcceptable})
-		s.Result = metrics.ResultAuthFailed
+		s.Refuse(metrics.ResultAuthFailed, "")
 		return errNoAcceptableMethod
 	}
 	if authn == nil {
 		_, err := socks5.NoAuthAuthenticator{}.Authenticate(br, nc)
 		return err
 	}
-	return login(s, authn, br)
+	return login(s, br)
 }
 
 func offers(methods []byte, want byte) bool {
@@ -72,38 +90,41 @@ func offers(methods []byte, want byte) bool {
 
 // readRequest checks the request header itself, so that an unknown command or
 // address type gets its own reply code, then lets armon/go-socks5 parse it.
-func readRequest(s *tunnel.Session, br *bufio.Reader) (*socks5.Request, error) {
+func readRequest(s *tunnel.Session, br *bufio.Reader) (tunnel.Request, error) {
 	head, err := br.Peek(4)
 	if err != nil {
-		return nil, fmt.Errorf("read request: %w", err)
+		return tunnel.Request{}, fmt.Errorf("read request: %w", err)
 	}
 	if head[0] != socksVersion {
 		reply(s, replyGeneralFailure, metrics.ResultProtocolError)
-		return nil, fmt.Errorf("request version %d: %w", head[0], errBadVersion)
+		return tunnel.Request{}, fmt.Errorf("request version %d: %w", head[0], errBadVersion)
 	}
+	var command string
 	switch head[1] {
 	case socks5.ConnectCommand:
-		s.Command = metrics.CommandConnect
+		command = metrics.CommandConnect
 	case socks5.BindCommand:
-		s.Command = metrics.CommandBind
+		command = metrics.CommandBind
 	case socks5.AssociateCommand:
-		s.Command = metrics.CommandUDPAssociate
+		command = metrics.CommandUDPAssociate
 	default:
 		reply(s, replyCommandNotSupported, metrics.ResultCommandRefused)
-		return nil, fmt.Errorf("unknown command %#x", head[1])
+		return tunnel.Request{}, fmt.Errorf("unknown command %#x", head[1])
 	}
 	if a := head[3]; a != atypIPv4 && a != atypIPv6 && a != atypDomain {
+		s.Read(tunnel.Request{Command: command})
 		reply(s, replyAddrTypeUnsupported, metrics.ResultProtocolError)
-		return nil, fmt.Errorf("unknown address type %#x", a)
+		return tunnel.Request{}, fmt.Errorf("unknown address type %#x", a)
 	}
 	req, err := socks5.NewRequest(br)
 	if err != nil {
-		return nil, fmt.Errorf("read request: %w", err)
+		s.Read(tunnel.Request{Command: command})
+		return tunnel.Request{}, fmt.Errorf("read request: %w", err)
 	}
 	if req.DestAddr.FQDN == "" && req.DestAddr.IP == nil {
+		s.Read(tunnel.Request{Command: command})
 		reply(s, replyHostUnreachable, metrics.ResultProtocolError)
-		return nil, errors.New("empty destination name")
+		return tunnel.Request{}, errors.New("empty destination name")
 	}
-	s.Requested = hostPort(req.DestAddr)
-	return req, nil
+	return request(command, req.DestAddr), nil
 }

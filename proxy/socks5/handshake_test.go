@@ -92,11 +92,14 @@ func FuzzHandshake(f *testing.F) {
 		conn := core.NewConn(discardConn{}, netip.MustParseAddrPort("127.0.0.1:1"), tunnel.ConnHooks{})
 		s := conn.NewSession("socks5")
 		req, err := handshake(s, bufio.NewReader(bytes.NewReader(in)))
-		if err == nil && req.DestAddr == nil {
+		if err == nil && req.Target.Host == "" && !req.Target.Addr.IsValid() {
 			t.Fatal("request without destination")
 		}
-		if err == nil && s.Requested == "" {
-			t.Fatal("request accepted without a destination string")
+		if err == nil && (s.Requested() == "" || s.Requested() != req.Requested) {
+			t.Fatalf("request accepted with destination string %q, recorded %q", req.Requested, s.Requested())
+		}
+		if err == nil && req.Command == "" {
+			t.Fatal("request accepted without a command")
 		}
 	})
 }

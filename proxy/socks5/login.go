@@ -14,32 +14,33 @@ import (
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
+// errLoginRefused ends a handshake whose login the core refused; the core has
+// logged why.
+var errLoginRefused = errors.New("login refused")
+
 // login runs RFC 1929 through armon/go-socks5's authenticator, which parses the
-// message and writes the status, with a credential store that asks the core,
-// and counts the attempt once the client has its answer.
-func login(s *tunnel.Session, authn *auth.Authenticator, br *bufio.Reader) error {
+// message and writes the status, with a credential store that asks the core.
+func login(s *tunnel.Session, br *bufio.Reader) error {
 	store := &attemptStore{s: s, br: br}
 	_, err := socks5.UserPassAuthenticator{Credentials: store}.Authenticate(br, s.Conn().Net())
 	if !store.asked {
 		// The sub-negotiation itself was malformed (wrong version, short read).
 		return fmt.Errorf("auth: %w", err)
 	}
-	s.Core().Recorder().AuthAttempt(store.outcome.Result)
-	if store.err != nil {
-		return store.err
+	if store.result != auth.ResultOK {
+		return fmt.Errorf("%w: %s", errLoginRefused, store.result)
 	}
 	return err // nil, or the success status could not be written
 }
 
 // attemptStore is the CredentialStore for one login: it asks the core, under a
 // context that ends at the handshake deadline or when the client hangs up, and
-// keeps the outcome for login to count. The password is never kept.
+// keeps the result. The password is never kept.
 type attemptStore struct {
-	s       *tunnel.Session
-	br      *bufio.Reader
-	asked   bool
-	outcome auth.Outcome
-	err     error
+	s      *tunnel.Session
+	br     *bufio.Reader
+	asked  bool
+	result string
 }
 
 func (a *attemptStore) Valid(user, password string) bool {
@@ -48,10 +49,11 @@ func (a *attemptStore) Valid(user, password string) bool {
 	deadline := conn.Start().Add(conn.Policy().Config.Timeouts.Handshake)
 	ctx, cancel := context.WithDeadline(conn.Context(), deadline)
 	defer cancel()
-	stop := watchHangUp(a.br, conn.Net(), deadline, cancel)
-	a.outcome, a.err = a.s.Login(ctx, user, password)
-	stop()
-	return a.err == nil
+	// Deferred, so that the watch is over before the reader goes back to its
+	// pool even if the check panics.
+	defer watchHangUp(a.br, conn.Net(), deadline, cancel)()
+	a.result = a.s.Login(ctx, user, password).Result
+	return a.result == auth.ResultOK
 }
 
 // deadliner is the part of net.Conn that watchHangUp needs.

@@ -53,21 +53,18 @@ func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
 	return append(b, byte(ap.Port()>>8), byte(ap.Port()))
 }
 
-// reply sends a failure reply with code and ends the session with result.
+// reply sends a failure reply with code, the front's own refusal of the
+// request, recorded with result.
 func reply(s *tunnel.Session, code byte, result string) {
 	writeReply(s.Conn().Net(), code, netip.AddrPort{})
-	s.Result = result
+	s.Refuse(result, "")
 }
 
-// refuse answers a refusal of the core with its reply code; a connection that
-// is gone gets none. The session has its result from the core.
+// refuse answers a refusal of the core, which recorded it, with its reply code;
+// a connection that is gone gets none.
 func refuse(s *tunnel.Session, o tunnel.Outcome) {
-	if o.Refusal == tunnel.Gone {
-		return
-	}
-	writeReply(s.Conn().Net(), replyCode(o.Refusal), netip.AddrPort{})
-	if o.Result != "" {
-		s.Result = o.Result
+	if o.Refusal != tunnel.Gone {
+		writeReply(s.Conn().Net(), replyCode(o.Refusal), netip.AddrPort{})
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	socks5 "github.com/armon/go-socks5"
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 	"github.com/sockshaper/sockshaper/shaping"
@@ -41,7 +40,7 @@ var errControlData = errors.New("client sent data on the UDP ASSOCIATE control c
 // takes the first class its client sends to, and closes as the class that moved
 // the most bytes (udp_class.go), so that sessions_active, sessions_total and the
 // accounting line count a Teams call's media as a skype session.
-func associate(s *tunnel.Session, req *socks5.Request, pending []byte) {
+func associate(s *tunnel.Session, req tunnel.Request, pending []byte) {
 	if !s.Conn().Policy().Config.Access.UDPAssociate {
 		reply(s, replyNotAllowed, metrics.ResultCommandRefused)
 		return
@@ -51,7 +50,7 @@ func associate(s *tunnel.Session, req *socks5.Request, pending []byte) {
 		s.Log().Info("udp associate refused", "err", errControlData)
 		return
 	}
-	if o := s.AdmitUser(); !o.OK() {
+	if o := s.Admit(); !o.OK() {
 		refuse(s, o)
 		return
 	}
@@ -62,22 +61,21 @@ func associate(s *tunnel.Session, req *socks5.Request, pending []byte) {
 	nc := s.Conn().Net()
 	if err := writeReply(nc, replySucceeded, a.local); err != nil {
 		a.release()
-		s.Result = metrics.ResultProtocolError
+		s.Refuse(metrics.ResultProtocolError, "")
 		return
 	}
-	s.Core().Recorder().Handshake(time.Since(s.Start()))
-	nc.SetDeadline(time.Time{})
+	s.Established()
 	s.Open()
 	s.Touch()
 	ctlErr, relayErr := a.serve()
-	s.Reason = closeReason(s, ctlErr, relayErr)
+	s.Closing(closeReason(s, ctlErr, relayErr))
 }
 
 // newAssociation opens the relay socket on the address the client reached the
 // proxy on, so that it is reachable wherever the control connection was (or on
 // access.udp_advertise, behind a balancer that carries only TCP), and refuses the
 // request when it cannot.
-func newAssociation(s *tunnel.Session, req *socks5.Request) (*association, bool) {
+func newAssociation(s *tunnel.Session, req tunnel.Request) (*association, bool) {
 	conn := s.Conn()
 	sock, advertised, err := relaySocket(conn)
 	if err != nil {
@@ -107,7 +105,7 @@ func newAssociation(s *tunnel.Session, req *socks5.Request) (*association, bool)
 		reader:   reader,
 		writer:   writer,
 		clientIP: conn.Peer().Addr(),
-		wantPort: uint16(req.DestAddr.Port),
+		wantPort: req.Target.Port,
 		peers:    make(map[netip.AddrPort]string),
 		names:    make(map[string]resolvedName),
 		leases:   make(map[string]*shaping.Lease),
@@ -319,7 +317,7 @@ func (c *udpCounter) add(app string, n int) {
 
 func (c *udpCounter) flush() {
 	if c.n > 0 {
-		c.sess.Core().Recorder().Transferred(c.sess.User, c.app, c.direction, metrics.TransportUDP, c.n)
+		c.sess.Core().Recorder().Transferred(c.sess.User(), c.app, c.direction, metrics.TransportUDP, c.n)
 		c.byApp[c.app] += c.n
 		c.n = 0
 	}

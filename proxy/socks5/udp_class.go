@@ -14,7 +14,7 @@ import "github.com/sockshaper/sockshaper/shaping"
 // noteClass moves the session to app when app is the first class other than the
 // unclassified one that the client sends to.
 func (a *association) noteClass(app string) {
-	if app != shaping.Other && a.sess.App == shaping.Other {
+	if app != shaping.Other && a.sess.App() == shaping.Other {
 		a.sess.Reclassify(app)
 	}
 }
@@ -22,7 +22,7 @@ func (a *association) noteClass(app string) {
 // settleClass gives the session, at close, the class that moved the most bytes;
 // among other classes tied for the most, the first by name.
 func (a *association) settleClass() {
-	current := a.sess.App
+	current := a.sess.App()
 	best, most := current, a.bytesByApp[current]
 	for app, n := range a.bytesByApp {
 		if n > most || n == most && best != current && app < best {

@@ -119,11 +119,9 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 		return
 	}
 	a.noteClass(app)
-	if a.sess.Dialled == "" {
-		// The accounting line names the first destination; finish reads it only
-		// after this goroutine has ended.
-		a.sess.Dialled = dst.String()
-	}
+	// The accounting line names the first destination; the session reads it
+	// only after this goroutine has ended.
+	a.sess.NotePeer(dst)
 	a.up.add(app, len(d.payload))
 }
 
@@ -252,7 +250,7 @@ func forgetOne[K comparable, V any](m map[K]V) {
 func (a *association) lease(app string) *shaping.Lease {
 	l, ok := a.leases[app]
 	if !ok {
-		l = a.core.Lease(a.sess.User, app)
+		l = a.core.Lease(a.sess.User(), app)
 		a.leases[app] = l
 	}
 	return l

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -18,16 +19,17 @@ import (
 // with [Core.NewConn] and ends it with [Conn.End]; a front serves it. Its methods
 // are safe for concurrent use.
 type Conn struct {
-	core  *Core
-	pol   *Policy
-	nc    net.Conn
-	peer  netip.AddrPort
-	id    uint64
-	start time.Time
-	ctx   context.Context
-	stop  context.CancelFunc
-	log   *slog.Logger
-	hooks ConnHooks
+	core   *Core
+	pol    *Policy
+	nc     net.Conn
+	peer   netip.AddrPort
+	id     uint64
+	start  time.Time
+	ctx    context.Context
+	stop   context.CancelFunc
+	log    *slog.Logger
+	hooks  ConnHooks
+	secure bool // over TLS
 
 	detached atomic.Bool
 	evicted  atomic.Bool
@@ -42,14 +44,20 @@ type Conn struct {
 	owner    string // the user of an admitted session, for cuts by user
 	owned    bool
 	current  *Session
-	sessions int // started so far
+	sessions int    // started so far
+	onDrain  func() // a multiplexed connection's goodbye (HTTP/2 GOAWAY)
 }
 
 // ConnHooks are the server's parts of a connection's life.
 type ConnHooks struct {
 	// Establish moves the connection from the handshake budget to the session
-	// budget once its request has been read; see [Conn.Establish].
+	// budget once its request has been read and logged in; see [Conn.Establish].
 	Establish func() Outcome
+	// Idle hears that the connection waits for another request (true; an HTTP
+	// keep-alive connection between two requests) or that the next one has
+	// begun (false): the server gives back its session slot while it waits. It
+	// runs on the goroutine serving the connection.
+	Idle func(idle bool)
 	// Release runs once when the connection ends, before its last accounting
 	// line: the server gives back its handshake and session slots, so that once
 	// a session shows as ended its slots are free for the next connection.
@@ -57,19 +65,34 @@ type ConnHooks struct {
 	// Ended runs once after the last accounting line: the server forgets the
 	// connection.
 	Ended func()
+	// Stream returns the hooks of st, a new stream of a multiplexed
+	// connection (see [Conn.NewStream]): each stream takes a session slot of
+	// the connection's client while it relays, and the connection holds its
+	// handshake slot only while none does. The server tracks st as one more
+	// connection (drain, cuts by user). Nil: the connection carries no streams.
+	Stream func(st *Conn) ConnHooks
 }
 
 // NewConn returns the Conn of a client connection accepted from peer, under the
 // policy in force now.
 func (c *Core) NewConn(nc net.Conn, peer netip.AddrPort, hooks ConnHooks) *Conn {
 	conn := &Conn{core: c, pol: c.Policy(), nc: nc, peer: peer, id: c.nextConn.Add(1), start: time.Now(), hooks: hooks}
+	_, conn.secure = nc.(*tls.Conn)
 	conn.ctx, conn.stop = context.WithCancel(context.Background())
 	conn.log = c.log.With("conn", conn.id, "client", peer.String())
 	return conn
 }
 
-// Net returns the client's socket.
+// Net returns the client's side: its socket, its TLS connection, or its stream
+// of a multiplexed connection.
 func (conn *Conn) Net() net.Conn { return conn.nc }
+
+// Core returns the core the connection belongs to.
+func (conn *Conn) Core() *Core { return conn.core }
+
+// Secure reports whether the client speaks to the proxy over TLS: what it sends,
+// passwords included, cannot be read on the way.
+func (conn *Conn) Secure() bool { return conn.secure }
 
 // Peer returns the client's address and port (IPv4 clients in IPv4 form).
 func (conn *Conn) Peer() netip.AddrPort { return conn.peer }
@@ -90,10 +113,13 @@ func (conn *Conn) Context() context.Context { return conn.ctx }
 func (conn *Conn) Log() *slog.Logger { return conn.log }
 
 // Establish tells the server that the connection's handshake is over (its
-// request has been read): its handshake slot is given back and a session slot
-// of its client taken. A refused Outcome means the server has no session slot
-// for it (LimitReached: its client's cap; ProxyFull: the proxy's) or evicted it
-// just before (Evicted); the front answers the first two.
+// request has been read, and its client logged in where a login is needed): its
+// handshake slot is given back and a session slot of its client taken. A
+// connection that has not logged in must not call it: until then it holds
+// nothing but a handshake slot. Calling it again while the connection holds its
+// session slot does nothing. A refused Outcome means the server has no session
+// slot for it (LimitReached: its client's cap; ProxyFull: the proxy's) or
+// evicted it just before (Gone); the front answers the first two.
 func (conn *Conn) Establish() Outcome {
 	if conn.hooks.Establish == nil {
 		return Outcome{}
@@ -141,14 +167,19 @@ func (conn *Conn) RemoveCloser(c io.Closer) {
 }
 
 // SetIdle tells whether the connection waits between two requests (an HTTP
-// keep-alive connection), where the server's drain may close it at once: nothing
-// is under way. It reports false when the server is draining, in which case the
-// front closes the connection instead of waiting for another request.
+// keep-alive connection), where the server's drain may close it at once and its
+// budgets treat it as the first to go (see [ConnHooks.Idle]): nothing is under
+// way. It reports false when the server is draining, in which case the front
+// closes the connection instead of waiting for another request.
 func (conn *Conn) SetIdle(idle bool) bool {
 	conn.mu.Lock()
-	defer conn.mu.Unlock()
 	conn.idle = idle
-	return !conn.draining
+	draining := conn.draining
+	conn.mu.Unlock()
+	if conn.hooks.Idle != nil && !draining {
+		conn.hooks.Idle(idle)
+	}
+	return !draining
 }
 
 // Drain tells the connection that the server is shutting down: one that is idle
@@ -157,11 +188,40 @@ func (conn *Conn) SetIdle(idle bool) bool {
 func (conn *Conn) Drain() {
 	conn.mu.Lock()
 	conn.draining = true
-	idle := conn.idle
+	idle, onDrain := conn.idle, conn.onDrain
 	conn.mu.Unlock()
 	if idle {
 		conn.Abort()
+		return
 	}
+	if onDrain != nil {
+		onDrain()
+	}
+}
+
+// OnDrain sets what a multiplexed connection does when the server starts to
+// drain while streams are under way: tell its client to open no more (HTTP/2
+// GOAWAY). The streams go on until they end or the drain's deadline cuts them.
+func (conn *Conn) OnDrain(f func()) {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	conn.onDrain = f
+}
+
+// NewStream returns the Conn of one stream of the multiplexed connection conn
+// (an HTTP/2 stream): nc is the stream, read and written as a socket; it has
+// its own lifetime (ended with conn's), closers, cut and sessions, and conn's
+// client, policy and logger. Cutting a stream resets it alone (nc's Reset, see
+// streamResetter); cutting conn ends them all.
+func (conn *Conn) NewStream(nc net.Conn) *Conn {
+	st := &Conn{core: conn.core, pol: conn.pol, nc: nc, peer: conn.peer, id: conn.core.nextConn.Add(1),
+		start: time.Now(), secure: conn.secure}
+	st.ctx, st.stop = context.WithCancel(conn.ctx)
+	st.log = conn.log.With("stream", st.id)
+	if conn.hooks.Stream != nil {
+		st.hooks = conn.hooks.Stream(st)
+	}
+	return st
 }
 
 // Draining reports whether the server is shutting down.
@@ -179,7 +239,7 @@ func (conn *Conn) Abort() {
 	defer conn.mu.Unlock()
 	conn.aborted = true
 	conn.stop()
-	conn.nc.Close()
+	closeNow(conn.nc)
 	for _, c := range conn.closers {
 		c.Close()
 	}
@@ -204,9 +264,15 @@ func (conn *Conn) Cut(reason string) {
 	conn.Abort()
 }
 
-// resetOnClose makes the coming close of a TCP socket send a reset (SO_LINGER 0).
+// resetOnClose makes the coming close of a TCP socket, or of a TLS connection
+// on one, send a reset (SO_LINGER 0); a stream of a multiplexed connection is
+// reset at once, alone (see [streamResetter]).
 func resetOnClose(c any) {
-	if tc, ok := c.(*net.TCPConn); ok {
+	if r, ok := c.(streamResetter); ok {
+		r.Reset()
+		return
+	}
+	if tc := tcpSocket(c); tc != nil {
 		tc.SetLinger(0)
 	}
 }

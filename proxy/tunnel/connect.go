@@ -28,9 +28,9 @@ type Target struct {
 
 // Dial is a TCP CONNECT's path through the core: the policy on the destination
 // (a literal address at once, a name on every address it resolves to), the
-// resolution, the app class (s.App), and the dial, under timeouts.dial. On
+// resolution, the app class (s.app), and the dial, under timeouts.dial. On
 // success the destination socket is registered to close with the connection and
-// s.Dialled names it. A refusal has the session's result set; the front answers.
+// s.dialled names it. A refusal has the session's result set; the front answers.
 func (s *Session) Dial(t Target) (*net.TCPConn, Outcome) {
 	pol := s.conn.pol
 	if t.Host == "" {
@@ -46,29 +46,31 @@ func (s *Session) Dial(t Target) (*net.TCPConn, Outcome) {
 		if IsDenied(err) {
 			return nil, s.denied()
 		}
-		s.log.Info("resolve failed", "destination", s.Requested, "err", err)
+		s.log.Info("resolve failed", "destination", s.requested, "err", err)
 		return nil, s.refuse(Outcome{Refusal: Unresolvable, Result: metrics.ResultDialFailed, Err: err})
 	}
-	s.App = pol.Classifier.Classify(shaping.Target{Transport: "tcp", Host: t.Host, Addr: addrs[0], Port: t.Port})
-	toDest, toClient := pol.Classifier.Marks(s.App)
+	s.app = pol.Classifier.Classify(shaping.Target{Transport: "tcp", Host: t.Host, Addr: addrs[0], Port: t.Port})
+	toDest, toClient := pol.Classifier.Marks(s.app)
 	target, err := s.dial(ctx, addrs, t.Port, toDest)
 	if err != nil {
-		s.log.Info("dial failed", "destination", s.Requested, "err", err)
+		s.log.Info("dial failed", "destination", s.requested, "err", err)
 		return nil, s.refuse(Outcome{Refusal: dialRefusal(err), Result: metrics.ResultDialFailed, Err: err})
 	}
 	if !s.conn.AddCloser(target) {
 		return nil, s.refuse(Outcome{Refusal: Gone, Result: metrics.ResultDialFailed, Err: net.ErrClosed})
 	}
-	s.Dialled = target.RemoteAddr().String()
+	s.dialled = target.RemoteAddr().String()
 	s.markClient(toClient)
 	return target, Outcome{}
 }
 
 // markClient marks the packets toward the client with the class's DSCP, if it
-// has one (apps.CLASS.dscp_to_client). A mark that cannot be set costs nothing
-// but the mark.
+// has one (apps.CLASS.dscp_to_client): on its TCP socket, or the one its TLS
+// connection runs on. A stream of a multiplexed connection shares its socket
+// with the client's other streams, which the mark would reach too: it gets
+// none. A mark that cannot be set costs nothing but the mark.
 func (s *Session) markClient(m dscp.Mark) {
-	if tc, ok := s.conn.nc.(*net.TCPConn); ok && !m.IsZero() {
+	if tc := tcpSocket(s.conn.nc); tc != nil && !m.IsZero() {
 		if err := m.Set(tc); err != nil {
 			s.log.Debug("dscp toward the client", "err", err)
 		}
@@ -77,7 +79,7 @@ func (s *Session) markClient(m dscp.Mark) {
 
 // denied records a destination the policy refused.
 func (s *Session) denied() Outcome {
-	s.log.Info("destination denied", "destination", s.Requested)
+	s.log.Info("destination denied", "destination", s.requested)
 	return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultDestinationDenied, Err: errDestinationDenied})
 }
 
@@ -141,10 +143,10 @@ func (s *Session) ClassifyBySNI(t Target, dialled netip.AddrPort, pending []byte
 // reclassifyConnect gives a CONNECT session the class its TLS server name
 // chose, before it relays, and marks both of its sockets with that class's DSCP.
 func (s *Session) reclassifyConnect(app string) {
-	if app == s.App {
+	if app == s.app {
 		return
 	}
-	s.App = app
+	s.app = app
 	toDest, toClient := s.conn.pol.Classifier.Marks(app)
 	s.conn.mu.Lock()
 	closers := s.conn.closers

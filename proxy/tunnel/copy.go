@@ -48,7 +48,7 @@ func (s *Session) Copy(dst io.Writer, src io.Reader, direction string) (int64, e
 	return shaping.Copy(s.conn.ctx, cw, src, chain, func(_ int, waited time.Duration) {
 		if waited > 0 {
 			throttled.Add(int64(waited))
-			s.core.rec.Throttled(s.App, direction, waited)
+			s.core.rec.Throttled(s.app, direction, waited)
 		}
 	})
 }
@@ -68,18 +68,23 @@ type countingWriter struct {
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
+	c.add(n)
+	return n, err
+}
+
+// add counts n bytes moved.
+func (c *countingWriter) add(n int) {
 	if n > 0 {
 		c.s.Count(c.direction, int64(n))
 		if c.unflushed += int64(n); c.unflushed >= reportEvery {
 			c.flush()
 		}
 	}
-	return n, err
 }
 
 func (c *countingWriter) flush() {
 	if c.unflushed > 0 {
-		c.s.core.rec.Transferred(c.s.User, c.s.App, c.direction, metrics.TransportTCP, c.unflushed)
+		c.s.core.rec.Transferred(c.s.user, c.s.app, c.direction, metrics.TransportTCP, c.unflushed)
 		c.unflushed = 0
 	}
 }
@@ -95,7 +100,7 @@ func (s *Session) Reuse(t Target, dst *net.TCPConn) Outcome {
 	if s.core.DeniedDestination(pol, netip.AddrPortFrom(addr.Addr(), t.Port)) {
 		return s.denied()
 	}
-	s.App = pol.Classifier.Classify(shaping.Target{Transport: "tcp", Host: t.Host, Addr: addr.Addr(), Port: t.Port})
-	s.Dialled = addr.String()
+	s.app = pol.Classifier.Classify(shaping.Target{Transport: "tcp", Host: t.Host, Addr: addr.Addr(), Port: t.Port})
+	s.dialled = addr.String()
 	return Outcome{}
 }

@@ -85,6 +85,8 @@ type Core struct {
 	policy      atomic.Pointer[Policy]
 	own         ownAddrs
 	users       userSessions
+	httpsPort   atomic.Uint32 // the TLS listener's port; 0 without one
+	proxyPort   atomic.Uint32 // the plain listener's port
 	nextConn    atomic.Uint64
 	nextSession atomic.Uint64
 	// pipeWarned is when pipeFailed last logged, in Unix nanoseconds.
@@ -135,6 +137,20 @@ func (c *Core) Shaper() *shaping.Registry { return c.shaper }
 // allows: the proxy's listeners. An unspecified address stands for every local
 // address at ap's port.
 func (c *Core) AddOwnAddr(ap netip.AddrPort) { c.own.add(ap) }
+
+// SetHTTPSPort records the port the HTTPS listener listens on, which fronts name
+// to clients (the PAC file, require_tls's refusal).
+func (c *Core) SetHTTPSPort(port uint16) { c.httpsPort.Store(uint32(port)) }
+
+// SetProxyPort records the port the plain listener (listen) listens on, which
+// the PAC file names to clients that fetched it over TLS.
+func (c *Core) SetProxyPort(port uint16) { c.proxyPort.Store(uint32(port)) }
+
+// ProxyPort returns the plain listener's port; 0 before it listens.
+func (c *Core) ProxyPort() uint16 { return uint16(c.proxyPort.Load()) }
+
+// HTTPSPort returns the HTTPS listener's port; 0 without one.
+func (c *Core) HTTPSPort() uint16 { return uint16(c.httpsPort.Load()) }
 
 // UserSessions returns this instance's admitted sessions per user, for the
 // other instances of a cluster.

@@ -67,7 +67,7 @@ func relayTo(t testing.TB, core *Core, target string) net.Conn {
 	conn := core.NewConn(proxySide, AddrPortOf(proxySide.RemoteAddr()), ConnHooks{Ended: func() { close(ended) }})
 	t.Cleanup(func() { conn.Abort(); <-ended })
 	s := conn.NewSession("test")
-	s.User = "alice"
+	s.user = "alice"
 	dst := netip.MustParseAddrPort(target)
 	tc, o := s.Dial(Target{Addr: dst.Addr(), Port: dst.Port()})
 	if !o.OK() {

@@ -21,25 +21,35 @@ var (
 )
 
 // Login checks user's password with the connection's authenticator, under ctx
-// (which the front ends at the handshake deadline or when the client hangs up).
-// The front counts the attempt (Recorder.AuthAttempt with the outcome's result)
-// once the client has its answer. On success the session is the user's; otherwise its
+// (which the front ends at the handshake deadline or when the client hangs up),
+// and counts the attempt by its result. On success the session is the user's,
+// for everything that follows: admission, buckets, accounting. Otherwise its
 // accounting line names the user tried (the logger escapes it, so a name cannot
-// forge a line) and says why in its close reason, and the error says it for the
-// log. The connection's policy must have an authenticator.
-func (s *Session) Login(ctx context.Context, user, password string) (auth.Outcome, error) {
+// forge a line) and says why in its close reason, and the log says it. The front
+// tells its client (a wrong login and a throttled one look the same to it). The
+// connection's policy must have an authenticator.
+func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome {
 	out := s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password)
+	s.core.rec.AuthAttempt(out.Result)
 	if out.Result == auth.ResultOK {
-		s.SetUser(out.Identity.User)
-		if s.core.shaper != nil {
-			// A directory's group chooses the user's buckets (shaping.members wins).
-			s.core.shaper.SetUserGroup(out.Identity.User, out.Identity.Group)
-		}
-		return out, nil
+		s.LoggedIn(out.Identity)
+		return out
 	}
-	s.User = user
-	s.Fail(metrics.ResultAuthFailed, "auth_"+out.Result)
-	return out, fmt.Errorf("login as %q: %w", user, loginError(out))
+	s.user = user
+	s.Refuse(metrics.ResultAuthFailed, "auth_"+out.Result)
+	s.log.Info("login failed", "err", fmt.Errorf("login as %q: %w", user, loginError(out)))
+	return out
+}
+
+// LoggedIn makes the session the verified identity's: a login checked by
+// [Session.Login], or one the front verified for the whole connection and
+// reuses (a later request on it).
+func (s *Session) LoggedIn(id auth.Identity) {
+	s.setUser(id.User)
+	if s.core.shaper != nil {
+		// A directory's group chooses the user's buckets (shaping.members wins).
+		s.core.shaper.SetUserGroup(id.User, id.Group)
+	}
 }
 
 func loginError(out auth.Outcome) error {

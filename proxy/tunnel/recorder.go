@@ -35,14 +35,20 @@ type Recorder interface {
 	// SessionReset counts a session the proxy cut with a TCP reset, by reason
 	// (shutdown, revoked, stalled, error).
 	SessionReset(reason string)
-	// HandshakeStarted counts a connection that took a handshake slot;
-	// HandshakeEnded one that gave it back (its handshake ended or it was evicted),
-	// once per HandshakeStarted.
-	HandshakeStarted()
-	HandshakeEnded()
+	// HandshakeSlots adds delta (+1 or -1) to the handshake slots held in stage
+	// (metrics.StageSilent, StageTalking, StageIdle): a connection takes one at
+	// accept, moves it between stages, and gives it back when its handshake ends,
+	// it is evicted, or it ends.
+	HandshakeSlots(stage string, delta int)
 	// HandshakeEvicted counts an unfinished handshake closed to make room for a new
 	// connection; scope says which cap was full (client or global).
 	HandshakeEvicted(scope string)
+	// TLSHandshakeFailed counts a failed TLS handshake with a client on the
+	// HTTPS listener, by reason (tlscert.FailureReasons).
+	TLSHandshakeFailed(reason string)
+	// HTTP2Conn adds delta (+1 at its start, -1 at its end) to the HTTP/2
+	// connections open; at the end, streams is how many it carried.
+	HTTP2Conn(delta, streams int)
 	// Budget reports a connection budget in force by its config key (such as
 	// max_handshakes), at start and after each reload.
 	Budget(name string, value int)
@@ -62,7 +68,8 @@ func (NopRecorder) InboundRefused(string)                                       
 func (NopRecorder) Dialed(string, time.Duration)                                {}
 func (NopRecorder) Handshake(time.Duration)                                     {}
 func (NopRecorder) SessionReset(string)                                         {}
-func (NopRecorder) HandshakeStarted()                                           {}
-func (NopRecorder) HandshakeEnded()                                             {}
+func (NopRecorder) HandshakeSlots(string, int)                                  {}
 func (NopRecorder) HandshakeEvicted(string)                                     {}
 func (NopRecorder) Budget(string, int)                                          {}
+func (NopRecorder) TLSHandshakeFailed(string)                                   {}
+func (NopRecorder) HTTP2Conn(int, int)                                          {}

@@ -113,6 +113,9 @@ func (s *Session) newHalfPipe(dst, src net.Conn, direction string, bytes, thrott
 		direction: direction, bytes: bytes, throttled: throttled}
 	h.next.R = src
 	h.out = stallWriter{conn: dst, stall: stallDeadline{conn: dst, after: idle}}
+	if !retryableWrites(dst) {
+		h.out.stall.after = 0 // a timed-out write is final: see retryableWrites
+	}
 	h.slack = min(min(idle, reportInterval)/4, maxDeadlineSlack)
 	h.flushed = time.Now() // the first report is due in reportInterval, not at the first step
 	if h.splice != nil {
@@ -163,7 +166,7 @@ func (r *tcpRelay) done() {
 		return
 	}
 	r.lease.release()
-	r.sess.Reason = r.sess.closeReason(r.down.err, r.up.err)
+	r.sess.reason = r.sess.closeReason(r.down.err, r.up.err)
 	r.sess.conn.End()
 }
 
@@ -262,7 +265,7 @@ func closeWrite(c net.Conn) {
 // unshaped.
 type sessionLease struct{ *shaping.Lease }
 
-func (s *Session) acquire() sessionLease { return sessionLease{s.core.Lease(s.User, s.App)} }
+func (s *Session) acquire() sessionLease { return sessionLease{s.core.Lease(s.user, s.app)} }
 
 // Lease returns a lease on user's buckets for app class app, or nil when the
 // core has no shaper. The caller releases it.

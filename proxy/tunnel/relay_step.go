@@ -49,7 +49,9 @@ func (h *halfPipe) copy(shaped bool) (int64, error) {
 	if shaped {
 		n, err = shaping.Copy(h.sess.conn.ctx, &h.out, &h.next, h.chain, h.observe)
 	} else {
-		n, err = io.Copy(&h.out, &h.next)
+		bp := copyBufPool.Get().(*[]byte)
+		n, err = io.CopyBuffer(&h.out, &h.next, *bp)
+		copyBufPool.Put(bp)
 		h.count(n)
 	}
 	if n == 0 && err == nil {
@@ -153,7 +155,7 @@ func (h *halfPipe) observe(n int, waited time.Duration) {
 	h.count(int64(n))
 	if waited > 0 {
 		h.throttled.Add(int64(waited))
-		h.sess.core.rec.Throttled(h.sess.App, h.direction, waited)
+		h.sess.core.rec.Throttled(h.sess.app, h.direction, waited)
 		h.sess.quota.Throttled(waited)
 	}
 	if h.unflushed >= reportEvery {
@@ -164,7 +166,7 @@ func (h *halfPipe) observe(n int, waited time.Duration) {
 func (h *halfPipe) flush() {
 	h.flushed = time.Now()
 	if h.unflushed > 0 {
-		h.sess.core.rec.Transferred(h.sess.User, h.sess.App, h.direction, metrics.TransportTCP, h.unflushed)
+		h.sess.core.rec.Transferred(h.sess.user, h.sess.app, h.direction, metrics.TransportTCP, h.unflushed)
 		h.unflushed = 0
 	}
 }

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,19 +13,21 @@ import (
 	"github.com/sockshaper/sockshaper/usage"
 )
 
-// Record is what a session's accounting line says besides its counters. The
-// front fills in who and what (Front, Command, User, Requested); the core fills
-// in where and as what (Dialled, App) and, with the front, how it ended (Result,
-// Reason). Its fields belong to the goroutine serving the session.
-type Record struct {
-	Front     string // the protocol: socks5 or http
-	Command   string // a metrics command label value
-	User      string // as logged in, or as tried when the login failed
-	Requested string // the destination as the client gave it
-	Dialled   string // the address dialled (a UDP association's first peer)
-	App       string // the app class
-	Result    string // a metrics result label value
-	Reason    string // the close reason; Result when empty
+// record is what a session's accounting line says besides its counters: who
+// and what (front, command, user, requested), where and as what (dialled,
+// app), and how it ended (result, reason). Only the core writes it, from the
+// request a front read ([Session.Read]), the outcomes of its own steps, and a
+// front's refusals ([Session.Refuse]); its fields belong to the goroutine
+// serving the session, then to the relay goroutine that finishes last.
+type record struct {
+	front     string // the protocol: socks5, http, https, http2
+	command   string // a metrics command label value
+	user      string // as logged in, or as tried when the login failed
+	requested string // the destination as the client gave it
+	dialled   string // the address dialled (a UDP association's first peer)
+	app       string // the app class
+	result    string // a metrics result label value
+	reason    string // the close reason; result when empty
 }
 
 // Session is one request on a connection, from its reading to its accounting
@@ -32,7 +35,7 @@ type Record struct {
 // request. Its counters are safe for concurrent use; its Record belongs to the
 // goroutine serving it, then to the relay goroutine that finishes last.
 type Session struct {
-	Record
+	record
 	conn  *Conn
 	core  *Core
 	id    uint64
@@ -56,7 +59,7 @@ type Session struct {
 // part of it; later ones (HTTP keep-alive) start with their request.
 func (conn *Conn) NewSession(front string) *Session {
 	s := &Session{conn: conn, core: conn.core, id: conn.core.nextSession.Add(1), start: time.Now(), log: conn.log}
-	s.Front, s.Command, s.App, s.Result = front, metrics.CommandNone, shaping.Other, metrics.ResultProtocolError
+	s.front, s.command, s.app, s.result = front, metrics.CommandNone, shaping.Other, metrics.ResultProtocolError
 	conn.mu.Lock()
 	if conn.sessions == 0 {
 		s.start = conn.start
@@ -83,61 +86,83 @@ func (s *Session) Log() *slog.Logger { return s.log }
 // Start returns when the session started.
 func (s *Session) Start() time.Time { return s.start }
 
-// SetUser records who the session is for, in the accounting line and its log.
-func (s *Session) SetUser(user string) {
-	s.User = user
+// User returns who the session is for: as logged in, or as tried when the
+// login failed; "" for the anonymous user of no-auth mode.
+func (s *Session) User() string { return s.user }
+
+// App returns the session's app class.
+func (s *Session) App() string { return s.app }
+
+// Requested returns the destination as the client wrote it.
+func (s *Session) Requested() string { return s.requested }
+
+// setUser records who the session is for, in the accounting line and its log.
+func (s *Session) setUser(user string) {
+	s.user = user
 	s.log = s.log.With("user", user)
 }
 
-// Fail records why the session ended before it relayed: its result label value
-// and, when it says more, its close reason.
-func (s *Session) Fail(result, reason string) {
-	s.Result, s.Reason = result, reason
+// Read records the request its front read: what the session is for, in its
+// metrics and accounting line. A session ends with the last request read.
+func (s *Session) Read(req Request) {
+	s.command, s.requested = req.Command, req.Requested
 }
 
-// AdmitUser applies max_sessions_per_user and the user's quota, and makes the
+// Refuse records a front's own refusal of the session's request, before it
+// relayed: its result label value (a metrics.Result* value) and, when it says
+// more, its close reason. The front answers its client itself.
+func (s *Session) Refuse(result, reason string) {
+	s.result, s.reason = result, reason
+}
+
+// Closing records why the session ends, when it is not the result: a
+// handshake that timed out (ReasonTimeout), an open session broken by a
+// socket error (ReasonError). A cut's reason, when the connection was cut,
+// takes its place at the session's end.
+func (s *Session) Closing(reason string) { s.reason = reason }
+
+// admitUser applies max_sessions_per_user and the user's quota, and makes the
 // connection its user's, which a reload that removes the user cuts. A user
 // removed by a reload while their login was under way is refused here, and so is
 // a user whose allowance is used up under a refusing quota (the Outcome's Err
-// says which, for a front that can tell the client). On a refusal the session
-// has its result; the front answers.
-func (s *Session) AdmitUser() Outcome {
+// says which, for a front that can tell the client).
+func (s *Session) admitUser() Outcome {
 	pol := s.conn.pol
-	if cur := s.core.Policy(); cur != pol && cur.Roster != nil && !cur.Roster.Has(s.User) {
+	if cur := s.core.Policy(); cur != pol && cur.Roster != nil && !cur.Roster.Has(s.user) {
 		return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultAuthFailed})
 	}
-	if !s.core.users.admit(s.User, pol.Config.Limits.MaxSessionsPerUser) {
+	if !s.core.users.admit(s.user, pol.Config.Limits.MaxSessionsPerUser) {
 		return s.refuse(Outcome{Refusal: LimitReached, Result: metrics.ResultLimitReached})
 	}
-	if !s.core.reserveSlot(s.Context(), s.User, pol.Config.Limits.MaxSessionsPerUser) {
-		s.core.users.release(s.User)
+	if !s.core.reserveSlot(s.Context(), s.user, pol.Config.Limits.MaxSessionsPerUser) {
+		s.core.users.release(s.user)
 		return s.refuse(Outcome{Refusal: LimitReached, Result: metrics.ResultLimitReached})
 	}
-	quota, err := s.core.usage.Admit(s.User, s.Front, s.Command)
+	quota, err := s.core.usage.Admit(s.user, s.front, s.command)
 	if err != nil {
-		s.core.releaseUser(s.User)
+		s.core.releaseUser(s.user)
 		s.log.Info("session refused over quota", "err", err)
 		return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultQuotaExceeded, Err: err})
 	}
 	s.quota = quota
 	s.userAdmitted = true
 	s.conn.mu.Lock()
-	s.conn.owner, s.conn.owned = s.User, true
+	s.conn.owner, s.conn.owned = s.user, true
 	s.conn.mu.Unlock()
 	return Outcome{}
 }
 
 // refuse records o's result and returns o.
 func (s *Session) refuse(o Outcome) Outcome {
-	s.Result = o.Result
+	s.result = o.Result
 	return o
 }
 
 // Open marks the session as relaying, for the active-session gauge.
 func (s *Session) Open() {
 	s.opened = true
-	s.Result = metrics.ResultOK
-	s.core.rec.SessionOpened(s.Front, s.Command, s.App)
+	s.result = metrics.ResultOK
+	s.core.rec.SessionOpened(s.front, s.command, s.app)
 }
 
 // Opened reports whether the session started relaying.
@@ -147,13 +172,13 @@ func (s *Session) Opened() bool { return s.opened }
 // its class from its datagrams): the gauge follows at once, the accounting line
 // at the end.
 func (s *Session) Reclassify(app string) {
-	if app == s.App {
+	if app == s.app {
 		return
 	}
 	if s.opened {
-		s.core.rec.SessionReclassified(s.Front, s.Command, s.App, app)
+		s.core.rec.SessionReclassified(s.front, s.command, s.app, app)
 	}
-	s.App = app
+	s.app = app
 }
 
 // Count adds n bytes moved in direction (metrics.DirectionUpload: client to
@@ -198,41 +223,41 @@ func (s *Session) End() {
 func (s *Session) end() {
 	s.lease.release()
 	if s.userAdmitted {
-		s.core.releaseUser(s.User)
+		s.core.releaseUser(s.user)
 	}
 	limited := s.quota.Limited()
 	s.quota.Close()
 	if r := s.conn.cutBy.Load(); r != nil && s.opened {
-		s.Reason = *r
+		s.reason = *r
 	}
 	if !s.opened && s.conn.Evicted() {
-		s.Result, s.Reason = metrics.ResultLimitReached, ReasonEvicted
+		s.result, s.reason = metrics.ResultLimitReached, ReasonEvicted
 	}
 	d := time.Since(s.start)
 	if s.opened {
-		s.core.rec.SessionClosed(s.Front, s.Command, s.App, s.Result, d)
+		s.core.rec.SessionClosed(s.front, s.command, s.app, s.result, d)
 	} else {
-		s.core.rec.SessionRejected(s.Front, s.Command, s.App, s.Result)
+		s.core.rec.SessionRejected(s.front, s.command, s.app, s.result)
 	}
-	if s.Reason == "" {
-		s.Reason = s.Result
+	if s.reason == "" {
+		s.reason = s.result
 	}
 	s.core.acct.LogAttrs(context.Background(), slog.LevelInfo, "session",
 		slog.Uint64("session", s.id),
 		slog.String("client", s.conn.peer.String()),
-		slog.String("front", s.Front),
-		slog.String("user", displayUser(s.User)),
-		slog.String("command", s.Command),
-		slog.String("destination", s.Requested),
-		slog.String("dialled", s.Dialled),
-		slog.String("app", s.App),
-		slog.String("result", s.Result),
+		slog.String("front", s.front),
+		slog.String("user", displayUser(s.user)),
+		slog.String("command", s.command),
+		slog.String("destination", s.requested),
+		slog.String("dialled", s.dialled),
+		slog.String("app", s.app),
+		slog.String("result", s.result),
 		slog.Int64("bytes_up", s.up.Load()),
 		slog.Int64("bytes_down", s.down.Load()),
 		slog.Duration("duration", d),
 		slog.Duration("throttled_up", time.Duration(s.throttledUp.Load())),
 		slog.Duration("throttled_down", time.Duration(s.throttledDown.Load())),
-		slog.String("close_reason", s.Reason),
+		slog.String("close_reason", s.reason),
 		slog.Bool("quota_limited", limited),
 	)
 }
@@ -243,4 +268,13 @@ func displayUser(u string) string {
 		return "-"
 	}
 	return u
+}
+
+// NotePeer records the first peer the session reached when no dial named one
+// (a UDP association's first destination, a BIND's peer), for the accounting
+// line.
+func (s *Session) NotePeer(ap netip.AddrPort) {
+	if s.dialled == "" {
+		s.dialled = ap.String()
+	}
 }

@@ -33,7 +33,7 @@ func (g *grantingSlots) Release(string) {
 }
 
 // admitSession opens a connection to core and a session of alice on it, and
-// runs AdmitUser.
+// admits her (max_sessions_per_user, quota).
 func admitSession(t *testing.T, core *Core) (*Session, Outcome) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -53,8 +53,8 @@ func admitSession(t *testing.T, core *Core) (*Session, Outcome) {
 	conn := core.NewConn(proxySide, AddrPortOf(proxySide.RemoteAddr()), ConnHooks{})
 	t.Cleanup(conn.Abort)
 	s := conn.NewSession("test")
-	s.SetUser("alice")
-	return s, s.AdmitUser()
+	s.user = "alice"
+	return s, s.admitUser()
 }
 
 // TestAdmitUserReservesClusterSlots: a session the local count admits then

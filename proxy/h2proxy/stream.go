@@ -1,0 +1,153 @@
+package h2proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// stream is one HTTP/2 stream as the core sees a client's side: what the
+// client sends on it (its request body) is read, and what the proxy writes
+// goes out at once as DATA frames. Closing it ends the stream: its handler may
+// return once no read or write is under way, since net/http's ResponseWriter
+// must not be used after the handler has returned. Reset ends it with
+// RST_STREAM instead, so that the client sees an error and not a complete
+// response (a cut tunnel). Its methods are safe for concurrent use.
+type stream struct {
+	body          io.ReadCloser
+	w             http.ResponseWriter
+	rc            *http.ResponseController
+	local, remote net.Addr
+
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when ops drops to 0 after the close
+	ops     int       // reads, writes and deadline changes under way
+	writing int       // writes under way
+	closed  bool
+	reset   bool
+	done    chan struct{} // closed by Close
+}
+
+func newStream(w http.ResponseWriter, r *http.Request, conn net.Conn) *stream {
+	st := &stream{body: r.Body, w: w, rc: http.NewResponseController(w), local: conn.LocalAddr(),
+		remote: conn.RemoteAddr(), done: make(chan struct{})}
+	st.cond.L = &st.mu
+	return st
+}
+
+// enter counts an operation in, unless the stream is closed.
+func (st *stream) enter() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return false
+	}
+	st.ops++
+	return true
+}
+
+func (st *stream) leave() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ops--; st.ops == 0 && st.closed {
+		st.cond.Broadcast()
+	}
+}
+
+func (st *stream) Read(p []byte) (int, error) {
+	if !st.enter() {
+		return 0, net.ErrClosed
+	}
+	defer st.leave()
+	return st.body.Read(p)
+}
+
+func (st *stream) Write(p []byte) (int, error) {
+	if !st.enter() {
+		return 0, net.ErrClosed
+	}
+	defer st.leave()
+	st.mu.Lock()
+	st.writing++
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		st.writing--
+		st.mu.Unlock()
+	}()
+	n, err := st.w.Write(p)
+	if err == nil {
+		err = st.rc.Flush()
+	}
+	return n, err
+}
+
+// Close ends the stream: a read under way returns (the body is closed), and so
+// does a write blocked on the client's flow control (its deadline passes, which
+// resets the stream: the transfer was cut short); the handler's wait ends once
+// they have. A stream closed with nothing under way ends cleanly when its
+// handler returns.
+func (st *stream) Close() error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	st.ops++ // this close's own use of the writer, which the handler waits for
+	blocked := st.writing > 0
+	close(st.done)
+	st.mu.Unlock()
+	defer st.leave()
+	st.body.Close()
+	if blocked {
+		st.rc.SetWriteDeadline(time.Now())
+	}
+	return nil
+}
+
+// Reset makes the stream end with RST_STREAM, and closes it.
+func (st *stream) Reset() {
+	st.mu.Lock()
+	st.reset = true
+	st.mu.Unlock()
+	st.Close()
+}
+
+// wait blocks until the stream is closed and no read or write is under way,
+// and reports whether it was reset.
+func (st *stream) wait() (reset bool) {
+	<-st.done
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.ops > 0 {
+		st.cond.Wait()
+	}
+	return st.reset
+}
+
+func (st *stream) LocalAddr() net.Addr  { return st.local }
+func (st *stream) RemoteAddr() net.Addr { return st.remote }
+
+func (st *stream) SetDeadline(t time.Time) error {
+	st.SetReadDeadline(t)
+	return st.SetWriteDeadline(t)
+}
+
+func (st *stream) SetReadDeadline(t time.Time) error {
+	if !st.enter() {
+		return net.ErrClosed
+	}
+	defer st.leave()
+	return st.rc.SetReadDeadline(t)
+}
+
+func (st *stream) SetWriteDeadline(t time.Time) error {
+	if !st.enter() {
+		return net.ErrClosed
+	}
+	defer st.leave()
+	return st.rc.SetWriteDeadline(t)
+}
