@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,18 +45,23 @@ func fakePeer(t *testing.T, rc *redis.Client, name, report string) (stop func())
 type hostileCluster struct {
 	a, b *process
 	rc   *redis.Client
-	// outages are the instances' outages counted before the test's (an
-	// exchange at start may take too long on a busy machine).
-	outages [2]float64
 }
 
-// newOutages returns the outages the instances counted since they saw each
-// other.
-func (hc *hostileCluster) newOutages() (n float64) {
-	for i, d := range []*process{hc.a, hc.b} {
-		n += d.metric(`sockshaper_cluster_outages_total`) - hc.outages[i]
+// outagesFromData returns the errors of the outages the instances logged that
+// were not timeouts: those a bad value in Redis caused. (An exchange that
+// takes longer than a period, as one may on a machine busy enough, is an
+// outage too, and says so: "i/o timeout".)
+func (hc *hostileCluster) outagesFromData() []string {
+	var errs []string
+	for _, d := range []*process{hc.a, hc.b} {
+		for _, rec := range d.logRecords() {
+			err := fmt.Sprint(rec["err"])
+			if strings.HasPrefix(fmt.Sprint(rec["msg"]), "redis unreachable") && !strings.Contains(err, "timeout") {
+				errs = append(errs, err)
+			}
+		}
 	}
-	return n
+	return errs
 }
 
 func startHostileCluster(t *testing.T) *hostileCluster {
@@ -67,9 +74,6 @@ func startHostileCluster(t *testing.T) *hostileCluster {
 	t.Cleanup(func() { hc.rc.Close() })
 	hc.a.waitMetric(`sockshaper_cluster_peers`, 2)
 	hc.b.waitMetric(`sockshaper_cluster_peers`, 2)
-	for i, d := range []*process{hc.a, hc.b} {
-		hc.outages[i] = d.metric(`sockshaper_cluster_outages_total`)
-	}
 	return hc
 }
 
@@ -141,8 +145,8 @@ func TestHostileDemand(t *testing.T) {
 			t.Errorf("%s: alice moves %.0f B/s, want between %.0f and her limit %d (+15%%)", tc.name, r, tc.min*limit, limit)
 		}
 	}
-	if n := hc.newOutages(); n != 0 {
-		t.Errorf("%v outages counted: a bad report is not an outage", n)
+	if errs := hc.outagesFromData(); len(errs) != 0 {
+		t.Errorf("outages caused by a bad report: %q", errs)
 	}
 	for _, d := range []*process{hc.a, hc.b} {
 		if n := d.metric(`sockshaper_cluster_bad_reports_total{reason="malformed"}`); n < 1 {
@@ -184,19 +188,24 @@ func TestHostileUsageField(t *testing.T) {
 	if day == "" {
 		t.Fatal("no usage totals in Redis after 5 s of download")
 	}
-	hc.rc.HSet(ctx, day, "alice|down", "lots", "alice|up", "1e999")
-	time.Sleep(2500 * time.Millisecond)
-	down, err := hc.rc.HGet(ctx, day, "alice|down").Int64()
-	t.Logf("alice's day total after the poisoned field: %d (err %v)", down, err)
-	if err != nil || down < 100<<10 {
-		t.Errorf("alice's download total in Redis: %d, %v; want it counting again", down, err)
-	}
-	if n := hc.newOutages(); n != 0 {
-		t.Errorf("%v outages counted: a bad usage field is not an outage", n)
-	}
+	// Poisoned up to three times: an answer lost to a timeout on a busy
+	// machine loses its count of the values replaced, not the replacement.
 	var counted float64
-	for _, d := range []*process{hc.a, hc.b} {
-		counted += max(d.metric(`sockshaper_cluster_bad_reports_total{reason="usage"}`), 0)
+	for try := 0; try < 3 && counted < 1; try++ {
+		hc.rc.HSet(ctx, day, "alice|down", "lots", "alice|up", "1e999")
+		time.Sleep(2500 * time.Millisecond)
+		down, err := hc.rc.HGet(ctx, day, "alice|down").Int64()
+		t.Logf("alice's day total after the poisoned field: %d (err %v)", down, err)
+		if err != nil || down < 100<<10 {
+			t.Errorf("alice's download total in Redis: %d, %v; want it counting again", down, err)
+		}
+		counted = 0
+		for _, d := range []*process{hc.a, hc.b} {
+			counted += max(d.metric(`sockshaper_cluster_bad_reports_total{reason="usage"}`), 0)
+		}
+	}
+	if errs := hc.outagesFromData(); len(errs) != 0 {
+		t.Errorf("outages caused by a bad usage field: %q", errs)
 	}
 	if counted < 1 {
 		t.Errorf("sockshaper_cluster_bad_reports_total{reason=\"usage\"} = %v over both instances, want the bad fields counted", counted)
