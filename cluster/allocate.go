@@ -14,6 +14,8 @@
 // Redis is needed to start an instance.
 package cluster
 
+import "math"
+
 // Demand is one instance's use of one limited bucket over the last period.
 type Demand struct {
 	// Used is the bytes per second the bucket passed.
@@ -41,13 +43,21 @@ const (
 // did not wait get what they used plus headroom; those that waited share what is
 // left in proportion to their sessions (so sessions of one user are about equal
 // across instances, as they are within one); when nobody waited, the spare is
-// shared by sessions too, so that any instance can grow. The parts add up to the
-// limit. An instance alone, or absent from demands, is given the whole limit.
+// shared by sessions too, so that any instance can grow. An instance alone, or
+// absent from demands, is given the whole limit.
+//
+// Demands come from other instances through Redis and are not trusted: a
+// negative or NaN use counts as none, a use above the limit as the limit (no
+// instance can pass more than all of it), and sessions are taken between 1 and
+// what one instance could hold. So for any finite positive limit, whatever the
+// demands, every instance's part is finite and above 0 and at most the limit,
+// and the parts add up to the limit.
 func Allocate(limit float64, self string, demands map[string]Demand) float64 {
 	mine, ok := demands[self]
-	if !ok || len(demands) == 1 || limit <= 0 {
+	if !ok || len(demands) == 1 || !(limit > 0) || math.IsInf(limit, 1) {
 		return limit
 	}
+	// Work in fractions of the limit, so that no sum overflows whatever the limit.
 	var claimed, waitingSessions, allSessions float64
 	for _, d := range demands {
 		allSessions += sessions(d)
@@ -59,30 +69,35 @@ func Allocate(limit float64, self string, demands map[string]Demand) float64 {
 	}
 	var part, total float64
 	switch {
-	case waitingSessions == 0 && claimed <= limit:
+	case waitingSessions == 0 && claimed <= 1:
 		// Nobody waits: everyone has what it uses, and the spare by sessions.
-		return want(limit, mine) + (limit-claimed)*sessions(mine)/allSessions
+		return limit * min(want(limit, mine)+(1-claimed)*sessions(mine)/allSessions, 1)
 	case waitingSessions == 0:
 		// Claims above the limit (headroom): scale them down.
 		return limit * want(limit, mine) / claimed
 	}
-	rest := max(limit-claimed, minSaturatedShare*limit)
+	rest := max(1-claimed, minSaturatedShare)
 	if mine.Waiting {
 		part = rest * sessions(mine) / waitingSessions
 	} else {
 		part = want(limit, mine)
 	}
-	if total = claimed + rest; total > limit {
-		part *= limit / total
+	if total = claimed + rest; total > 1 {
+		part /= total
 	}
-	return part
+	return limit * min(part, 1)
 }
 
-// want is what an instance that did not wait is given: what it used, and
-// headroom.
+// want is what an instance that did not wait is given, as a fraction of the
+// limit: what it used (at most all of it), and headroom.
 func want(limit float64, d Demand) float64 {
-	return max(d.Used*headroom, minUnsaturated*limit)
+	used := d.Used / limit
+	if !(used >= 0) { // negative, NaN
+		used = 0
+	}
+	return max(min(used, 1)*headroom, minUnsaturated)
 }
 
-// sessions is an instance's weight: its sessions, at least one.
-func sessions(d Demand) float64 { return float64(max(d.Sessions, 1)) }
+// sessions is an instance's weight: its sessions, at least one and at most
+// what one instance could hold.
+func sessions(d Demand) float64 { return float64(min(max(d.Sessions, 1), maxReportedSessions)) }

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -105,4 +107,80 @@ func TestAllocateConverges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkAllocate checks Allocate's promise for every instance of demands: a
+// part finite, above 0 and at most the limit, and the parts adding up to the
+// limit.
+func checkAllocate(t *testing.T, limit float64, demands map[string]Demand) {
+	t.Helper()
+	if got := Allocate(limit, "absent", demands); got != limit {
+		t.Fatalf("limit %g: an instance absent from the demands gets %g, want the limit", limit, got)
+	}
+	if len(demands) == 0 {
+		return
+	}
+	var sum float64
+	for self := range demands {
+		part := Allocate(limit, self, demands)
+		if math.IsNaN(part) || math.IsInf(part, 0) || part <= 0 || part > limit*(1+1e-12) {
+			t.Fatalf("limit %g: %s's part is %g (demands %+v)", limit, self, part, demands)
+		}
+		sum += part
+	}
+	if math.Abs(sum-limit) > 1e-9*limit {
+		t.Fatalf("limit %g: parts add up to %g (demands %+v)", limit, sum, demands)
+	}
+}
+
+// TestAllocateHostileDemand: demands no instance could report (a use above the
+// limit, overflowing to +Inf with headroom; negative; NaN; negative or
+// enormous session counts) keep the promise, and count as the most an
+// instance could honestly claim: a use above the limit as the limit.
+func TestAllocateHostileDemand(t *testing.T) {
+	const limit = 1 << 20
+	honest := Demand{Used: limit / 2, Waiting: true, Sessions: 2}
+	for _, bad := range []Demand{
+		{Used: 1e300}, {Used: 1.7e308}, {Used: math.MaxFloat64, Waiting: true},
+		{Used: math.Inf(1)}, {Used: math.NaN()}, {Used: -1e300, Sessions: -5},
+		{Used: 1, Waiting: true, Sessions: math.MaxInt}, {Used: 1, Waiting: true, Sessions: math.MinInt},
+	} {
+		demands := map[string]Demand{"a": honest, "b": honest, "liar": bad}
+		checkAllocate(t, limit, demands)
+		clamped := bad
+		clamped.Used = min(max(bad.Used, 0), limit)
+		if math.IsNaN(bad.Used) {
+			clamped.Used = 0
+		}
+		for self := range demands {
+			sane := map[string]Demand{"a": honest, "b": honest, "liar": clamped}
+			if got, want := Allocate(limit, self, demands), Allocate(limit, self, sane); math.Abs(got-want) > 1e-9*limit {
+				t.Errorf("liar %+v: %s gets %g, as if the liar claimed %+v it would get %g", bad, self, got, clamped, want)
+			}
+		}
+	}
+}
+
+// FuzzAllocate: for any limit from 1 B/s up and up to eight instances' demands
+// of any values, Allocate keeps its promise.
+func FuzzAllocate(f *testing.F) {
+	f.Add(float64(1<<20), []byte{})
+	f.Add(float64(1000), []byte("\x00\x00\x00\x00\x00\x00\xf0\x7f\x01\x05\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add(float64(1e300), []byte("\xff\xff\xff\xff\xff\xff\xef\x7f\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00"+
+		"\x00\x00\x00\x00\x00\x00\xf8\x7f\x01\xff\xff\xff\xff\xff\xff\xff\x7f"))
+	f.Add(float64(1), []byte(strings.Repeat("\x01\x00\x00\x00\x00\x00\x00\x80\x01\x00\x00\x00\x00\x00\x00\x00\x80", 8)))
+	f.Fuzz(func(t *testing.T, limit float64, b []byte) {
+		if !(limit >= 1 && limit <= math.MaxFloat64/4) {
+			t.Skip("a config's limits are at least 1 B/s")
+		}
+		demands := map[string]Demand{}
+		for i := 0; len(b) >= 17 && i < 8; i, b = i+1, b[17:] {
+			demands[fmt.Sprint(i)] = Demand{
+				Used:     math.Float64frombits(binary.LittleEndian.Uint64(b)),
+				Waiting:  b[8]&1 == 1,
+				Sessions: int(int64(binary.LittleEndian.Uint64(b[9:]))),
+			}
+		}
+		checkAllocate(t, limit, demands)
+	})
 }

@@ -2,18 +2,49 @@ package cluster
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/internal/redistest"
 )
 
-// countingRecorder counts exchanges by outcome.
+// countingRecorder counts exchanges by outcome, bad values by reason and
+// reservations by result.
 type countingRecorder struct {
-	mu        sync.Mutex
-	ok, fails int
-	peers     int
+	mu           sync.Mutex
+	ok, fails    int
+	peers        int
+	bad          map[string]int
+	reservations map[string]int
+}
+
+func (r *countingRecorder) ClusterBadReport(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bad == nil {
+		r.bad = map[string]int{}
+	}
+	r.bad[reason]++
+}
+
+func (r *countingRecorder) ClusterReservation(result string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reservations == nil {
+		r.reservations = map[string]int{}
+	}
+	r.reservations[result]++
+}
+
+func (r *countingRecorder) badCount(reason string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bad[reason]
 }
 
 func (r *countingRecorder) ClusterExchange(ok bool, _ time.Duration) {
@@ -52,15 +83,15 @@ func TestExchangeThroughRedis(t *testing.T) {
 	rec := &countingRecorder{}
 	a, b := newNode(t, srv.URL(), "a", rec), newNode(t, srv.URL(), "b", nil)
 	ctx := context.Background()
-	ra := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 1000, Waiting: true, Sessions: 3}}, Sessions: map[string]int{"alice": 3}}
-	rb := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 500, Sessions: 1}}, Sessions: map[string]int{"alice": 1}}
+	ra := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 1000, Waiting: true, Sessions: 3}}}
+	rb := Report{Buckets: map[string]Demand{"user:alice:d": {Used: 500, Sessions: 1}}}
 	a.Exchange(ctx, ra)
 	vb := b.Exchange(ctx, rb)
 	va := a.Exchange(ctx, ra)
 	if !va.Connected || va.Peers != 2 || va.Others["b"].Buckets["user:alice:d"] != rb.Buckets["user:alice:d"] {
 		t.Fatalf("a's view: %+v", va)
 	}
-	if vb.Peers != 2 || vb.Others["a"].Sessions["alice"] != 3 {
+	if vb.Peers != 2 || vb.Others["a"].Buckets["user:alice:d"].Sessions != 3 {
 		t.Fatalf("b's view: %+v", vb)
 	}
 
@@ -130,5 +161,77 @@ func TestUsageTotalsAcrossInstances(t *testing.T) {
 	}
 	if got := v.Usage.Users["alice"]; got.Day[1] < 1020 {
 		t.Errorf("totals after Redis restarted empty: %+v, want at least what the instance knew", got)
+	}
+}
+
+// exchangeOK exchanges r until an exchange works (the first may take longer
+// than a period on a busy machine: it dials) and returns its view.
+func exchangeOK(t *testing.T, n *Node, r Report) View {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := n.Exchange(context.Background(), r)
+		if v.Connected {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no exchange with Redis worked in 5 s", n.Name())
+		}
+		time.Sleep(Period / 5)
+	}
+}
+
+// TestPasswordFile: against a Redis that requires a password, a node with the
+// password in its PasswordFile (trimmed of its newline) exchanges; one with a
+// wrong password or none is in an outage, whatever its pipeline held (a
+// refused AUTH fails the pipeline but none of its commands); an unreadable
+// file is an error from New that names the key.
+func TestPasswordFile(t *testing.T) {
+	srv := redistest.StartConfig(t, "requirepass s3cret-pass\n")
+	dir := t.TempDir()
+	secret := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	node := func(name, file string) *Node {
+		n, err := New(Options{URL: srv.URL(), Name: name, PasswordFile: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	good := node("good", secret("good", "s3cret-pass\n"))
+	exchangeOK(t, good, Report{})
+	usage := &Usage{Day: "2026-11-25", Month: "2026-11", Users: []UserUsage{{User: "alice", Added: [2]int64{1, 1}}}}
+	for _, n := range []*Node{node("wrong", secret("wrong", "guess\n")), node("none", "")} {
+		for _, r := range []Report{{}, {Usage: usage}} {
+			if v := n.Exchange(context.Background(), r); v.Connected {
+				t.Errorf("%s (usage %v): connected without the password", n.Name(), r.Usage != nil)
+			}
+		}
+	}
+	if _, err := New(Options{URL: srv.URL(), Name: "x", PasswordFile: filepath.Join(dir, "missing")}); err == nil ||
+		!strings.Contains(err.Error(), "cluster.redis_password_file") {
+		t.Errorf("a missing password file: %v, want an error naming cluster.redis_password_file", err)
+	}
+}
+
+// TestNameBoundAgreesWithConfig: the longest cluster.name the config accepts is
+// the longest name a node takes (and its peers read).
+func TestNameBoundAgreesWithConfig(t *testing.T) {
+	for _, size := range []int{MaxNameLen, MaxNameLen + 1} {
+		name := strings.Repeat("a", size)
+		_, cfgErr := configs.Parse([]byte(`cluster: {redis: "redis://127.0.0.1:1/0", name: "`+name+`"}`), "test.yaml")
+		n, nodeErr := New(Options{URL: "redis://127.0.0.1:1/0", Name: name})
+		if nodeErr == nil {
+			n.Close()
+		}
+		if (cfgErr == nil) != (nodeErr == nil) {
+			t.Errorf("a name of %d bytes: config %v, node %v", size, cfgErr, nodeErr)
+		}
 	}
 }

@@ -345,11 +345,13 @@ type Cluster struct {
 	// through: redis://host:port/db, or rediss:// for TLS. Empty: this instance
 	// shapes alone.
 	Redis string `yaml:"redis"`
-	// RedisPasswordFile holds the Redis password (never inline). Relative to the
-	// config file's folder. Empty: no password (or the one in the URL).
+	// RedisPasswordFile holds the Redis password (never inline: a password in
+	// the URL is refused), sent with AUTH, as the URL's user's when it names
+	// one (an ACL user) or the default user's (requirepass). Relative to the
+	// config file's folder; read at start. Empty: no password.
 	RedisPasswordFile string `yaml:"redis_password_file"`
-	// Name is this instance's name, unique among the instances. Empty: the host
-	// name.
+	// Name is this instance's name, unique among the instances, at most 253
+	// bytes. Empty: the host name.
 	Name string `yaml:"name"`
 }
 

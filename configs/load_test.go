@@ -18,7 +18,9 @@ testdata/bad-app-name.yaml:4: apps.other: class name "other" is reserved for tra
 		"bad-burst-unit.yaml":      `testdata/bad-burst-unit.yaml:2: shaping.global.burst: size "256Kbit": unknown unit "Kbit"; use one of B, kB, MB, GB, KiB, MiB, GiB`,
 		"bad-balancer.yaml": `testdata/bad-balancer.yaml:2: access.udp_advertise: must be an address clients can send to, not unspecified or zoned
 testdata/bad-balancer.yaml:4: access.proxy_protocol.trusted[1]: "haproxy.campus" is not a CIDR or IP address: unexpected character (at "haproxy.campus")`,
-		"bad-cluster.yaml":     `testdata/bad-cluster.yaml:2: cluster.redis: scheme "http": want redis:// or rediss:// (TLS)`,
+		"bad-cluster.yaml": `testdata/bad-cluster.yaml:2: cluster.redis: scheme "http": want redis:// or rediss:// (TLS)`,
+		"bad-cluster-password.yaml": `testdata/bad-cluster-password.yaml:3: cluster.redis: holds a password: put it in cluster.redis_password_file instead
+testdata/bad-cluster-password.yaml:4: cluster.name: is 254 bytes; at most 253 (a host name's length)`,
 		"bad-client-cidr.yaml": `testdata/bad-client-cidr.yaml:5: access.client_networks[2]: "10.0.0.0/33" is not a CIDR or IP address: prefix length out of range`,
 		"bad-default-group-missing.yaml": `testdata/bad-default-group-missing.yaml:1: shaping.default_group: ` +
 			`must name the group of users not in shaping.members, one of staff, students`,

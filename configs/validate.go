@@ -159,7 +159,17 @@ func (v *validator) cluster(c *Cluster) {
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
+	switch {
+	case c.Name == "":
+		v.add(path("cluster", "name"), nil, "is empty and the host name could not be read; name this instance")
+	case len(c.Name) > maxClusterName:
+		v.add(path("cluster", "name"), nil, fmt.Sprintf("is %d bytes; at most %d (a host name's length)", len(c.Name), maxClusterName))
+	}
 }
+
+// maxClusterName bounds cluster.name: the other instances ignore a member with
+// a longer name (cluster.MaxNameLen, which a test holds to this).
+const maxClusterName = 253
 
 // balancers parses the PROXY protocol's trusted networks and the UDP address to
 // advertise.

@@ -92,6 +92,8 @@ func designTable() []designMetric {
 		{"sockshaper_cluster_peers", g, nil},
 		{"sockshaper_cluster_exchange_duration_seconds", h, []string{"result"}},
 		{"sockshaper_cluster_outages_total", c, nil},
+		{"sockshaper_cluster_bad_reports_total", c, []string{"reason"}},
+		{"sockshaper_cluster_session_reservations_total", c, []string{"result"}},
 		{"sockshaper_handshakes_active", g, []string{"stage"}},
 		{"sockshaper_handshakes_evicted_total", c, []string{"scope"}},
 		{"sockshaper_limits", g, []string{"limit"}},

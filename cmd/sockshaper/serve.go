@@ -112,6 +112,7 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		Recorder:   usageRecorder{Recorder: d.metrics, usage: d.usage},
 		Shaper:     d.shaper,
 		Usage:      d.usage,
+		UserSlots:  d.userSlots(),
 	}})
 	if d.https, err = newHTTPS(d); err != nil {
 		return nil, err

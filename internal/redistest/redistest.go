@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ type Server struct {
 	t    testing.TB
 	bin  string
 	dir  string
+	conf string // a config file given first, or ""
 	Port int
 	cmd  *exec.Cmd
 }
@@ -29,6 +31,14 @@ type Server struct {
 // the test; elsewhere it skips.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartConfig(t, "")
+}
+
+// StartConfig is Start with conf as the server's config file (redis.conf
+// lines, such as requirepass or ACL users). The port, the address, persistence
+// and the data folder are the test's whatever conf says.
+func StartConfig(t testing.TB, conf string) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -37,6 +47,12 @@ func Start(t testing.TB) *Server {
 		t.Skip("redis-server not found: apt-get install redis-server")
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), Port: freePort(t)}
+	if conf != "" {
+		s.conf = filepath.Join(s.dir, "redis.conf")
+		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -50,8 +66,13 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
+	s.cmd = exec.Command(s.bin, args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}

@@ -64,6 +64,9 @@ type Options struct {
 	// Usage counts users' sessions for quotas and the usage view, and refuses
 	// sessions of users over a refusing quota. Nil admits everyone.
 	Usage *usage.Store
+	// UserSlots shares max_sessions_per_user with the other instances of a
+	// cluster. Nil: the cap counts this instance's sessions only.
+	UserSlots UserSlots
 }
 
 // Core is the state the sessions of one server share: the policy in force, the
@@ -77,6 +80,7 @@ type Core struct {
 	resolver Resolver
 	shaper   *shaping.Registry
 	usage    *usage.Store
+	slots    UserSlots
 
 	policy      atomic.Pointer[Policy]
 	own         ownAddrs
@@ -96,7 +100,7 @@ type Core struct {
 // New returns a Core applying p.
 func New(p *Policy, opts Options) *Core {
 	c := &Core{log: opts.Logger, acct: opts.Accounting, rec: opts.Recorder, resolver: opts.Resolver,
-		shaper: opts.Shaper, usage: opts.Usage}
+		shaper: opts.Shaper, usage: opts.Usage, slots: opts.UserSlots}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -134,9 +134,13 @@ func (s *Session) admitUser() Outcome {
 	if !s.core.users.admit(s.user, pol.Config.Limits.MaxSessionsPerUser) {
 		return s.refuse(Outcome{Refusal: LimitReached, Result: metrics.ResultLimitReached})
 	}
+	if !s.core.reserveSlot(s.Context(), s.user, pol.Config.Limits.MaxSessionsPerUser) {
+		s.core.users.release(s.user)
+		return s.refuse(Outcome{Refusal: LimitReached, Result: metrics.ResultLimitReached})
+	}
 	quota, err := s.core.usage.Admit(s.user, s.front, s.command)
 	if err != nil {
-		s.core.users.release(s.user)
+		s.core.releaseUser(s.user)
 		s.log.Info("session refused over quota", "err", err)
 		return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultQuotaExceeded, Err: err})
 	}
@@ -219,7 +223,7 @@ func (s *Session) End() {
 func (s *Session) end() {
 	s.lease.release()
 	if s.userAdmitted {
-		s.core.users.release(s.user)
+		s.core.releaseUser(s.user)
 	}
 	limited := s.quota.Limited()
 	s.quota.Close()
