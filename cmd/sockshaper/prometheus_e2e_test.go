@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockshaper/sockshaper/internal/testca"
 	"github.com/sockshaper/sockshaper/metrics"
 )
 
@@ -119,7 +120,11 @@ func TestPromtoolChecksLiveMetrics(t *testing.T) {
 // real daemon every second and evaluates every query of every dashboard panel.
 func TestDashboardQueriesOnRealPrometheus(t *testing.T) {
 	promBin := requireTool(t, "prometheus", "prometheus")
-	d := startDaemon(t, observedConfig, usersFile())
+	// With the HTTPS listener, whose panels (certificate expiry) have series
+	// only when it is configured.
+	dir := t.TempDir()
+	testca.New(t, "ca").Server(t, 24*time.Hour, "proxy.test").Write(t, dir, "proxy")
+	d := startDaemonAt(t, dir, nil, observedConfig+"tls: {listen: 127.0.0.1:0, cert_file: proxy.pem, key_file: proxy.key}\n", usersFile())
 	prom := startPrometheus(t, promBin, d.admin)
 	for _, c := range trafficForDashboards(t, d) {
 		defer c.Close()
