@@ -28,6 +28,8 @@ need /usr/sbin/kadmin.local krb5-admin-server
 need kinit krb5-user                     # kinit, kvno for the tests' tickets
 need faketime faketime                   # a client with a skewed clock (Kerberos)
 need chromium chromium
+need firefox-esr firefox-esr # the HTTPS proxy through a PAC file
+need certutil libnss3-tools  # browsers' NSS databases trust the test CA
 need node nodejs
 need npm npm
 if ((${#missing[@]})); then
