@@ -34,6 +34,7 @@ type Conn struct {
 	detached atomic.Bool
 	evicted  atomic.Bool
 	cutBy    atomic.Pointer[string] // why the proxy cut the connection, if it did
+	parent   *Conn                  // the multiplexed connection of a stream; nil otherwise
 
 	mu       sync.Mutex
 	aborted  bool
@@ -215,7 +216,7 @@ func (conn *Conn) OnDrain(f func()) {
 // streamResetter); cutting conn ends them all.
 func (conn *Conn) NewStream(nc net.Conn) *Conn {
 	st := &Conn{core: conn.core, pol: conn.pol, nc: nc, peer: conn.peer, id: conn.core.nextConn.Add(1),
-		start: time.Now(), secure: conn.secure}
+		start: time.Now(), secure: conn.secure, parent: conn}
 	st.ctx, st.stop = context.WithCancel(conn.ctx)
 	st.log = conn.log.With("stream", st.id)
 	if conn.hooks.Stream != nil {
@@ -262,6 +263,18 @@ func (conn *Conn) Cut(reason string) {
 	conn.mu.Unlock()
 	conn.core.rec.SessionReset(reason)
 	conn.Abort()
+}
+
+// cutReason returns why the proxy cut the connection, nil when it did not: a
+// stream's own cut, or else its connection's (cutting a connection ends its
+// streams, whose relays may see the error before they are cut themselves).
+func (conn *Conn) cutReason() *string {
+	if conn.parent != nil {
+		if r := conn.parent.cutBy.Load(); r != nil {
+			return r
+		}
+	}
+	return conn.cutBy.Load()
 }
 
 // resetOnClose makes the coming close of a TCP socket, or of a TLS connection

@@ -227,7 +227,7 @@ func (s *Session) end() {
 	}
 	limited := s.quota.Limited()
 	s.quota.Close()
-	if r := s.conn.cutBy.Load(); r != nil && s.opened {
+	if r := s.conn.cutReason(); r != nil && s.opened {
 		s.reason = *r
 	}
 	if !s.opened && s.conn.Evicted() {
