@@ -15,11 +15,17 @@ import (
 // no buckets and never holds bytes back.
 type Chain struct {
 	buckets [maxLevels]*bucket
-	n       int
+	// turns holds the user's turn on each bucket that several users share (the
+	// app class total, the global one) and nil for the user's own buckets; see
+	// turn.go.
+	turns [maxLevels]*turn
+	n     int
 }
 
-func (c *Chain) add(bk *bucket) {
+// add appends bk to c, with the user's turn on it when other users share it.
+func (c *Chain) add(bk *bucket, t *turn) {
 	c.buckets[c.n] = bk
+	c.turns[c.n] = t
 	c.n++
 }
 
@@ -36,12 +42,15 @@ func (c *Chain) Limited() bool {
 
 // Wait takes n bytes' worth of tokens from every limited bucket on c, waiting
 // until the slowest of them can give them, and returns how long it waited; a
-// delay of at most minSleep is not slept but carried into the next call. Each
-// caller reserves in turn, so concurrent callers are served first come, first
-// served. An n larger than a bucket's burst is taken in pieces no larger than the
-// smallest burst, one after the other. When ctx ends first, Wait returns at once
-// with ctx.Err() and gives back the tokens of the piece it was waiting for; it
-// returns ctx.Err() without taking tokens when ctx has already ended.
+// delay of at most minSleep is not slept but carried into the next call. On the
+// user's own buckets callers reserve in turn, first come, first served; on a
+// bucket other users share, the user's callers queue for the user's turn, and
+// the users' turns are served in rotation (see turn.go), so that each user
+// gets a fair share of it whatever their number of sessions. An n larger than
+// a bucket's burst is taken in pieces no larger than the smallest burst, one
+// after the other. When ctx ends first, Wait returns at once with ctx.Err()
+// and gives back the tokens of the piece it was waiting for; it returns
+// ctx.Err() without taking tokens when ctx has already ended.
 func (c *Chain) Wait(ctx context.Context, n int) (waited time.Duration, err error) {
 	var w waiter
 	defer w.stop()
@@ -68,45 +77,116 @@ func (c *Chain) wait(ctx context.Context, n int, w *waiter) (waited time.Duratio
 		if piece == 0 {
 			return waited, nil // nothing on c is limited
 		}
-		var res [maxLevels]rate.Reservation
-		d, ok := c.reserve(piece, &res)
-		if !ok {
-			continue // a reload shrank a burst after minBurst read it; read again
+		d, ok, err := c.take(ctx, piece, w)
+		waited += d
+		if err != nil {
+			return waited, err
 		}
-		if d > minSleep {
-			start := time.Now()
-			if err := w.sleep(ctx, d); err != nil {
-				cancelAll(res[:c.n])
-				return waited + time.Since(start), err
-			}
-			waited += time.Since(start)
+		if ok { // else a reload shrank a burst after minBurst read it; read again
+			n -= piece
 		}
-		n -= piece
 	}
 	return waited, nil
 }
 
-// reserve reserves n tokens on every limited bucket into res and returns the
-// longest delay among them; when a bucket refuses (n above its burst), it cancels
-// the reservations it made and reports false.
-func (c *Chain) reserve(n int, res *[maxLevels]rate.Reservation) (time.Duration, bool) {
+// piece is what take reserved for one piece of a chunk.
+type piece struct {
+	res    [maxLevels]rate.Reservation
+	refill [maxLevels]int // bytes reserved for the user's balance, by level
+	held   uint8          // levels whose turn take holds
+	drawn  uint8          // levels whose piece comes from the user's balance
+	own    time.Duration  // the longest delay on the buckets not drawn from a balance
+	shared time.Duration  // the longest delay of a refill
+}
+
+// take takes n bytes' worth of tokens from every limited bucket on c and
+// waits until they are due, and returns how long it waited. It holds the
+// user's turn on each limited shared bucket from before it reserves until that
+// bucket's tokens are due, then waits for the user's own buckets without it,
+// so that a session held back by its own bucket (a slow app class) does not
+// hold up the user's other sessions. ok is false, with nothing taken, when a
+// bucket refused n: a reload shrank its burst after minBurst read it.
+func (c *Chain) take(ctx context.Context, n int, w *waiter) (waited time.Duration, ok bool, err error) {
+	var p piece
+	if p.held, waited, err = c.lockTurns(ctx); err != nil {
+		return waited, false, err
+	}
 	now := time.Now()
-	var longest time.Duration
+	if !c.reserve(now, n, &p) {
+		c.unlockTurns(p.held)
+		return waited, false, nil
+	}
+	if p.shared > minSleep {
+		start := time.Now()
+		err := w.sleep(ctx, p.shared)
+		waited += time.Since(start)
+		if err != nil {
+			cancelAll(p.res[:c.n])
+			c.unlockTurns(p.held)
+			return waited, false, err
+		}
+	}
+	c.settle(n, &p)
+	c.unlockTurns(p.held)
+	if p.own <= minSleep {
+		return waited, true, nil
+	}
+	if rest := time.Until(now.Add(p.own)); rest > 0 {
+		start := time.Now()
+		err := w.sleep(ctx, rest)
+		waited += time.Since(start)
+		if err != nil {
+			cancelAll(p.res[:c.n]) // the refills settled are left out (zeroed)
+			return waited, false, err
+		}
+	}
+	return waited, true, nil
+}
+
+// reserve reserves n tokens at now on every limited bucket of c into p: on a
+// shared bucket whose turn p holds, what the user's balance lacks (nothing when
+// it has n); on every other one, n. When a bucket refuses (n above its burst),
+// it cancels the reservations it made and reports false.
+func (c *Chain) reserve(now time.Time, n int, p *piece) bool {
 	for i, bk := range c.buckets[:c.n] {
 		lim := bk.limiter()
 		if lim == nil {
 			continue
 		}
-		res[i] = *lim.ReserveN(now, n)
-		if !res[i].OK() {
-			cancelAll(res[:i])
-			return 0, false
+		take, turned := n, p.held&(1<<i) != 0
+		if turned {
+			p.drawn |= 1 << i
+			if take = c.turns[i].refill(n, bk); take == 0 {
+				continue
+			}
+			p.refill[i] = take
 		}
-		d := res[i].DelayFrom(now)
-		bk.note(n, d > minSleep)
-		longest = max(longest, d)
+		p.res[i] = *lim.ReserveN(now, take)
+		if !p.res[i].OK() {
+			cancelAll(p.res[:i])
+			return false
+		}
+		d := p.res[i].DelayFrom(now)
+		bk.note(take, d > minSleep)
+		if turned {
+			p.shared = max(p.shared, d)
+		} else {
+			p.own = max(p.own, d)
+		}
 	}
-	return longest, true
+	return true
+}
+
+// settle takes n bytes from the user's balance on each shared bucket p drew
+// from, after adding what p reserved for it; p's reservations there are left
+// out of any later cancel, since the balance now holds them.
+func (c *Chain) settle(n int, p *piece) {
+	for i := range c.n {
+		if p.drawn&(1<<i) != 0 {
+			c.turns[i].settle(p.refill[i], n)
+			p.res[i] = rate.Reservation{}
+		}
+	}
 }
 
 // cancelAll gives back the tokens of reservations not yet due; zero

@@ -83,8 +83,8 @@ func (c *Chain) minBurst() int {
 // the slowest limited bucket's rate rounded down to a multiple of baseChunk (and
 // at least baseChunk), no more than the smallest burst, kept within [MinChunk,
 // MaxChunk]; and no more than a fair share of fairRound on any limited bucket
-// that other sessions are waiting on, however small that share is (at least one
-// byte). MaxChunk when no bucket on c is limited. Chunks no larger than the burst
+// that others are waiting on, however small that share is (at least one byte).
+// MaxChunk when no bucket on c is limited. Chunks no larger than the burst
 // are what make sessions of one user share its bucket fairly, and the fair share
 // is what keeps every session on a crowded or slow bucket moving. It follows
 // reloads and sessions coming and going.
@@ -97,35 +97,69 @@ func (c *Chain) ChunkSize() int {
 	if c.solo() {
 		t = soloChunkTime
 	}
-	byRate := max(int(c.minRate()*t.Seconds())&^(baseChunk-1), baseChunk)
-	size := min(max(min(b, byRate), MinChunk), MaxChunk)
-	return max(min(size, c.fairShare()), 1)
+	return max(min(chunkFor(c.minRate(), b, t), c.fairShare()), 1)
+}
+
+// chunkFor returns t's worth of rate r (bytes/s) rounded down to a multiple of
+// baseChunk (at least baseChunk), no more than burst b, within [MinChunk,
+// MaxChunk].
+func chunkFor(r float64, b int, t time.Duration) int {
+	byRate := max(int(min(r*t.Seconds(), MaxChunk))&^(baseChunk-1), baseChunk)
+	return min(max(min(b, byRate), MinChunk), MaxChunk)
 }
 
 // fairShare returns the smallest, over c's limited buckets, of fairRound's worth
-// of the bucket's rate divided among the callers waiting on it and this one;
-// MaxChunk when no bucket is limited.
+// of the bucket's rate divided among the callers waiting on it and this one:
+// on a user's own buckets, the user's sessions; on a shared one, the users, and
+// the user's part among their sessions (see turn.go). MaxChunk when no bucket
+// is limited.
 func (c *Chain) fairShare() int {
 	share := float64(MaxChunk)
-	for _, bk := range c.buckets[:c.n] {
-		if lim := bk.limiter(); lim != nil {
-			waiting := float64(bk.waiting.Load() + 1)
-			share = min(share, float64(lim.Limit())*fairRound.Seconds()/waiting)
+	for i, bk := range c.buckets[:c.n] {
+		if bk.limiter() != nil {
+			share = min(share, bk.bytesPerSec()*fairRound.Seconds()/c.callers(i))
 		}
 	}
 	return int(share)
 }
 
-// enter and leave count a caller of Wait on c's buckets, for fairShare.
+// callers returns how many parts a fair share of the bucket at level i is
+// divided into for this caller: the callers waiting on it and this one; on a
+// shared bucket, the users waiting (this one included) times the user's
+// sessions waiting (this one included).
+func (c *Chain) callers(i int) float64 {
+	waiting := c.buckets[i].waiting.Load()
+	t := c.turns[i]
+	if t == nil {
+		return float64(waiting + 1)
+	}
+	mine := t.waiting.Load()
+	if mine == 0 {
+		waiting++ // the user is not counted yet
+	}
+	return float64(max(waiting, 1)) * float64(mine+1)
+}
+
+// enter and leave count a caller of Wait on c's buckets, for fairShare: on a
+// shared bucket, the bucket counts the users waiting and the turn the user's
+// sessions.
 func (c *Chain) enter() {
-	for _, bk := range c.buckets[:c.n] {
-		bk.waiting.Add(1)
+	for i, bk := range c.buckets[:c.n] {
+		if t := c.turns[i]; t != nil {
+			t.enter(bk)
+		} else {
+			bk.waiting.Add(1)
+		}
 	}
 }
 
 func (c *Chain) leave() {
-	for _, bk := range c.buckets[:c.n] {
-		bk.waiting.Add(-1)
+	for i, bk := range c.buckets[:c.n] {
+		if t := c.turns[i]; t != nil {
+			t.leave(bk)
+		} else {
+			bk.waiting.Add(-1)
+		}
 	}
 }
 
@@ -144,8 +178,8 @@ func (c *Chain) solo() bool {
 func (c *Chain) minRate() float64 {
 	m := math.Inf(1)
 	for _, bk := range c.buckets[:c.n] {
-		if lim := bk.limiter(); lim != nil {
-			m = min(m, float64(lim.Limit()))
+		if bk.limiter() != nil {
+			m = min(m, bk.bytesPerSec())
 		}
 	}
 	return m
