@@ -69,6 +69,17 @@ func userBytes(moved [][][]int64, from, to int) []int64 {
 	return out
 }
 
+// sessionBytes returns the bytes of each of sessions in windows from..to-1.
+func sessionBytes(sessions [][]int64, from, to int) []int64 {
+	out := make([]int64, len(sessions))
+	for s, perWindow := range sessions {
+		for _, n := range perWindow[from:to] {
+			out[s] += n
+		}
+	}
+	return out
+}
+
 // firstStarved describes the first session that moved nothing in a window
 // from first on, or returns "".
 func firstStarved(moved [][][]int64, first int) string {
@@ -115,8 +126,9 @@ func maxMin(rate float64, caps []float64) []float64 {
 // TestSharedBucketFairBetweenUsers runs users with very different numbers of
 // busy sessions on one saturated shared bucket (the global one, or an app
 // class's total) and checks that each user gets their max-min fair share of
-// it within ±20%, whatever their session count, that together they get its
-// rate, and that no session of any user stalls for a 5 s window. A user held
+// it within ±20%, whatever their session count, that a user's sessions share
+// the user's part evenly (CV below 0.1), and that no session of any user
+// stalls for a 5 s window. A user held
 // below their share by their own limit leaves the rest to the others. Before,
 // the bucket served sessions first come, first served: at 4 Mbit/s a user
 // with 100 sessions took 99% of it from a user with one.
@@ -163,9 +175,13 @@ func TestSharedBucketFairBetweenUsers(t *testing.T) {
 				var report []string
 				for i, ld := range tc.loads {
 					rate := float64(got[i]) / secs
-					report = append(report, fmt.Sprintf("%s×%d %.0f B/s (want %.0f)", ld.user, ld.sessions, rate, want[i]))
+					_, cv := meanCV(sessionBytes(moved[i], 1, windows))
+					report = append(report, fmt.Sprintf("%s×%d %.0f B/s (want %.0f, CV %.3f)", ld.user, ld.sessions, rate, want[i], cv))
 					if math.Abs(rate-want[i]) > 0.2*want[i] {
 						t.Errorf("%s with %d sessions got %.0f B/s, want %.0f ± 20%%", ld.user, ld.sessions, rate, want[i])
+					}
+					if cv > 0.1 {
+						t.Errorf("%s's %d sessions share unevenly: CV %.3f", ld.user, ld.sessions, cv)
 					}
 				}
 				t.Log(strings.Join(report, ", "))
