@@ -27,6 +27,7 @@ type bucket struct {
 	burst    atomic.Int64                 // lim's burst, 0 while unlimited
 	perSec   atomic.Uint64                // lim's rate (math.Float64bits, bytes/s), read without lim's lock
 	sessions atomic.Int32                 // live leases whose chains hold the bucket
+	users    atomic.Int32                 // users with such a lease, on a bucket users share (see turn.go)
 	waiting  atomic.Int32                 // callers of Chain.Wait holding or awaiting a reservation
 
 	// What the bucket passed since the last cluster report (see share.go).

@@ -258,9 +258,7 @@ func (r *Registry) Acquire(user, app string) *Lease {
 		l.chains[d].add(ua.buckets[d], nil)
 		l.chains[d].add(a.total[d], ua.total[d])
 		l.chains[d].add(r.global[d], u.global[d])
-		for _, bk := range l.chains[d].buckets[:l.chains[d].n] {
-			bk.sessions.Add(1)
-		}
+		l.chains[d].hold()
 	}
 	l.unshaped = !l.chains[upload].Limited() && !l.chains[download].Limited()
 	return l

@@ -52,6 +52,9 @@ type turn struct {
 	// balance is bytes the user reserved on the bucket and has not passed yet.
 	// Only the turn's holder reads or writes it.
 	balance int64
+	// leases counts the user's live leases on the bucket, under the
+	// Registry's mu; the bucket's users counter counts the users with one.
+	leases int
 }
 
 func newTurn() *turn { return &turn{ch: make(chan struct{}, 1)} }
@@ -79,6 +82,20 @@ func (t *turn) lock(ctx context.Context) (time.Duration, error) {
 }
 
 func (t *turn) unlock() { <-t.ch }
+
+// hold and drop count a live lease of the user on bk; the Registry's mu is
+// held.
+func (t *turn) hold(bk *bucket) {
+	if t.leases++; t.leases == 1 {
+		bk.users.Add(1)
+	}
+}
+
+func (t *turn) drop(bk *bucket) {
+	if t.leases--; t.leases == 0 {
+		bk.users.Add(-1)
+	}
+}
 
 // enter and leave count a caller of Chain.wait of the user on bk.
 func (t *turn) enter(bk *bucket) {

@@ -86,3 +86,30 @@ func TestTurnReload(t *testing.T) {
 		within(t, "bytes of both", got[0]+got[1], 100_000*10, 0.05)
 	})
 }
+
+// TestSharedBucketCountsUsers: a bucket users share counts the users holding
+// it, not their sessions, for the cluster's split (share.go); a lease released
+// twice counts once.
+func TestSharedBucketCountsUsers(t *testing.T) {
+	r := NewRegistry(campus())
+	var leases []*Lease
+	for range 3 {
+		leases = append(leases, r.Acquire("alice", "skype"))
+	}
+	leases = append(leases, r.Acquire("bob", "skype"), r.Acquire("bob", "web"))
+	global, skype := r.global[download], r.apps["skype"].total[download]
+	if g, s := global.users.Load(), skype.users.Load(); g != 2 || s != 2 || global.sessions.Load() != 5 {
+		t.Fatalf("users on the global bucket %d, on skype's total %d (global sessions %d); want 2, 2 (5)", g, s, global.sessions.Load())
+	}
+	leases[3].Release()
+	leases[3].Release()
+	if g, s := global.users.Load(), skype.users.Load(); g != 2 || s != 1 {
+		t.Fatalf("after bob's skype session: %d and %d users, want 2 (bob's web session) and 1", g, s)
+	}
+	for _, l := range leases {
+		l.Release()
+	}
+	if g, s := global.users.Load(), skype.users.Load(); g != 0 || s != 0 {
+		t.Errorf("after every release: %d and %d users, want 0", g, s)
+	}
+}
