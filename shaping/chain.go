@@ -91,102 +91,90 @@ func (c *Chain) wait(ctx context.Context, n int, w *waiter) (waited time.Duratio
 
 // piece is what take reserved for one piece of a chunk.
 type piece struct {
-	res    [maxLevels]rate.Reservation
-	refill [maxLevels]int // bytes reserved for the user's balance, by level
-	held   uint8          // levels whose turn take holds
-	drawn  uint8          // levels whose piece comes from the user's balance
-	own    time.Duration  // the longest delay on the buckets not drawn from a balance
-	shared time.Duration  // the longest delay of a refill
+	res   [maxLevels]rate.Reservation // on the buckets taken without a turn
+	own   time.Duration               // the longest delay among them
+	drawn uint8                       // the levels whose bytes were drawn from the user's balance
+	avail time.Time                   // when those bytes are paid for
 }
 
 // take takes n bytes' worth of tokens from every limited bucket on c and
-// waits until they are due, and returns how long it waited. It holds the
-// user's turn on each limited shared bucket from before it reserves until that
-// bucket's tokens are due, then waits for the user's own buckets without it,
-// so that a session held back by its own bucket (a slow app class) does not
-// hold up the user's other sessions. ok is false, with nothing taken, when a
-// bucket refused n: a reload shrank its burst after minBurst read it.
+// waits until they are due, and returns how long it waited. On the user's own
+// buckets it reserves n; on each shared one it draws n from the user's balance
+// under the user's turn (see turn.go), one level after the other, holding no
+// turn while it waits for the bytes: a session held back by one bucket (its
+// user's slow per-app limit, a crowded app total) does not hold up the user's
+// sessions on the others. ok is false, with what it took given back, when a
+// bucket refused n: a reload shrank its burst after minBurst read it. When ctx
+// ends first, the tokens of its reservations not yet due go back to their
+// buckets and the bytes it drew back to the user's balances.
 func (c *Chain) take(ctx context.Context, n int, w *waiter) (waited time.Duration, ok bool, err error) {
 	var p piece
-	if p.held, waited, err = c.lockTurns(ctx); err != nil {
-		return waited, false, err
-	}
 	now := time.Now()
 	if !c.reserve(now, n, &p) {
-		c.unlockTurns(p.held)
-		return waited, false, nil
+		return 0, false, nil
 	}
-	if p.shared > minSleep {
-		start := time.Now()
-		err := w.sleep(ctx, p.shared)
-		waited += time.Since(start)
-		if err != nil {
-			cancelAll(p.res[:c.n])
-			c.unlockTurns(p.held)
+	for i, t := range c.turns[:c.n] {
+		if t == nil || c.buckets[i].limiter() == nil {
+			continue
+		}
+		at, d, ok, err := t.draw(ctx, c.buckets[i], n, w)
+		waited += d
+		if err != nil || !ok {
+			p.giveBack(c, n)
 			return waited, false, err
 		}
+		p.drawn |= 1 << i
+		if at.After(p.avail) {
+			p.avail = at
+		}
 	}
-	c.settle(n, &p)
-	c.unlockTurns(p.held)
-	if p.own <= minSleep {
-		return waited, true, nil
+	until := now.Add(p.own)
+	if p.avail.After(until) {
+		until = p.avail
 	}
-	if rest := time.Until(now.Add(p.own)); rest > 0 {
+	if rest := time.Until(until); rest > minSleep {
 		start := time.Now()
 		err := w.sleep(ctx, rest)
 		waited += time.Since(start)
 		if err != nil {
-			cancelAll(p.res[:c.n]) // the refills settled are left out (zeroed)
+			p.giveBack(c, n)
 			return waited, false, err
 		}
 	}
 	return waited, true, nil
 }
 
-// reserve reserves n tokens at now on every limited bucket of c into p: on a
-// shared bucket whose turn p holds, what the user's balance lacks (nothing when
-// it has n); on every other one, n. When a bucket refuses (n above its burst),
-// it cancels the reservations it made and reports false.
+// giveBack undoes p when its piece of n bytes will not pass: the tokens of
+// its reservations not yet due go back to their buckets, the bytes it drew
+// back to the user's balances.
+func (p *piece) giveBack(c *Chain, n int) {
+	cancelAll(p.res[:c.n])
+	for i, t := range c.turns[:c.n] {
+		if p.drawn&(1<<i) != 0 {
+			t.giveBack(n)
+		}
+	}
+}
+
+// reserve reserves n tokens at now on every limited bucket of c that has no
+// turn into p. When a bucket refuses (n above its burst), it cancels the
+// reservations it made and reports false.
 func (c *Chain) reserve(now time.Time, n int, p *piece) bool {
 	for i, bk := range c.buckets[:c.n] {
 		lim := bk.limiter()
-		if lim == nil {
+		if lim == nil || c.turns[i] != nil {
 			continue
 		}
-		take, turned := n, p.held&(1<<i) != 0
-		if turned {
-			p.drawn |= 1 << i
-			if take = c.turns[i].refill(n, bk); take == 0 {
-				continue
-			}
-			p.refill[i] = take
-		}
-		p.res[i] = *lim.ReserveN(now, take)
+		p.res[i] = *lim.ReserveN(now, n)
 		if !p.res[i].OK() {
 			cancelAll(p.res[:i])
 			return false
 		}
 		d := p.res[i].DelayFrom(now)
-		bk.note(take, d > minSleep)
-		if turned {
-			p.shared = max(p.shared, d)
-		} else {
-			p.own = max(p.own, d)
-		}
+		bk.note(n, d > minSleep)
+		p.own = max(p.own, d)
 	}
 	return true
-}
-
-// settle takes n bytes from the user's balance on each shared bucket p drew
-// from, after adding what p reserved for it; p's reservations there are left
-// out of any later cancel, since the balance now holds them.
-func (c *Chain) settle(n int, p *piece) {
-	for i := range c.n {
-		if p.drawn&(1<<i) != 0 {
-			c.turns[i].settle(p.refill[i], n)
-			p.res[i] = rate.Reservation{}
-		}
-	}
 }
 
 // cancelAll gives back the tokens of reservations not yet due; zero

@@ -1,6 +1,7 @@
 package shaping
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -219,4 +220,48 @@ func wantShares(global, total, own configs.Rate, loads []userLoad) []float64 {
 		return caps
 	}
 	return maxMin(float64(global), caps)
+}
+
+// TestUserInTwoClasses: a user with sessions in two app classes, one of
+// which has a saturated total shared with another user, beside a third user
+// on the global cap alone. Between users, the global cap is shared max-min
+// (the second user held by their part of the app total, the other two each
+// the rest's half); within the first user, the sessions of both classes share
+// the user's part evenly, those of the app class no more than the user's part
+// of its total. A session waiting on the app total's rotation does not hold up
+// the same user's other sessions.
+func TestUserInTwoClasses(t *testing.T) {
+	tests := []struct {
+		name  string
+		total configs.Rate // teams' total; the global cap is 1,000,000 B/s
+		want  []float64    // x's teams sessions, x's others, y, z
+	}{
+		{"teams total 4 Mbit/s", 500_000, []float64{166_667, 166_667, 333_333, 333_333}},
+		{"teams total 64 kbit/s", 8000, []float64{4000, 494_000, 4000, 498_000}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const windows, window = 5, 5 * time.Second
+				cfg := configs.Shaping{
+					Apps:   map[string]configs.AppLimits{"teams": {Total: configs.Limit{Download: tc.total}}},
+					Global: configs.Limit{Download: 1_000_000},
+				}
+				loads := []userLoad{{"x", "teams", 10}, {"x", "", 10}, {"y", "teams", 1}, {"z", "", 1}}
+				moved := runUsers(NewRegistry(cfg), loads, windows, window)
+				if s := firstStarved(moved, 1); s != "" {
+					t.Fatal(s)
+				}
+				got := userBytes(moved, 1, windows)
+				secs := (time.Duration(windows-1) * window).Seconds()
+				for i, ld := range loads {
+					rate, app := float64(got[i])/secs, cmp.Or(ld.app, Other)
+					t.Logf("%s/%s×%d: %.0f B/s (want %.0f)", ld.user, app, ld.sessions, rate, tc.want[i])
+					if math.Abs(rate-tc.want[i]) > 0.2*tc.want[i] {
+						t.Errorf("%s's %d %s sessions got %.0f B/s, want %.0f ± 20%%", ld.user, ld.sessions, app, rate, tc.want[i])
+					}
+				}
+			})
+		})
+	}
 }

@@ -15,28 +15,33 @@ import (
 // The bucket's limiter serves reservations first come, first served, so a user
 // with 100 sessions waiting, each holding a reservation, would get 100 chunks
 // for another user's one. Instead each user has a turn on each shared bucket
-// (and direction), and only the session holding it reserves there, so the
-// bucket's queue holds at most one reservation per user: a user's next one
-// joins the queue after everyone else's, and the users are served in rotation.
-// The turn is a FIFO lock, so the user's sessions are served in order too.
+// (and direction), a FIFO lock, and a balance of bytes reserved there. A
+// session takes its chunk from the balance under the turn. When the balance is
+// short, the session holding the turn refills it, but only once the user's last
+// refill is due (it waits for that holding the turn): the bucket's queue holds
+// at most one refill per user, a user's next refill joins the queue behind
+// everyone else's, and the users are served in rotation. The user's sessions
+// queue for the turn in order, so they are served in rotation too.
 //
-// Rotation is fair in bytes only if every user's reservation is the same size,
-// and a user's sessions take chunks of many sizes (a user with 100 sessions
-// moves small ones, so that each session moves every fairRound). So a turn
-// reserves a quantum, the same for every user of the bucket, into the user's
-// balance, and the user's sessions take their chunks from the balance until it
-// runs short. The quantum is the chunk of the bucket's rate, no larger than
-// fairRound's worth divided among the users waiting (so that a round of all of
-// them is at most fairRound), and no more than the user's waiting sessions
-// need. Tokens a user reserved and did not use (at most one quantum, when the
-// user stops) are lost to the bucket: its long-run rate stays within it.
+// Rotation is fair in bytes only if every user's refill is the same size, and
+// a user's sessions take chunks of many sizes (a user with 100 sessions moves
+// small ones, so that each session moves every fairRound). So a refill is a
+// quantum, the same for every user of the bucket: the chunk of the bucket's
+// rate, no larger than fairRound's worth divided among the users waiting (so
+// that a round of all of them is at most fairRound), and no more than the
+// user's waiting sessions need. Tokens a user reserved and did not use (at
+// most one quantum, when the user stops) are lost to the bucket: its long-run
+// rate stays within it.
 //
-// A session holds the turn while it reserves and until the shared tokens are
-// due, not while it waits for the user's own buckets: a session held back by
-// its own per-app limit does not hold up the user's other sessions. Turns are
-// taken in chain order (app total, then global), the same for every session,
-// so two sessions never wait for each other's turns. Datagrams and sparse
-// messages ([Chain.Allow]) take no turn: they pass ahead of the queue within
+// A session takes the turns of a chain's shared buckets one after the other
+// (app total, then global), each only while it draws (and, when it refills,
+// waits for the previous refill), never two at once and never while it waits
+// for the bytes it drew to be paid for: so no two sessions wait for each
+// other's turns, a session held back by one bucket (its user's slow per-app
+// limit, a crowded app total) does not hold up the user's sessions on the
+// others, and the sessions of a user's app classes meet in the same queue for
+// the user's turn on the global bucket. Datagrams and sparse messages
+// ([Chain.Allow]) take no turn: they pass ahead of the queue within
 // queueTolerance, as before.
 
 // turn is one user's turn on one direction of a shared bucket. It lives with
@@ -49,9 +54,14 @@ type turn struct {
 	// waiting counts the user's callers of Chain.wait on the bucket; the
 	// bucket's waiting counter counts the users with at least one.
 	waiting atomic.Int32
-	// balance is bytes the user reserved on the bucket and has not passed yet.
-	// Only the turn's holder reads or writes it.
+	// balance is bytes the user reserved on the bucket and has not passed yet,
+	// and due when the last of them are paid for. Only the turn's holder reads
+	// or writes them.
 	balance int64
+	due     time.Time
+	// credit is bytes drawn by sessions that ended before they were paid for,
+	// given back without the turn; the next draw adds them to the balance.
+	credit atomic.Int64
 	// leases counts the user's live leases on the bucket, under the
 	// Registry's mu; the bucket's users counter counts the users with one.
 	leases int
@@ -110,23 +120,56 @@ func (t *turn) leave(bk *bucket) {
 	}
 }
 
-// refill returns how many bytes the turn's holder should reserve on bk so
-// that the balance covers a piece of n bytes: nothing when it does already,
-// else the bucket's quantum or what the user's waiting sessions need (n each),
-// whichever is less, and at least what the balance lacks. What is left over stays in the balance: a refill never counts it, so
-// that every user reserves the same quantum per round.
-func (t *turn) refill(n int, bk *bucket) int {
-	if t.balance >= int64(n) {
-		return 0
+// draw takes n bytes from the user's balance on the shared bucket bk under
+// the turn, and returns when they are paid for (the due time of the refill
+// they come from) and how long it waited for the turn and the bucket. When
+// the balance is short it refills it, but only once the user's last refill is
+// due, which it waits for holding the turn: the user has at most one
+// reservation queued on the bucket, and the next one queues behind everyone
+// else's. A refill is the bucket's quantum or what the user's waiting sessions
+// need (n each), whichever is less, and at least what the balance lacks; what
+// is left over stays in the balance, so that every user reserves the same
+// quantum per round. ok is false, with nothing taken, when the bucket refused
+// the refill (a reload shrank its burst); a bucket that became unlimited
+// meanwhile gives the bytes at once.
+func (t *turn) draw(ctx context.Context, bk *bucket, n int, w *waiter) (at time.Time, waited time.Duration, ok bool, err error) {
+	if waited, err = t.lock(ctx); err != nil {
+		return at, waited, false, err
 	}
-	need := min(quantum(bk), n*int(max(t.waiting.Load(), 1)))
-	return max(n-int(t.balance), need)
+	defer t.unlock()
+	t.balance += t.credit.Swap(0)
+	if t.balance >= int64(n) {
+		t.balance -= int64(n)
+		return t.due, waited, true, nil
+	}
+	if rest := time.Until(t.due); rest > minSleep {
+		start := time.Now()
+		err := w.sleep(ctx, rest)
+		waited += time.Since(start)
+		if err != nil {
+			return at, waited, false, err
+		}
+	}
+	lim := bk.limiter()
+	if lim == nil {
+		return at, waited, true, nil
+	}
+	take := max(n-int(t.balance), min(quantum(bk), n*int(max(t.waiting.Load(), 1))))
+	now := time.Now()
+	r := lim.ReserveN(now, take)
+	if !r.OK() {
+		return at, waited, false, nil
+	}
+	d := r.DelayFrom(now)
+	bk.note(take, d > minSleep)
+	t.balance += int64(take - n)
+	t.due = now.Add(d)
+	return t.due, waited, true, nil
 }
 
-// settle adds refill bytes to the balance and takes n from it.
-func (t *turn) settle(refill, n int) {
-	t.balance += int64(refill) - int64(n)
-}
+// giveBack returns n bytes drawn from the balance that a session ending will
+// not pass: they stay the user's, paid for when they were.
+func (t *turn) giveBack(n int) { t.credit.Add(int64(n)) }
 
 // quantum is what one user reserves at a time on the shared bucket bk: the
 // chunk of its rate, no more than fairRound's worth divided among the users
@@ -136,32 +179,4 @@ func quantum(bk *bucket) int {
 	users := float64(max(bk.waiting.Load(), 1))
 	burst := int(bk.burst.Load())
 	return max(min(chunkFor(r, burst, chunkTime), int(r*fairRound.Seconds()/users), burst), 1)
-}
-
-// lockTurns takes the user's turn on every limited shared bucket of c, in
-// chain order, and returns the levels it holds and how long it waited. When
-// ctx ends first it gives back the turns it took.
-func (c *Chain) lockTurns(ctx context.Context) (held uint8, waited time.Duration, err error) {
-	for i, t := range c.turns[:c.n] {
-		if t == nil || c.buckets[i].limiter() == nil {
-			continue
-		}
-		d, err := t.lock(ctx)
-		waited += d
-		if err != nil {
-			c.unlockTurns(held)
-			return 0, waited, err
-		}
-		held |= 1 << i
-	}
-	return held, waited, nil
-}
-
-// unlockTurns gives back the turns of the levels in held.
-func (c *Chain) unlockTurns(held uint8) {
-	for i, t := range c.turns[:c.n] {
-		if held&(1<<i) != 0 {
-			t.unlock()
-		}
-	}
 }

@@ -2,6 +2,7 @@ package shaping
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,10 +16,11 @@ func globalOnly(rate configs.Rate) configs.Shaping {
 	return configs.Shaping{Global: configs.Limit{Download: rate, Burst: configs.ByteSize(rate)}}
 }
 
-// TestTurnCancel: a session waiting for its user's turn on a shared bucket
-// gives up at once when its context ends, taking nothing; the session holding
-// the turn gives it and its tokens back when its own context ends, and the
-// next session of the user takes the turn at once.
+// TestTurnCancel: a session waiting, holding its user's turn, for the user's
+// last refill on a shared bucket to come due gives up at once when its context
+// ends, taking nothing; a session that drew bytes from the user's balance and
+// ends before they are paid for gives them back to the user, whose next
+// session passes them when they are due, without reserving again.
 func TestTurnCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(globalOnly(1000))
@@ -27,57 +29,59 @@ func TestTurnCancel(t *testing.T) {
 		if _, err := first.Download().Wait(ctx1, 1000); err != nil { // the burst
 			t.Fatal(err)
 		}
-		holding := make(chan error, 1)
-		go func() { // holds the turn for a second: the bucket is empty
+		waiting := make(chan error, 1)
+		go func() { // refills 1000 bytes, due in a second, and waits for them
 			_, err := first.Download().Wait(ctx1, 1000)
-			holding <- err
+			waiting <- err
 		}()
 		synctest.Wait()
+		start := time.Now()
 		ctx2, cancel2 := context.WithCancel(context.Background())
 		time.AfterFunc(100*time.Millisecond, cancel2)
-		start := time.Now()
-		waited, err := second.Download().Wait(ctx2, 500)
+		waited, err := second.Download().Wait(ctx2, 500) // the balance is empty: waits for the refill
 		if err != context.Canceled || time.Since(start) != 100*time.Millisecond || waited != 100*time.Millisecond {
-			t.Fatalf("Wait for a held turn = %v, %v after %v; want canceled after 100ms", waited, err, time.Since(start))
+			t.Fatalf("Wait for a refill to come due = %v, %v after %v; want canceled after 100ms", waited, err, time.Since(start))
 		}
-		cancel1() // the holder gives up 100 ms into its second
-		if err := <-holding; err != context.Canceled {
-			t.Fatalf("holder's Wait = %v, want canceled", err)
+		cancel1() // the first session gives up 100 ms into its second
+		if err := <-waiting; err != context.Canceled {
+			t.Fatalf("first session's Wait = %v, want canceled", err)
 		}
-		// The holder's 1000 tokens came back: 100 ms of refill covers 100 bytes.
-		start = time.Now()
-		if waited, err := second.Download().Wait(context.Background(), 100); err != nil || waited != 0 {
-			t.Fatalf("Wait after the holder gave up = %v, %v; want the turn and tokens at once", waited, err)
+		tokens := r.global[download].limiter().TokensAt(start.Add(time.Second))
+		// Its 1000 bytes are the user's again, paid for at the refill's due time.
+		for _, want := range []time.Duration{900 * time.Millisecond, 0} {
+			if waited, err := second.Download().Wait(context.Background(), 500); err != nil || waited != want {
+				t.Fatalf("Wait(500) from the given-back bytes = %v, %v; want %v", waited, err, want)
+			}
 		}
-		if time.Since(start) != 0 {
-			t.Errorf("the turn came after %v, want at once", time.Since(start))
+		if got := r.global[download].limiter().TokensAt(start.Add(time.Second)); got != tokens {
+			t.Errorf("the bucket's tokens went from %v to %v: the given-back bytes were reserved again", tokens, got)
 		}
 	})
 }
 
-// TestTurnReload: a reload that lifts the shared limit while a session holds
-// its user's turn, sleeping, lets the user's other sessions through at once;
-// one that sets it again puts them back in turn, and the users share fairly
-// again.
+// TestTurnReload: a reload that lifts the shared limit while one of a user's
+// sessions holds the user's turn, waiting for the last refill to come due,
+// lets the user's other sessions through at once; one that sets it again puts
+// them back in turn, and the users share fairly again.
 func TestTurnReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(globalOnly(1000))
-		holder, other := r.Acquire("u", Other), r.Acquire("u", Other)
-		holder.Download().Wait(context.Background(), 1000) // the burst
-		done := make(chan struct{})
-		go func() {
-			holder.Download().Wait(context.Background(), 1000) // a second, holding the turn
-			close(done)
-		}()
-		synctest.Wait()
+		a, b, other := r.Acquire("u", Other), r.Acquire("u", Other), r.Acquire("u", Other)
+		a.Download().Wait(context.Background(), 1000) // the burst
+		var done sync.WaitGroup
+		for _, l := range []*Lease{a, b} { // a refills, due in a second; b waits for it, holding the turn
+			done.Go(func() { l.Download().Wait(context.Background(), 1000) })
+			synctest.Wait()
+		}
 		r.Update(configs.Shaping{})
 		start := time.Now()
 		if _, err := other.Download().Wait(context.Background(), 1<<20); err != nil || time.Since(start) != 0 {
 			t.Fatalf("Wait with the limit lifted = %v after %v; want at once", err, time.Since(start))
 		}
-		<-done
-		holder.Release()
-		other.Release()
+		done.Wait()
+		for _, l := range []*Lease{a, b, other} {
+			l.Release()
+		}
 
 		r.Update(globalOnly(100_000))
 		moved := runUsers(r, []userLoad{{"heavy", "", 50}, {"light", "", 1}}, 3, 5*time.Second)
