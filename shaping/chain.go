@@ -117,25 +117,29 @@ func (c *Chain) take(ctx context.Context, n int, w *waiter) (waited time.Duratio
 		if t == nil || c.buckets[i].limiter() == nil {
 			continue
 		}
-		at, d, ok, err := t.draw(ctx, c.buckets[i], n, w)
+		at, d, ok, err := t.draw(ctx, c.buckets[i], n, now, w)
 		waited += d
 		if err != nil || !ok {
 			p.giveBack(c, n)
 			return waited, false, err
 		}
-		p.drawn |= 1 << i
-		if at.After(p.avail) {
-			p.avail = at
+		if !at.IsZero() { // else the bucket became unlimited: nothing drawn
+			p.drawn |= 1 << i
+			if at.After(p.avail) {
+				p.avail = at
+			}
 		}
 	}
 	until := now.Add(p.own)
 	if p.avail.After(until) {
 		until = p.avail
 	}
-	if rest := time.Until(until); rest > minSleep {
-		start := time.Now()
+	if waited > 0 { // the clock read at the start is stale
+		now = time.Now()
+	}
+	if rest := until.Sub(now); rest > minSleep {
 		err := w.sleep(ctx, rest)
-		waited += time.Since(start)
+		waited += time.Since(now)
 		if err != nil {
 			p.giveBack(c, n)
 			return waited, false, err

@@ -132,20 +132,26 @@ func (t *turn) leave(bk *bucket) {
 // quantum per round. ok is false, with nothing taken, when the bucket refused
 // the refill (a reload shrank its burst); a bucket that became unlimited
 // meanwhile gives the bytes at once.
-func (t *turn) draw(ctx context.Context, bk *bucket, n int, w *waiter) (at time.Time, waited time.Duration, ok bool, err error) {
+func (t *turn) draw(ctx context.Context, bk *bucket, n int, now time.Time, w *waiter) (at time.Time, waited time.Duration, ok bool, err error) {
 	if waited, err = t.lock(ctx); err != nil {
 		return at, waited, false, err
 	}
 	defer t.unlock()
-	t.balance += t.credit.Swap(0)
+	if t.credit.Load() != 0 {
+		t.balance += t.credit.Swap(0)
+	}
 	if t.balance >= int64(n) {
 		t.balance -= int64(n)
 		return t.due, waited, true, nil
 	}
-	if rest := time.Until(t.due); rest > minSleep {
-		start := time.Now()
+	if waited > 0 {
+		now = time.Now()
+	}
+	if rest := t.due.Sub(now); rest > minSleep {
 		err := w.sleep(ctx, rest)
-		waited += time.Since(start)
+		start := now
+		now = time.Now()
+		waited += now.Sub(start)
 		if err != nil {
 			return at, waited, false, err
 		}
@@ -155,7 +161,6 @@ func (t *turn) draw(ctx context.Context, bk *bucket, n int, w *waiter) (at time.
 		return at, waited, true, nil
 	}
 	take := max(n-int(t.balance), min(quantum(bk), n*int(max(t.waiting.Load(), 1))))
-	now := time.Now()
 	r := lim.ReserveN(now, take)
 	if !r.OK() {
 		return at, waited, false, nil
