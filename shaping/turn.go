@@ -59,12 +59,6 @@ type turn struct {
 	// or writes them.
 	balance int64
 	due     time.Time
-	// span and size are the last refill's: the time between the user's refill
-	// before it coming due and it coming due, and its bytes. Its bytes are paid
-	// for evenly over the span, so draws from it come due one after the other
-	// (see availAt), not all at once.
-	span time.Duration
-	size int64
 	// credit is bytes drawn by sessions that ended before they were paid for,
 	// given back without the turn; the next draw adds them to the balance.
 	credit atomic.Int64
@@ -148,7 +142,7 @@ func (t *turn) draw(ctx context.Context, bk *bucket, n int, now time.Time, w *wa
 	}
 	if t.balance >= int64(n) {
 		t.balance -= int64(n)
-		return t.availAt(), waited, true, nil
+		return t.due, waited, true, nil
 	}
 	if waited > 0 {
 		now = time.Now()
@@ -173,28 +167,9 @@ func (t *turn) draw(ctx context.Context, bk *bucket, n int, now time.Time, w *wa
 	}
 	d := r.DelayFrom(now)
 	bk.note(take, d > minSleep)
-	due := now.Add(d)
-	t.span, t.size = due.Sub(t.due.Add(0)), int64(take)
-	if t.due.Before(now) {
-		t.span = d
-	}
 	t.balance += int64(take - n)
-	t.due = due
-	return t.availAt(), waited, true, nil
-}
-
-// availAt returns when the bytes left in the balance after a draw are paid
-// for: the last refill comes due over its span, its first bytes first, so a
-// draw that leaves b of its bytes is due b/size of the span before the refill.
-// Draws of the user's sessions thus come due in the order they were made, as
-// the sessions' own reservations would, and the sessions do not all wake at
-// once. Bytes left from earlier refills count as the refill's last.
-func (t *turn) availAt() time.Time {
-	if t.size <= 0 || t.span <= 0 {
-		return t.due
-	}
-	left := min(t.balance, t.size)
-	return t.due.Add(-time.Duration(float64(t.span) * float64(left) / float64(t.size)))
+	t.due = now.Add(d)
+	return t.due, waited, true, nil
 }
 
 // giveBack returns n bytes drawn from the balance that a session ending will

@@ -20,7 +20,7 @@ func globalOnly(rate configs.Rate) configs.Shaping {
 // last refill on a shared bucket to come due gives up at once when its context
 // ends, taking nothing; a session that drew bytes from the user's balance and
 // ends before they are paid for gives them back to the user, whose next
-// session passes them as they come due, without reserving again.
+// session passes them when they are due, without reserving again.
 func TestTurnCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(globalOnly(1000))
@@ -47,9 +47,8 @@ func TestTurnCancel(t *testing.T) {
 			t.Fatalf("first session's Wait = %v, want canceled", err)
 		}
 		tokens := r.global[download].limiter().TokensAt(start.Add(time.Second))
-		// Its 1000 bytes are the user's again, paid for over the refill's
-		// second: the first half at 0.5 s, the rest at 1 s.
-		for _, want := range []time.Duration{400 * time.Millisecond, 500 * time.Millisecond} {
+		// Its 1000 bytes are the user's again, paid for at the refill's due time.
+		for _, want := range []time.Duration{900 * time.Millisecond, 0} {
 			if waited, err := second.Download().Wait(context.Background(), 500); err != nil || waited != want {
 				t.Fatalf("Wait(500) from the given-back bytes = %v, %v; want %v", waited, err, want)
 			}
