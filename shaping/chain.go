@@ -49,8 +49,9 @@ func (c *Chain) Limited() bool {
 // gets a fair share of it whatever their number of sessions. An n larger than
 // a bucket's burst is taken in pieces no larger than the smallest burst, one
 // after the other. When ctx ends first, Wait returns at once with ctx.Err()
-// and gives back the tokens of the piece it was waiting for; it returns
-// ctx.Err() without taking tokens when ctx has already ended.
+// and gives back the tokens of the piece it was waiting for (on a shared
+// bucket, to the user's balance); it returns ctx.Err() without taking tokens
+// when ctx has already ended.
 func (c *Chain) Wait(ctx context.Context, n int) (waited time.Duration, err error) {
 	var w waiter
 	defer w.stop()
