@@ -56,11 +56,12 @@ need_packages() {
 }
 
 # build_tools builds sockbench (required) and sockshaper (optional: SOCKSHAPER_OK=0
-# when it does not build) into $WORK.
+# when it does not build) into $WORK; sockshaper from the tree SOCKSHAPER_TREE
+# when set (another checkout, for before/after runs), else from this one.
 build_tools() {
   (cd "$BENCH_ROOT" && go build -o "$WORK/sockbench" ./cmd/sockbench) || die "sockbench does not build"
   SOCKSHAPER_OK=1
-  if ! (cd "$BENCH_ROOT" && go build -o "$WORK/sockshaper" ./cmd/sockshaper) 2>"$WORK/sockshaper-build.log"; then
+  if ! (cd "${SOCKSHAPER_TREE:-$BENCH_ROOT}" && go build -o "$WORK/sockshaper" ./cmd/sockshaper) 2>"$WORK/sockshaper-build.log"; then
     SOCKSHAPER_OK=0
     log "sockshaper does not build yet (see below); its figures are skipped"
     cat "$WORK/sockshaper-build.log" >&2

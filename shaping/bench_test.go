@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/sockshaper/sockshaper/configs"
 )
@@ -43,6 +44,37 @@ func TestCopyAllocs(t *testing.T) {
 		if few, many := allocs(slow, 10), allocs(slow, 1000); many > few+1 {
 			t.Errorf("Copy with a wait per chunk: %v allocations for 10 chunks, %v for 1000", few, many)
 		}
+	})
+}
+
+// TestCopyAllocsSharedBucket is TestCopyAllocs on a shared bucket, where every
+// chunk takes the user's turn, queues behind another user's session and
+// often refills the user's balance: still nothing allocated per chunk.
+func TestCopyAllocsSharedBucket(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRegistry(configs.Shaping{Global: configs.Limit{Download: 64 << 10}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		other := r.Acquire("other", Other)
+		defer other.Release()
+		go Copy(ctx, io.Discard, endless{}, other.Download(), nil)
+		mine := r.Acquire("mine", Other)
+		defer mine.Release()
+		src := &chunkSource{}
+		allocs := func(chunks int) float64 {
+			return testing.AllocsPerRun(5, func() {
+				src.left = chunks * mine.Download().ChunkSize()
+				if _, err := Copy(ctx, io.Discard, src, mine.Download(), nil); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		start := time.Now()
+		few, many := allocs(10), allocs(200)
+		if many > few+1 {
+			t.Errorf("Copy on a shared bucket: %v allocations for 10 chunks, %v for 200", few, many)
+		}
+		t.Logf("%v allocations for 10 chunks, %v for 200; %v of bubble time", few, many, time.Since(start))
 	})
 }
 

@@ -1,6 +1,7 @@
 package shaping
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,9 @@ func defaultBurst(r configs.Rate) int {
 type bucket struct {
 	lim      atomic.Pointer[rate.Limiter] // nil while unlimited
 	burst    atomic.Int64                 // lim's burst, 0 while unlimited
+	perSec   atomic.Uint64                // lim's rate (math.Float64bits, bytes/s), read without lim's lock
 	sessions atomic.Int32                 // live leases whose chains hold the bucket
+	users    atomic.Int32                 // users with such a lease, on a bucket users share (see turn.go)
 	waiting  atomic.Int32                 // callers of Chain.Wait holding or awaiting a reservation
 
 	// What the bucket passed since the last cluster report (see share.go).
@@ -70,6 +73,7 @@ func (bk *bucket) apply() {
 	}
 	if r <= 0 {
 		bk.burst.Store(0)
+		bk.perSec.Store(0)
 		bk.lim.Store(nil)
 		return
 	}
@@ -89,7 +93,13 @@ func (bk *bucket) apply() {
 		lim.SetLimit(rate.Limit(r))
 	}
 	bk.burst.Store(int64(burst))
+	bk.perSec.Store(math.Float64bits(float64(r)))
 }
+
+// bytesPerSec returns the limiter's rate as last set, without taking the
+// limiter's lock as [rate.Limiter.Limit] does: chunk sizes read it for every
+// chunk.
+func (bk *bucket) bytesPerSec() float64 { return math.Float64frombits(bk.perSec.Load()) }
 
 // limiter returns the bucket's limiter, nil while it is unlimited.
 func (bk *bucket) limiter() *rate.Limiter { return bk.lim.Load() }

@@ -2,71 +2,9 @@ package shaping
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"golang.org/x/time/rate"
-)
-
-const (
-	// MinChunk is the smallest chunk [Copy] moves through a chain, even when a
-	// burst is smaller (Wait then splits the chunk), unless so many sessions wait
-	// on a bucket that a chunk each would take longer than fairRound: below 1 KiB
-	// the syscall and limiter lock per chunk cost more than the pacing gains, and
-	// at 8 kbit/s a 1 KiB chunk is already a second of traffic.
-	MinChunk = 1 << 10
-	// MaxChunk is the largest chunk moved at once. Per-chunk wake-ups and system
-	// calls, not bytes, dominate a fast shaped session's CPU, so fast sessions get
-	// large chunks: 4 MiB is 40 ms at 100 MiB/s. [Copy] reads a chunk larger than
-	// its largest pooled buffer (1 MiB) in several reads.
-	MaxChunk = 4 << 20
-	// baseChunk is the chunk of every rate below 3.2 MiB/s and the unit of larger
-	// ones. Chunks of other sizes (41,943 bytes: 10 ms at 4 MiB/s) measured unfair
-	// between sessions of one user: four sessions at 4 MiB/s spread with CV 0.04
-	// to 0.15 over 10 s, against 0.01 to 0.02 with 32 KiB chunks.
-	baseChunk = 32 << 10
-	// chunkTime is how much traffic at the slowest bucket's rate one chunk holds.
-	// Measured at 50 MiB/s on one session: 10 ms chunks cost 1.3-1.5 s of CPU per
-	// GiB, 20 ms ones 0.94-0.97 s, but 20 ms chunks let 16 sessions of one user at
-	// 16 MiB/s drift apart over a second (CV 0.106); fairness wins.
-	// Sessions of one user queue in FIFO order for the user's bucket, so 10 ms
-	// chunks interleave them finely; and since a chunk's buffer, where there is
-	// one, is in use only while bytes move, buffers in use add up to about 10 ms of
-	// the proxy's total throughput, whatever the number of sessions. Fixed-size
-	// chunks would make fast sessions pay system calls per few KiB or slow ones
-	// hold large buffers.
-	chunkTime = 10 * time.Millisecond
-	// soloChunkTime is the chunk of a session alone on every limited bucket of
-	// its chain (a user's only session): it takes turns with no one, so fairness
-	// does not bind, and larger chunks mean fewer sleeps and wake-ups. Measured at
-	// 50 MiB/s on one session with the spliced relay, interleaved: 10 ms chunks
-	// cost 0.96-1.06 s of CPU per GiB, 40 ms ones 0.66-0.76. It stays below the
-	// default burst (50 ms), so a chunk is never split.
-	soloChunkTime = 40 * time.Millisecond
-	// fairRound bounds how long the sessions waiting on one bucket take to get a
-	// chunk each: a bucket shared by more sessions than its rate can give a full
-	// chunk each per round hands out smaller chunks, down to a byte. Sessions
-	// queue first come, first served, so each one waits about one round between
-	// chunks however many share the bucket and however slow it is; without the
-	// bound, 1,000 sessions on a 4 Mbit/s bucket would each wait a minute for
-	// their 32 KiB. A chunk costs the same few system calls whatever its size, so
-	// the cost is chunks per second: the number of waiting sessions / fairRound.
-	fairRound = 500 * time.Millisecond
-
-	// minDefaultBurst is the floor of the default burst: 64 KiB, so that a default
-	// bucket's chunks are never tiny and a user back from idle starts at once.
-	minDefaultBurst = 64 << 10
-	// defaultBurstTime is how much traffic at the bucket's rate the default burst
-	// holds: 50 ms absorbs timer and scheduling latency (a late wake-up does not
-	// lose tokens to a full bucket, so the long-run rate stays exact) while a user
-	// back from idle exceeds the rate by at most 50 ms worth.
-	defaultBurstTime = 50 * time.Millisecond
-	// maxBurst keeps bursts of very high rates within int on 32-bit platforms.
-	maxBurst = math.MaxInt32
-
-	// maxLevels is the number of buckets on a chain: user, user×app, app total,
-	// global.
-	maxLevels = 4
 )
 
 // Chain is the ordered set of buckets one direction of a session passes through:
@@ -77,11 +15,17 @@ const (
 // no buckets and never holds bytes back.
 type Chain struct {
 	buckets [maxLevels]*bucket
-	n       int
+	// turns holds the user's turn on each bucket that several users share (the
+	// app class total, the global one) and nil for the user's own buckets; see
+	// turn.go.
+	turns [maxLevels]*turn
+	n     int
 }
 
-func (c *Chain) add(bk *bucket) {
+// add appends bk to c, with the user's turn on it when other users share it.
+func (c *Chain) add(bk *bucket, t *turn) {
 	c.buckets[c.n] = bk
+	c.turns[c.n] = t
 	c.n++
 }
 
@@ -96,99 +40,18 @@ func (c *Chain) Limited() bool {
 	return false
 }
 
-// minBurst returns the smallest burst of the limited buckets on c, or 0 when
-// none is limited.
-func (c *Chain) minBurst() int {
-	m := int64(0)
-	for _, bk := range c.buckets[:c.n] {
-		if b := bk.burst.Load(); b > 0 && (m == 0 || b < m) {
-			m = b
-		}
-	}
-	return int(m)
-}
-
-// ChunkSize returns the most bytes a shaped copy should move at once: chunkTime
-// (soloChunkTime when c's session is alone on its limited buckets) of traffic at
-// the slowest limited bucket's rate rounded down to a multiple of baseChunk (and
-// at least baseChunk), no more than the smallest burst, kept within [MinChunk,
-// MaxChunk]; and no more than a fair share of fairRound on any limited bucket
-// that other sessions are waiting on, however small that share is (at least one
-// byte). MaxChunk when no bucket on c is limited. Chunks no larger than the burst
-// are what make sessions of one user share its bucket fairly, and the fair share
-// is what keeps every session on a crowded or slow bucket moving. It follows
-// reloads and sessions coming and going.
-func (c *Chain) ChunkSize() int {
-	b := c.minBurst()
-	if b == 0 {
-		return MaxChunk
-	}
-	t := chunkTime
-	if c.solo() {
-		t = soloChunkTime
-	}
-	byRate := max(int(c.minRate()*t.Seconds())&^(baseChunk-1), baseChunk)
-	size := min(max(min(b, byRate), MinChunk), MaxChunk)
-	return max(min(size, c.fairShare()), 1)
-}
-
-// fairShare returns the smallest, over c's limited buckets, of fairRound's worth
-// of the bucket's rate divided among the callers waiting on it and this one;
-// MaxChunk when no bucket is limited.
-func (c *Chain) fairShare() int {
-	share := float64(MaxChunk)
-	for _, bk := range c.buckets[:c.n] {
-		if lim := bk.limiter(); lim != nil {
-			waiting := float64(bk.waiting.Load() + 1)
-			share = min(share, float64(lim.Limit())*fairRound.Seconds()/waiting)
-		}
-	}
-	return int(share)
-}
-
-// enter and leave count a caller of Wait on c's buckets, for fairShare.
-func (c *Chain) enter() {
-	for _, bk := range c.buckets[:c.n] {
-		bk.waiting.Add(1)
-	}
-}
-
-func (c *Chain) leave() {
-	for _, bk := range c.buckets[:c.n] {
-		bk.waiting.Add(-1)
-	}
-}
-
-// solo reports whether no limited bucket on c is held by more than one session.
-func (c *Chain) solo() bool {
-	for _, bk := range c.buckets[:c.n] {
-		if bk.limiter() != nil && bk.sessions.Load() > 1 {
-			return false
-		}
-	}
-	return true
-}
-
-// minRate returns the smallest rate, in bytes per second, of the limited buckets
-// on c; +Inf when none is limited.
-func (c *Chain) minRate() float64 {
-	m := math.Inf(1)
-	for _, bk := range c.buckets[:c.n] {
-		if lim := bk.limiter(); lim != nil {
-			m = min(m, float64(lim.Limit()))
-		}
-	}
-	return m
-}
-
 // Wait takes n bytes' worth of tokens from every limited bucket on c, waiting
 // until the slowest of them can give them, and returns how long it waited; a
-// delay of at most minSleep is not slept but carried into the next call. Each
-// caller reserves in turn, so concurrent callers are served first come, first
-// served. An n larger than a bucket's burst is taken in pieces no larger than the
-// smallest burst, one after the other. When ctx ends first, Wait returns at once
-// with ctx.Err() and gives back the tokens of the piece it was waiting for; it
-// returns ctx.Err() without taking tokens when ctx has already ended.
+// delay of at most minSleep is not slept but carried into the next call. On the
+// user's own buckets callers reserve in turn, first come, first served; on a
+// bucket other users share, the user's callers queue for the user's turn, and
+// the users' turns are served in rotation (see turn.go), so that each user
+// gets a fair share of it whatever their number of sessions. An n larger than
+// a bucket's burst is taken in pieces no larger than the smallest burst, one
+// after the other. When ctx ends first, Wait returns at once with ctx.Err()
+// and gives back the tokens of the piece it was waiting for (on a shared
+// bucket, to the user's balance); it returns ctx.Err() without taking tokens
+// when ctx has already ended.
 func (c *Chain) Wait(ctx context.Context, n int) (waited time.Duration, err error) {
 	var w waiter
 	defer w.stop()
@@ -215,45 +78,108 @@ func (c *Chain) wait(ctx context.Context, n int, w *waiter) (waited time.Duratio
 		if piece == 0 {
 			return waited, nil // nothing on c is limited
 		}
-		var res [maxLevels]rate.Reservation
-		d, ok := c.reserve(piece, &res)
-		if !ok {
-			continue // a reload shrank a burst after minBurst read it; read again
+		d, ok, err := c.take(ctx, piece, w)
+		waited += d
+		if err != nil {
+			return waited, err
 		}
-		if d > minSleep {
-			start := time.Now()
-			if err := w.sleep(ctx, d); err != nil {
-				cancelAll(res[:c.n])
-				return waited + time.Since(start), err
-			}
-			waited += time.Since(start)
+		if ok { // else a reload shrank a burst after minBurst read it; read again
+			n -= piece
 		}
-		n -= piece
 	}
 	return waited, nil
 }
 
-// reserve reserves n tokens on every limited bucket into res and returns the
-// longest delay among them; when a bucket refuses (n above its burst), it cancels
-// the reservations it made and reports false.
-func (c *Chain) reserve(n int, res *[maxLevels]rate.Reservation) (time.Duration, bool) {
+// piece is what take reserved for one piece of a chunk.
+type piece struct {
+	res   [maxLevels]rate.Reservation // on the buckets taken without a turn
+	own   time.Duration               // the longest delay among them
+	drawn uint8                       // the levels whose bytes were drawn from the user's balance
+	avail time.Time                   // when those bytes are paid for
+}
+
+// take takes n bytes' worth of tokens from every limited bucket on c and
+// waits until they are due, and returns how long it waited. On the user's own
+// buckets it reserves n; on each shared one it draws n from the user's balance
+// under the user's turn (see turn.go), one level after the other, holding no
+// turn while it waits for the bytes: a session held back by one bucket (its
+// user's slow per-app limit, a crowded app total) does not hold up the user's
+// sessions on the others. ok is false, with what it took given back, when a
+// bucket refused n: a reload shrank its burst after minBurst read it. When ctx
+// ends first, the tokens of its reservations not yet due go back to their
+// buckets and the bytes it drew back to the user's balances.
+func (c *Chain) take(ctx context.Context, n int, w *waiter) (waited time.Duration, ok bool, err error) {
+	var p piece
 	now := time.Now()
-	var longest time.Duration
-	for i, bk := range c.buckets[:c.n] {
-		lim := bk.limiter()
-		if lim == nil {
+	if !c.reserve(now, n, &p) {
+		return 0, false, nil
+	}
+	for i, t := range c.turns[:c.n] {
+		if t == nil || c.buckets[i].limiter() == nil {
 			continue
 		}
-		res[i] = *lim.ReserveN(now, n)
-		if !res[i].OK() {
-			cancelAll(res[:i])
-			return 0, false
+		at, d, ok, err := t.draw(ctx, c.buckets[i], n, now, w)
+		waited += d
+		if err != nil || !ok {
+			p.giveBack(c, n)
+			return waited, false, err
 		}
-		d := res[i].DelayFrom(now)
-		bk.note(n, d > minSleep)
-		longest = max(longest, d)
+		if !at.IsZero() { // else the bucket became unlimited: nothing drawn
+			p.drawn |= 1 << i
+			if at.After(p.avail) {
+				p.avail = at
+			}
+		}
 	}
-	return longest, true
+	until := now.Add(p.own)
+	if p.avail.After(until) {
+		until = p.avail
+	}
+	if waited > 0 { // the clock read at the start is stale
+		now = time.Now()
+	}
+	if rest := until.Sub(now); rest > minSleep {
+		err := w.sleep(ctx, rest)
+		waited += time.Since(now)
+		if err != nil {
+			p.giveBack(c, n)
+			return waited, false, err
+		}
+	}
+	return waited, true, nil
+}
+
+// giveBack undoes p when its piece of n bytes will not pass: the tokens of
+// its reservations not yet due go back to their buckets, the bytes it drew
+// back to the user's balances.
+func (p *piece) giveBack(c *Chain, n int) {
+	cancelAll(p.res[:c.n])
+	for i, t := range c.turns[:c.n] {
+		if p.drawn&(1<<i) != 0 {
+			t.giveBack(n)
+		}
+	}
+}
+
+// reserve reserves n tokens at now on every limited bucket of c that has no
+// turn into p. When a bucket refuses (n above its burst), it cancels the
+// reservations it made and reports false.
+func (c *Chain) reserve(now time.Time, n int, p *piece) bool {
+	for i, bk := range c.buckets[:c.n] {
+		lim := bk.limiter()
+		if lim == nil || c.turns[i] != nil {
+			continue
+		}
+		p.res[i] = *lim.ReserveN(now, n)
+		if !p.res[i].OK() {
+			cancelAll(p.res[:i])
+			return false
+		}
+		d := p.res[i].DelayFrom(now)
+		bk.note(n, d > minSleep)
+		p.own = max(p.own, d)
+	}
+	return true
 }
 
 // cancelAll gives back the tokens of reservations not yet due; zero
@@ -263,51 +189,4 @@ func cancelAll(res []rate.Reservation) {
 	for i := range res {
 		res[i].CancelAt(now)
 	}
-}
-
-// queueTolerance is how far behind a bucket may fall when [Chain.Allow] takes
-// tokens without waiting: more than the queue the sessions waiting on a
-// saturated bucket keep ahead of it (about fairRound), so that a datagram or a
-// small message gets through a bucket that bulk transfers keep busy, and little
-// more, so that a flood of them is still held to the bucket's rate.
-const queueTolerance = 2 * fairRound
-
-// SparseMessage is the size up to which a TCP chunk that is all a socket holds
-// is sent at once through [Chain.Allow] rather than queued behind bulk
-// transfers through [Chain.Wait]: a request, a ClientHello, a keystroke or a
-// call's signalling. 4 KiB holds a typical HTTP request head.
-const SparseMessage = 4 << 10
-
-// Allow takes n tokens from every limited bucket on c at once, without waiting,
-// and reports whether it did: it does when no bucket is then more than
-// queueTolerance behind (its debt is later sessions' wait, so the long-run rate
-// stays exact); otherwise it takes none. A UDP datagram that does not fit is
-// dropped, as a full router queue would drop it; a sparse TCP message waits its
-// turn instead. Taking ahead of the sessions queued on a busy bucket is what
-// keeps calls and interactive sessions alive beside downloads that saturate it:
-// with Allow's old rule (tokens now or nothing) every datagram was dropped while
-// TCP sessions kept the bucket's tokens reserved.
-func (c *Chain) Allow(n int) bool {
-	if n <= 0 {
-		return true
-	}
-	now := time.Now()
-	var res [maxLevels]rate.Reservation
-	for i, bk := range c.buckets[:c.n] {
-		lim := bk.limiter()
-		if lim == nil {
-			continue
-		}
-		res[i] = *lim.ReserveN(now, n)
-		if !res[i].OK() || res[i].DelayFrom(now) > queueTolerance {
-			cancelAll(res[:i+1])
-			return false
-		}
-	}
-	for _, bk := range c.buckets[:c.n] {
-		if bk.limiter() != nil {
-			bk.note(n, false)
-		}
-	}
-	return true
 }

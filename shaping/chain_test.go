@@ -24,7 +24,7 @@ func (endless) Read(p []byte) (int, error) { return len(p), nil }
 func chainOf(bks ...*bucket) *Chain {
 	c := &Chain{}
 	for _, bk := range bks {
-		c.add(bk)
+		c.add(bk, nil)
 	}
 	return c
 }

@@ -38,21 +38,40 @@ func (l *Lease) Release() {
 	if !l.released.CompareAndSwap(false, true) {
 		return
 	}
-	for d := range l.chains {
-		for _, bk := range l.chains[d].buckets[:l.chains[d].n] {
-			bk.sessions.Add(-1)
-		}
-	}
 	r := l.r
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for d := range l.chains {
+		l.chains[d].drop()
+	}
 	if l.user.leases--; l.user.leases == 0 {
 		l.user.idleSince = now
 		r.active--
 	}
 	if l.app.leases--; l.app.leases == 0 {
 		l.app.idleSince = now
+	}
+}
+
+// hold counts a live lease on every bucket of c: a session on each, and a user
+// on each shared one whose turn had none; the Registry's mu is held.
+func (c *Chain) hold() {
+	for i, bk := range c.buckets[:c.n] {
+		bk.sessions.Add(1)
+		if t := c.turns[i]; t != nil {
+			t.hold(bk)
+		}
+	}
+}
+
+// drop undoes hold when the lease ends; the Registry's mu is held.
+func (c *Chain) drop() {
+	for i, bk := range c.buckets[:c.n] {
+		bk.sessions.Add(-1)
+		if t := c.turns[i]; t != nil {
+			t.drop(bk)
+		}
 	}
 }
 

@@ -75,9 +75,11 @@ func (p pair) set(l configs.Limit) {
 	p[download].set(l.Download, l.Burst)
 }
 
-// userBuckets are one user's buckets: their own, and theirs per app class.
+// userBuckets are one user's buckets: their own, and theirs per app class;
+// and their turns on the global buckets (see turn.go).
 type userBuckets struct {
-	own pair
+	own    pair
+	global turns
 	// group is the shaping group the user's login chose (a directory group), ""
 	// when their login chose none; see [Registry.SetUserGroup].
 	group     string
@@ -86,9 +88,12 @@ type userBuckets struct {
 	idleSince time.Time // when leases last dropped to 0
 }
 
+// userApp is a user's buckets for an app class, and their turns on the app
+// class's total.
 type userApp struct {
 	app     string
 	buckets pair
+	total   turns
 }
 
 // appBuckets are the buckets an app class's traffic shares across users.
@@ -249,13 +254,11 @@ func (r *Registry) Acquire(user, app string) *Lease {
 	a.leases++
 	l := &Lease{r: r, user: u, app: a}
 	for d := range l.chains {
-		l.chains[d].add(u.own[d])
-		l.chains[d].add(ua[d])
-		l.chains[d].add(a.total[d])
-		l.chains[d].add(r.global[d])
-		for _, bk := range l.chains[d].buckets[:l.chains[d].n] {
-			bk.sessions.Add(1)
-		}
+		l.chains[d].add(u.own[d], nil)
+		l.chains[d].add(ua.buckets[d], nil)
+		l.chains[d].add(a.total[d], ua.total[d])
+		l.chains[d].add(r.global[d], u.global[d])
+		l.chains[d].hold()
 	}
 	l.unshaped = !l.chains[upload].Limited() && !l.chains[download].Limited()
 	return l
@@ -264,7 +267,7 @@ func (r *Registry) Acquire(user, app string) *Lease {
 func (r *Registry) userLocked(user string) *userBuckets {
 	u, ok := r.users[user]
 	if !ok {
-		u = &userBuckets{own: newPair(r.ownLimitLocked(user))}
+		u = &userBuckets{own: newPair(r.ownLimitLocked(user)), global: newTurns()}
 		r.users[user] = u
 		r.peak = max(r.peak, len(r.users))
 	}
@@ -281,14 +284,14 @@ func (r *Registry) appLocked(app string) *appBuckets {
 	return a
 }
 
-func (u *userBuckets) appLocked(app string, r *Registry) pair {
+func (u *userBuckets) appLocked(app string, r *Registry) userApp {
 	for _, ua := range u.apps {
 		if ua.app == app {
-			return ua.buckets
+			return ua
 		}
 	}
 	perUser, _ := appLimits(&r.cfg, app, r.open)
-	p := newPair(perUser)
-	u.apps = append(u.apps, userApp{app: app, buckets: p})
-	return p
+	ua := userApp{app: app, buckets: newPair(perUser), total: newTurns()}
+	u.apps = append(u.apps, ua)
+	return ua
 }

@@ -32,6 +32,20 @@ func bucketKey(kind, user, app string, dir int) string {
 type sharedBucket struct {
 	key string
 	bk  *bucket
+	// byUser is set on a bucket that users share (an app total, the global
+	// one): within the instance it is divided between users, not sessions.
+	byUser bool
+}
+
+// holders is what the bucket's part is divided by, within the instance and so
+// across instances: its sessions, or on a bucket users share its users, so
+// that a user's 100 sessions on one instance weigh as much as another user's
+// one on another.
+func (b sharedBucket) holders() int {
+	if b.byUser {
+		return int(b.bk.users.Load())
+	}
+	return int(b.bk.sessions.Load())
 }
 
 // sharedLocked calls f for every bucket of r with a rate; r.mu is held.
@@ -39,7 +53,7 @@ func (r *Registry) sharedLocked(f func(sharedBucket)) {
 	visit := func(kind, user, app string, p pair) {
 		for dir, bk := range p {
 			if bk.rate > 0 {
-				f(sharedBucket{bucketKey(kind, user, app, dir), bk})
+				f(sharedBucket{bucketKey(kind, user, app, dir), bk, kind == keyApp || kind == keyGlobal})
 			}
 		}
 	}
@@ -58,7 +72,7 @@ func (r *Registry) sharedLocked(f func(sharedBucket)) {
 // Report returns the demand on every limited bucket that passed bytes or had
 // sessions waiting since the last report (and resets the counts): the bytes per
 // second it passed over the cluster's period, whether a session waited, and how
-// many sessions hold it. It keeps its own demand for the next Apply.
+// many sessions hold it (users, on a bucket users share: see holders). It keeps its own demand for the next Apply.
 func (r *Registry) Report() cluster.Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -69,7 +83,7 @@ func (r *Registry) Report() cluster.Report {
 			return
 		}
 		rep.Buckets[b.key] = cluster.Demand{Used: float64(passed) / cluster.Period.Seconds(),
-			Waiting: waited, Sessions: int(b.bk.sessions.Load())}
+			Waiting: waited, Sessions: b.holders()}
 	})
 	r.demand = rep.Buckets
 	return rep
@@ -110,7 +124,7 @@ func (r *Registry) shareLocked(self string, b sharedBucket, v cluster.View) floa
 	}
 	mine, ok := r.demand[b.key]
 	if !ok {
-		mine = cluster.Demand{Sessions: max(int(b.bk.sessions.Load()), 1)}
+		mine = cluster.Demand{Sessions: max(b.holders(), 1)}
 	}
 	demands[self] = mine
 	limit := float64(b.bk.rate)

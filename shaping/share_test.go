@@ -19,13 +19,19 @@ import (
 type instances struct {
 	names     []string
 	regs      map[string]*Registry
+	user      map[string]string // whose sessions run on each instance; "u" when not set
 	connected atomic.Bool
 }
 
 func newInstances(limit int64, names ...string) *instances {
-	in := &instances{names: names, regs: map[string]*Registry{}}
+	return newInstancesOf(oneGroup(configs.Rate(limit)), names...)
+}
+
+// newInstancesOf is newInstances with every instance on cfg.
+func newInstancesOf(cfg configs.Shaping, names ...string) *instances {
+	in := &instances{names: names, regs: map[string]*Registry{}, user: map[string]string{}}
 	for _, n := range names {
-		in.regs[n] = NewRegistry(oneGroup(configs.Rate(limit)))
+		in.regs[n] = NewRegistry(cfg)
 	}
 	in.connected.Store(true)
 	return in
@@ -48,7 +54,7 @@ func (in *instances) exchange() {
 	}
 }
 
-// run runs sessions[name] unpaced downloads of user "u" on each instance for d,
+// run runs sessions[name] unpaced downloads of user[name] on each instance for d,
 // exchanging every period, and returns the bytes each instance moved in the
 // last half of d.
 func (in *instances) run(sessions map[string]int, d time.Duration) map[string]int64 {
@@ -60,7 +66,11 @@ func (in *instances) run(sessions map[string]int, d time.Duration) map[string]in
 	for name, n := range sessions {
 		moved[name] = &atomic.Int64{}
 		for range n {
-			l := in.regs[name].Acquire("u", Other)
+			user := in.user[name]
+			if user == "" {
+				user = "u"
+			}
+			l := in.regs[name].Acquire(user, Other)
 			wg.Go(func() {
 				defer l.Release()
 				Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {
@@ -131,4 +141,25 @@ func TestSharedLimitAcrossInstances(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSharedBucketAcrossInstancesByUser: a global limit shared by two
+// instances is split between them by users, not sessions, as each instance
+// shares it between users: a user with 10 sessions on one instance and a user
+// with one on the other get about half each. Before, the split followed the
+// sessions (10 to 1).
+func TestSharedBucketAcrossInstancesByUser(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const limit, d = 1 << 20, 10 * time.Second
+		in := newInstancesOf(configs.Shaping{Global: configs.Limit{Download: limit}}, "a", "b")
+		in.user["a"], in.user["b"] = "heavy", "light"
+		got := in.run(map[string]int{"a": 10, "b": 1}, d)
+		t.Logf("moved in the last %v: %v", d/2, got)
+		secs := (d / 2).Seconds()
+		for _, name := range in.names {
+			if r := float64(got[name]) / secs; r < 0.85*limit/2 || r > 1.15*limit/2 {
+				t.Errorf("%s (%s): %.0f B/s, want half of %d (±15%%)", name, in.user[name], r, limit)
+			}
+		}
+	})
 }

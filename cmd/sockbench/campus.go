@@ -61,11 +61,11 @@ func runCampus(ctx context.Context, o *options, log *slog.Logger) (result, error
 
 // checkDescriptors raises RLIMIT_NOFILE and checks it covers the run: two
 // descriptors per flow (client and target side; a UDP call's control connection
-// and socket), one per slowloris connection and guesser, two per user for a
+// and socket), one per slowloris and keep-alive connection and guesser, two per user for a
 // short session in flight.
 func (cs *campus) checkDescriptors() error {
 	c := &cs.o.campus
-	need := uint64(2*len(cs.flows) + c.slowloris + c.guessers + 2*len(cs.mix.users) + 256)
+	need := uint64(2*len(cs.flows) + c.slowloris + c.keepPer*c.keepAddrs + c.guessers + 2*len(cs.mix.users) + 256)
 	got, err := raiseNofile()
 	if err != nil || got < need {
 		return fmt.Errorf("RLIMIT_NOFILE is %d, %d descriptors are needed (%v); raise the hard limit (ulimit -Hn)", got, need, err)
@@ -84,6 +84,9 @@ func (cs *campus) run(ctx context.Context) (result, error) {
 	}()
 	for i := range c.slowloris {
 		wg.Go(func() { cs.slowloris(runCtx, i) })
+	}
+	for i := range c.keepPer * c.keepAddrs {
+		wg.Go(func() { cs.keepAlive(runCtx, i) })
 	}
 	for i := range c.guessers {
 		wg.Go(func() { cs.guess(runCtx, i) })

@@ -57,8 +57,9 @@ func TestCampusAgainstSockshaper(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildSockshaper(t, dir)
-	mix := []string{"-password", "pw", "-heavy", "1", "-heavy-sessions", "8", "-downloaders", "0.1",
-		"-callers", "0.1", "-skype-bulk", "0.05", "-slowloris", "10", "-guessers", "4", "-guess-addrs", "2"}
+	mix := []string{"-password", "pw", "-hogs", "1", "-hog-sessions", "8", "-heavy", "1", "-heavy-sessions", "8",
+		"-downloaders", "0.1", "-callers", "0.1", "-skype-bulk", "0.05", "-slowloris", "10", "-guessers", "4", "-guess-addrs", "2",
+		"-keepalive-per-addr", "3", "-keepalive-addrs", "2", "-keepalive-every", "300ms"}
 	var setup setupResult
 	runJSON(t, &setup, append([]string{"campus", "-setup", dir, "-user-count", "60", "-cost", "4"}, mix...)...)
 	listen, admin, pid := startCampusDaemon(t, bin, setup.Config)
@@ -67,8 +68,11 @@ func TestCampusAgainstSockshaper(t *testing.T) {
 		"-metrics", "http://" + admin + "/metrics", "-browse-every", "500ms", "-duration", "4s", "-window", "2s",
 		"-warmup", "1s", "-timeout", "3s"}, mix...)...)
 
-	if r.Users != 60 || r.Addresses != 12 || r.Flows != 1*8+6*2+6*2+3 || r.Opened < 1 || r.Opened > r.Flows {
-		t.Errorf("users %d on %d addresses, %d of %d flows opened; want 60 on 12, 1 to 35 of 35", r.Users, r.Addresses, r.Opened, r.Flows)
+	if r.Users != 60 || r.Addresses != 12 || r.Flows != 1*8+1*8+6*2+6*2+3 || r.Opened < 1 || r.Opened > r.Flows {
+		t.Errorf("users %d on %d addresses, %d of %d flows opened; want 60 on 12, 1 to 43 of 43", r.Users, r.Addresses, r.Opened, r.Flows)
+	}
+	if r.Limits.GlobalShare <= 0 || r.Limits.GlobalShare >= r.Limits.Global {
+		t.Errorf("the global cap's fair share per user is %v of %v Mbit/s", r.Limits.GlobalShare, r.Limits.Global)
 	}
 	if r.Limits.Student != 4 || r.Limits.Skype != 1 || r.Limits.Global <= 0 || r.Limits.Global >= r.OfferedMbps {
 		t.Errorf("limits %+v, offered %v: want 4, 1 and a global cap below the offered load", r.Limits, r.OfferedMbps)
@@ -83,9 +87,13 @@ func TestCampusAgainstSockshaper(t *testing.T) {
 	if s.Windows != 2 || s.StarvedMax > s.StarvedSum || s.StarvedFlows > r.Flows || s.Logins.Count == 0 {
 		t.Errorf("summary %+v: inconsistent with its windows", s)
 	}
+	// PAC requests are answered 200, proxied ones without credentials 407.
+	if ka := s.KeepAlive; ka.Answers["200"] == 0 || ka.Answers["407"] == 0 || ka.PerSecond <= 0 {
+		t.Errorf("keep-alive figures %+v: want answers 200 and 407", ka)
+	}
 	var table bytes.Buffer
 	r.table(&table)
-	for _, want := range []string{"campus via " + listen, "starved:", "guesses:", "sockbench itself"} {
+	for _, want := range []string{"campus via " + listen, "starved:", "guesses:", "keep-alive: answers", "hogs mean", "sockbench itself"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table output lacks %q:\n%s", want, table.String())
 		}
@@ -109,7 +117,7 @@ func checkCampusWindow(t *testing.T, r *campusResult, w campusWindow) {
 		t.Errorf("window %d: starved %d (total %d), %d tracked, %.2f s", w.Index, starved, w.StarvedTotal, tracked, w.Seconds)
 	}
 	perUser := 0.0
-	for _, s := range []rateSpread{w.Students, w.Heavy, w.SkypeBulk} {
+	for _, s := range []rateSpread{w.Students, w.Heavy, w.Hogs, w.SkypeBulk} {
 		if s.Min < 0 || s.Min > s.Mean+1e-9 || s.Mean > s.Max+1e-9 || s.CV < 0 || s.Setting <= 0 {
 			t.Errorf("window %d: rates %+v out of order", w.Index, s)
 		}
@@ -134,5 +142,8 @@ func checkCampusWindow(t *testing.T, r *campusResult, w campusWindow) {
 	}
 	if w.Slowloris.Open < 0 || w.Slowloris.Open > 10 {
 		t.Errorf("window %d: %d slowloris connections open, want 0 to 10", w.Index, w.Slowloris.Open)
+	}
+	if ka := w.KeepAlive; ka.Open < 0 || ka.Open > 6 || ka.PerSecond < 0 {
+		t.Errorf("window %d: keep-alive %+v, want 0 to 6 open", w.Index, ka)
 	}
 }

@@ -19,6 +19,7 @@ const (
 	flowBulk                     // an unpaced skype-class download
 	flowCallTCP                  // a call's TCP media, paced by its source
 	flowCallUDP                  // a call's UDP media, paced by the client, echoed
+	flowHog                      // a hog's download (unpaced, no limit of the user's own)
 	flowKinds
 )
 
@@ -34,6 +35,8 @@ func (k flowKind) String() string {
 		return "call_tcp"
 	case flowCallUDP:
 		return "call_udp"
+	case flowHog:
+		return "hog"
 	}
 	return "unknown"
 }
@@ -57,6 +60,9 @@ func newFlows(m *campusMix) []*flow {
 		for range n {
 			fs = append(fs, &flow{kind: kind, user: user, offered: offered})
 		}
+	}
+	for _, u := range m.hog {
+		add(flowHog, u, m.hogSess, 0)
 	}
 	for _, u := range m.heavy {
 		add(flowHeavy, u, m.heavySess, 0)

@@ -14,6 +14,7 @@ const (
 	echoNet     = 20 // 127.20.0.y: echo targets of the short sessions
 	downloadNet = 30 // 127.30.0.1: the source of the long downloads (app class other)
 	guessNet    = 66 // 127.66.0.y: password guessers
+	keepNet     = 88 // 127.88.0.y: unauthenticated HTTP keep-alive connections
 	callNet     = 77 // 127.77.0.1: skype-class TCP targets (the config's skype network)
 	udpNet      = 78 // 127.78.x.y:3478: the UDP call target, classified by port alone
 	slowNet     = 99 // 127.99.0.y: slowloris connections
@@ -37,6 +38,7 @@ type role int
 
 const (
 	roleBrowse role = iota
+	roleHog
 	roleHeavy
 	roleDownload
 	roleCall
@@ -47,6 +49,8 @@ const (
 // short sessions share its buckets with its long flows.
 func (r role) browsePop() string {
 	switch r {
+	case roleHog:
+		return "browse (hog)"
 	case roleHeavy:
 		return "browse (heavy user)"
 	case roleDownload:
@@ -64,16 +68,18 @@ type campusMix struct {
 	users     []string
 	addr      []netip.Addr // by user index
 	role      []role       // by user index
-	heavy     []int        // user indexes by role
+	hog       []int        // user indexes by role
+	heavy     []int
 	download  []int
 	call      []int
 	bulk      []int
+	hogSess   int
 	heavySess int
 	dlSess    int
 }
 
-// newMix assigns roles in blocks (heavy, downloaders, callers, bulk, the rest
-// only browse) and addresses round robin, so users of one role are spread over
+// newMix assigns roles in blocks (hogs, heavy, downloaders, callers, bulk, the
+// rest only browse) and addresses round robin, so users of one role are spread over
 // the addresses and each address mixes roles as a NAT does.
 func newMix(users []string, c *campusOptions) (*campusMix, error) {
 	n := len(users)
@@ -82,17 +88,17 @@ func newMix(users []string, c *campusOptions) (*campusMix, error) {
 		return nil, fmt.Errorf("%d users at %d per address need %d addresses; at most %d", n, c.perAddr, naddr, maxAddrs)
 	}
 	m := &campusMix{users: users, addr: make([]netip.Addr, n), role: make([]role, n),
-		heavySess: c.heavySess, dlSess: c.dlSess}
+		hogSess: c.hogSess, heavySess: c.heavySess, dlSess: c.dlSess}
 	counts := []struct {
 		r    role
 		n    int
 		list *[]int
-	}{{roleHeavy, c.heavy, &m.heavy}, {roleDownload, share(c.dlFrac, n), &m.download},
+	}{{roleHog, c.hogs, &m.hog}, {roleHeavy, c.heavy, &m.heavy}, {roleDownload, share(c.dlFrac, n), &m.download},
 		{roleCall, share(c.callFrac, n), &m.call}, {roleBulk, share(c.bulkFrac, n), &m.bulk}}
 	next := 0
 	for _, cnt := range counts {
 		if next+cnt.n > n {
-			return nil, fmt.Errorf("%d users are too few for %d heavy users and the shares of -downloaders, -callers and -skype-bulk", n, c.heavy)
+			return nil, fmt.Errorf("%d users are too few for %d hogs, %d heavy users and the shares of -downloaders, -callers and -skype-bulk", n, c.hogs, c.heavy)
 		}
 		for range cnt.n {
 			m.role[next] = cnt.r
@@ -120,18 +126,11 @@ func callRates(j int) (tcp, udp int64) {
 	return callRatesKbit[j%4] * 1000 / 8, callRatesKbit[(j+2)%4] * 1000 / 8
 }
 
-// demand is one user's long-lived download in the water-filling of the global
-// bucket: its sessions and the most the user may get (its own limit, or what a
-// paced source offers).
-type demand struct {
-	sessions int
-	cap      float64
-}
-
-// demands returns the long-lived downloads of every heavy, download, bulk and
-// call user in that order, capped by the student and skype per-user rates
-// (bytes/s; 0 is unlimited).
-func (m *campusMix) demands(student, skype float64) []demand {
+// demands returns the most each user with long-lived downloads may get
+// (bytes/s; +Inf: no limit of their own), by role in the order hogs, heavy,
+// download, bulk, call: their own limit (own, by user index), the skype
+// per-user rate for skype flows, and what a caller's paced sources offer.
+func (m *campusMix) demands(own func(user int) float64, skype float64) []float64 {
 	capped := func(rate float64, limits ...float64) float64 {
 		for _, l := range limits {
 			if l > 0 {
@@ -140,57 +139,59 @@ func (m *campusMix) demands(student, skype float64) []demand {
 		}
 		return rate
 	}
-	var ds []demand
-	for range m.heavy {
-		ds = append(ds, demand{m.heavySess, capped(math.Inf(1), student)})
+	var ds []float64
+	for _, users := range [][]int{m.hog, m.heavy, m.download} {
+		for _, u := range users {
+			ds = append(ds, capped(math.Inf(1), own(u)))
+		}
 	}
-	for range m.download {
-		ds = append(ds, demand{m.dlSess, capped(math.Inf(1), student)})
+	for _, u := range m.bulk {
+		ds = append(ds, capped(math.Inf(1), own(u), skype))
 	}
-	for range m.bulk {
-		ds = append(ds, demand{1, capped(math.Inf(1), student, skype)})
-	}
-	for j := range m.call {
+	for j, u := range m.call {
 		tcp, udp := callRates(j)
-		ds = append(ds, demand{2, capped(float64(tcp+udp), student, skype)})
+		ds = append(ds, capped(float64(tcp+udp), own(u), skype))
 	}
 	return ds
 }
 
-// waterFill returns each demand's expected rate when the global rate (bytes/s; 0
-// or less is unlimited) is shared per session, max-min fair, with each demand
-// capped: the global bucket serves sessions one chunk at a time, first come,
-// first served. An uncapped demand without a global limit gets +Inf.
-func waterFill(ds []demand, global float64) []float64 {
+// waterFill returns each user's expected rate when the global rate (bytes/s; 0
+// or less is unlimited) is shared max-min fairly between users, whatever their
+// numbers of sessions, each user capped by their demand: the global bucket
+// serves users in rotation. An uncapped demand without a global limit gets
+// +Inf.
+func waterFill(ds []float64, global float64) []float64 {
+	level := waterLevel(ds, global)
 	out := make([]float64, len(ds))
-	total := 0.0
-	for _, d := range ds {
-		total += d.cap
-	}
-	level := math.Inf(1)
-	if global > 0 && total > global {
-		lo, hi := 0.0, global
-		for range 100 {
-			mid := (lo + hi) / 2
-			if filled(ds, mid) > global {
-				hi = mid
-			} else {
-				lo = mid
-			}
-		}
-		level = lo
-	}
 	for i, d := range ds {
-		out[i] = min(d.cap, float64(d.sessions)*level)
+		out[i] = min(d, level)
 	}
 	return out
 }
 
-// filled is the total rate of ds at a per-session level.
-func filled(ds []demand, level float64) float64 {
+// waterLevel returns the per-user level at which ds fill the global rate:
+// +Inf when it does not bind (0 or less, or above what ds want together).
+func waterLevel(ds []float64, global float64) float64 {
+	if global <= 0 || filled(ds, math.Inf(1)) <= global {
+		return math.Inf(1)
+	}
+	lo, hi := 0.0, global
+	for range 100 {
+		mid := (lo + hi) / 2
+		if filled(ds, mid) > global {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return lo
+}
+
+// filled is the total rate of ds at a per-user level.
+func filled(ds []float64, level float64) float64 {
 	sum := 0.0
 	for _, d := range ds {
-		sum += min(d.cap, float64(d.sessions)*level)
+		sum += min(d, level)
 	}
 	return sum
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"math"
 	"slices"
 	"time"
 )
@@ -27,11 +26,14 @@ type campusResult struct {
 	logins    []time.Duration
 	sessions  []time.Duration
 	guessTime []time.Duration
+	keepHeld  []time.Duration
 }
 
 // campusMixInfo is the mix and the background, as run.
 type campusMixInfo struct {
 	UsersPerAddr   int     `json:"users_per_addr"`
+	Hogs           int     `json:"hogs"`
+	HogSessions    int     `json:"hog_sessions"`
 	Heavy          int     `json:"heavy_users"`
 	HeavySessions  int     `json:"heavy_sessions"`
 	Downloaders    int     `json:"downloaders"`
@@ -41,6 +43,9 @@ type campusMixInfo struct {
 	BrowseEvery    float64 `json:"browse_every_seconds"`
 	Slowloris      int     `json:"slowloris"`
 	SlowlorisAddrs int     `json:"slowloris_addrs"`
+	KeepAlive      int     `json:"keepalive_conns"`
+	KeepAliveAddrs int     `json:"keepalive_addrs"`
+	KeepAliveEvery float64 `json:"keepalive_every_seconds"`
 	Guessers       int     `json:"guessers"`
 	GuessAddrs     int     `json:"guess_addrs"`
 	GuessEvery     float64 `json:"guess_every_seconds"`
@@ -52,6 +57,9 @@ type limitsMbps struct {
 	Student float64 `json:"student_per_user"`
 	Skype   float64 `json:"skype_per_user"`
 	Global  float64 `json:"global"`
+	// GlobalShare is the max-min fair share of the global cap of each user
+	// who wants more: what a hog should get (0: the cap does not bind).
+	GlobalShare float64 `json:"global_fair_share_per_user"`
 }
 
 // warmupFigures are the logins and errors before the first window: mostly the
@@ -76,11 +84,13 @@ type campusWindow struct {
 	Students     rateSpread         `json:"students"`
 	Heavy        rateSpread         `json:"heavy"`
 	SkypeBulk    rateSpread         `json:"skype_bulk"`
+	Hogs         rateSpread         `json:"hogs"`
 	Calls        callFigures        `json:"calls"`
 	Browse       browseFigures      `json:"browse"`
 	Logins       latencySummary     `json:"logins"`
 	Guesses      guessFigures       `json:"guesses"`
 	Slowloris    slowFigures        `json:"slowloris"`
+	KeepAlive    keepFigures        `json:"keepalive"`
 	Errors       map[string]int     `json:"errors,omitempty"`
 	Proxy        *procFigures       `json:"proxy,omitempty"`
 	ToolCPU      float64            `json:"tool_cpu_percent"`
@@ -144,49 +154,12 @@ type campusSummary struct {
 	Browse       browseFigures  `json:"browse"`
 	Logins       latencySummary `json:"logins"`
 	Guesses      guessFigures   `json:"guesses"`
+	KeepAlive    keepFigures    `json:"keepalive"`
 	Errors       map[string]int `json:"errors,omitempty"`
 	ProxyCPU     float64        `json:"proxy_cpu_percent_mean"`
 	ProxyRSSMax  float64        `json:"proxy_rss_mib_max"`
 	ProxyFDsMax  int            `json:"proxy_fds_max"`
 	ToolCPU      float64        `json:"tool_cpu_percent_mean"`
-}
-
-// expectedRates are the water-filled per-user rates by role, bytes/s.
-type expectedRates struct{ heavy, download, bulk float64 }
-
-func (cs *campus) newResult(openTime time.Duration) *campusResult {
-	c, m := &cs.o.campus, cs.mix
-	ds := m.demands(cs.limits.Student, cs.limits.Skype)
-	fill := waterFill(ds, cs.limits.Global)
-	at := func(i int, role []int) float64 {
-		if len(role) == 0 || math.IsInf(fill[i], 0) {
-			return 0
-		}
-		return fill[i]
-	}
-	cs.expected = expectedRates{heavy: at(0, m.heavy), download: at(len(m.heavy), m.download),
-		bulk: at(len(m.heavy)+len(m.download), m.bulk)}
-	offered := filled(ds, math.Inf(1))
-	if math.IsInf(offered, 0) {
-		offered = 0
-	}
-	return &campusResult{Scenario: "campus", Via: cs.o.proxy, Users: len(m.users), Addresses: countAddrs(m),
-		Mix: campusMixInfo{UsersPerAddr: c.perAddr, Heavy: len(m.heavy), HeavySessions: m.heavySess,
-			Downloaders: len(m.download), DlSessions: m.dlSess, Callers: len(m.call), SkypeBulk: len(m.bulk),
-			BrowseEvery: c.browse.Seconds(), Slowloris: c.slowloris, SlowlorisAddrs: c.slowAddrs,
-			Guessers: c.guessers, GuessAddrs: c.guessAddr, GuessEvery: c.guessGap.Seconds(),
-			WindowSecs: c.window.Seconds(), WarmupSecs: c.warmup.Seconds()},
-		Limits:      limitsMbps{mbps(cs.limits.Student), mbps(cs.limits.Skype), mbps(cs.limits.Global)},
-		OfferedMbps: mbps(offered), Flows: len(cs.flows), OpenSecs: openTime.Seconds(), cs: cs,
-		Summary: campusSummary{Errors: map[string]int{}, Guesses: guessFigures{Outcomes: map[string]int{}}}}
-}
-
-func countAddrs(m *campusMix) int {
-	seen := map[[4]byte]bool{}
-	for _, a := range m.addr {
-		seen[a.As4()] = true
-	}
-	return len(seen)
 }
 
 func (r *campusResult) setWarmup(ev windowEvents) {
@@ -204,6 +177,8 @@ func (r *campusResult) add(w campusWindow, ev windowEvents) {
 	s.Browse.Sessions += w.Browse.Sessions
 	s.Guesses.Attempts += w.Guesses.Attempts
 	addCounts(s.Guesses.Outcomes, ev.guesses)
+	addCounts(s.KeepAlive.Answers, ev.keepAnswers)
+	r.keepHeld = append(r.keepHeld, ev.keepClosed...)
 	addCounts(s.Errors, ev.errors)
 	r.logins = append(r.logins, ev.logins...)
 	r.sessions = append(r.sessions, ev.sessions...)
@@ -240,6 +215,7 @@ func (r *campusResult) finish(starvedEver []bool) {
 		s.Guesses.PerSecond = float64(s.Guesses.Attempts) / secs
 	}
 	s.Browse.SessionTime, s.Logins, s.Guesses.AnswerTime = summarize(r.sessions), summarize(r.logins), summarize(r.guessTime)
+	s.KeepAlive = keepFiguresOf(windowEvents{keepAnswers: s.KeepAlive.Answers, keepClosed: r.keepHeld}, max(secs, 1e-9), 0)
 	s.Errors = cloneCounts(s.Errors)
 	s.Guesses.Outcomes = cloneCounts(s.Guesses.Outcomes)
 }

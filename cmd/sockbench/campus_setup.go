@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -34,9 +35,10 @@ const (
 
 // campusConfig is the config -setup writes; %[1]d is the user count, %[2]s the
 // offered download, %[3]s the student rate, %[4]s the skype rate, %[5]s the
-// global cap, %[6]d the skype network's second octet.
-const campusConfig = `# Written by sockbench campus -setup for %[1]d users. Every user is a student;
-# the mix offers %[2]s of download, the global cap is 60%% of that.
+// global cap, %[6]d the skype network's second octet, %[7]s the hogs' names.
+const campusConfig = `# Written by sockbench campus -setup for %[1]d users. Every user is a student
+# but the hogs (staff, no limit of their own); the mix offers %[2]s of download
+# besides the hogs, the global cap is 60%% of that.
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 auth: {users_file: users.htpasswd}
@@ -44,7 +46,8 @@ access: {client_networks: [127.0.0.0/8], deny_destinations: [private, link-local
 limits: {max_sessions: 20000, max_sessions_per_client_ip: 512, max_sessions_per_user: 256}
 shaping:
   default_group: students
-  groups: {students: {upload: %[3]s, download: %[3]s}}
+  groups: {students: {upload: %[3]s, download: %[3]s}, staff: {upload: 0, download: 0}}
+  members: {%[7]s}
   apps: {skype: {per_user: {upload: %[4]s, download: %[4]s}}}
   global: {upload: %[5]s, download: %[5]s}
 apps:
@@ -82,7 +85,16 @@ func campusSetup(c *campusOptions) (result, error) {
 	if err != nil {
 		return nil, err
 	}
-	offered := configs.Rate(filled(mix.demands(float64(setupStudentRate), float64(setupSkypeRate)), math.Inf(1)))
+	hogs := make([]string, len(mix.hog))
+	for i, u := range mix.hog {
+		hogs[i] = names[u] + ": staff"
+	}
+	offered := configs.Rate(offeredBy(mix.demands(func(u int) float64 {
+		if mix.role[u] == roleHog {
+			return 0
+		}
+		return float64(setupStudentRate)
+	}, float64(setupSkypeRate))))
 	global := configs.Rate(math.Round(float64(offered)*setupGlobalShare/125_000) * 125_000) // whole Mbit
 	r := &setupResult{Scenario: "campus-setup", Config: filepath.Join(c.setup, "sockshaper.yaml"),
 		UsersFile: filepath.Join(c.setup, "users.htpasswd"), Users: len(names), Cost: c.cost,
@@ -94,7 +106,7 @@ func campusSetup(c *campusOptions) (result, error) {
 	if err := os.WriteFile(r.UsersFile, users, 0o600); err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf(campusConfig, len(names), r.Offered, setupStudentRate, setupSkypeRate, global, callNet)
+	cfg := fmt.Sprintf(campusConfig, len(names), r.Offered, setupStudentRate, setupSkypeRate, global, callNet, strings.Join(hogs, ", "))
 	return r, os.WriteFile(r.Config, []byte(cfg), 0o644)
 }
 
@@ -134,6 +146,31 @@ type campusLimits struct {
 	Student float64 `json:"student_download_bps"`
 	Skype   float64 `json:"skype_per_user_download_bps"`
 	Global  float64 `json:"global_download_bps"`
+	// members are the download limits of the users listed under
+	// shaping.members (their group's); every other user is a student.
+	members map[string]float64
+	// keepAlive is the config's http.keepalive.
+	keepAlive time.Duration
+}
+
+// own returns user's own download limit, bytes/s; 0 is unlimited.
+func (l campusLimits) own(user string) float64 {
+	if r, ok := l.members[user]; ok {
+		return r
+	}
+	return l.Student
+}
+
+// offeredBy returns the sum of the finite demands: what the mix offers besides
+// the users without a limit.
+func offeredBy(ds []float64) float64 {
+	sum := 0.0
+	for _, d := range ds {
+		if !math.IsInf(d, 0) {
+			sum += d
+		}
+	}
+	return sum
 }
 
 // loadCampusConfig reads the proxy's config: its limits and the names in its
@@ -150,9 +187,14 @@ func loadCampusConfig(path string) (campusLimits, []string, error) {
 		return campusLimits{}, nil, fmt.Errorf("%s: the skype app class must match TCP to 127.%d.0.0/16 and UDP to port %d (sockbench campus -setup writes such a config)", path, callNet, udpCallPort)
 	}
 	lim := campusLimits{
-		Student: float64(cfg.Shaping.Groups[cfg.Shaping.DefaultGroup].Download),
-		Skype:   float64(cfg.Shaping.Apps["skype"].PerUser.Download),
-		Global:  float64(cfg.Shaping.Global.Download),
+		Student:   float64(cfg.Shaping.Groups[cfg.Shaping.DefaultGroup].Download),
+		Skype:     float64(cfg.Shaping.Apps["skype"].PerUser.Download),
+		Global:    float64(cfg.Shaping.Global.Download),
+		members:   map[string]float64{},
+		keepAlive: cfg.HTTP.KeepAlive,
+	}
+	for user, group := range cfg.Shaping.Members {
+		lim.members[user] = float64(cfg.Shaping.Groups[group].Download)
 	}
 	names, err := readUserNames(cfg.Auth.UsersFile)
 	return lim, names, err

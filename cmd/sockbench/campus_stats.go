@@ -18,8 +18,10 @@ import (
 type campusEvents struct {
 	mu sync.Mutex
 	w  windowEvents
-	// slowOpen is the slowloris connections open now, a gauge across windows.
+	// slowOpen is the slowloris connections open now, a gauge across windows;
+	// keepOpen the keep-alive connections.
 	slowOpen atomic.Int64
+	keepOpen atomic.Int64
 }
 
 // windowEvents is one window's share of campusEvents.
@@ -32,12 +34,17 @@ type windowEvents struct {
 	guesses     map[string]int  // by outcome
 	guessTimes  []time.Duration // connect to the login's answer
 	slowClosed  []time.Duration // slowloris connections the proxy closed: how long they were held
+	keepAnswers map[string]int  // answers to keep-alive requests, by status
+	keepClosed  []time.Duration // keep-alive connections the proxy closed: how long they were held
+}
+
+// newWindowEvents returns an empty window.
+func newWindowEvents() windowEvents {
+	return windowEvents{errors: map[string]int{}, guesses: map[string]int{}, keepAnswers: map[string]int{}}
 }
 
 func newCampusEvents() *campusEvents {
-	e := &campusEvents{}
-	e.w = windowEvents{errors: map[string]int{}, guesses: map[string]int{}}
-	return e
+	return &campusEvents{w: newWindowEvents()}
 }
 
 // take returns the events since the last take and starts a new window.
@@ -45,7 +52,7 @@ func (e *campusEvents) take() windowEvents {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	w := e.w
-	e.w = windowEvents{errors: map[string]int{}, guesses: map[string]int{}}
+	e.w = newWindowEvents()
 	return w
 }
 

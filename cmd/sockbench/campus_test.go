@@ -15,24 +15,26 @@ import (
 )
 
 func TestWaterFill(t *testing.T) {
+	inf := math.Inf(1)
 	tests := []struct {
 		name   string
-		ds     []demand
+		ds     []float64
 		global float64
 		want   []float64
 	}{
-		{"no global cap: every demand gets its cap", []demand{{2, 10}, {1, 5}}, 0, []float64{10, 5}},
-		{"cap above the demands", []demand{{2, 10}, {1, 5}}, 100, []float64{10, 5}},
-		// Level 3 per session: 2 sessions get 6, the 100-session user its cap of
-		// 10, the 1-session user 3; 6+10+3 = 19.
-		{"shared per session, capped per user", []demand{{2, 50}, {100, 10}, {1, 50}}, 19, []float64{6, 10, 3}},
-		{"paced demand below the level keeps what it offers", []demand{{1, 1}, {1, 100}}, 11, []float64{1, 10}},
+		{"no global cap: every demand gets its cap", []float64{10, 5}, 0, []float64{10, 5}},
+		{"cap above the demands", []float64{10, 5}, 100, []float64{10, 5}},
+		// Shared per user whatever their sessions: level 4.5 for the two users
+		// who want more, 1 for the one who wants less; 4.5+4.5+1 = 10.
+		{"shared per user, capped by demand", []float64{50, inf, 1}, 10, []float64{4.5, 4.5, 1}},
+		{"paced demand below the level keeps what it offers", []float64{1, 100}, 11, []float64{1, 10}},
+		{"uncapped and no global cap", []float64{inf, 3}, 0, []float64{inf, 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := waterFill(tt.ds, tt.global)
 			for i := range tt.want {
-				if math.Abs(got[i]-tt.want[i]) > 1e-6 {
+				if got[i] != tt.want[i] && math.Abs(got[i]-tt.want[i]) > 1e-6 {
 					t.Errorf("waterFill = %v, want %v", got, tt.want)
 					break
 				}
@@ -42,7 +44,7 @@ func TestWaterFill(t *testing.T) {
 }
 
 func testCampusOptions() *campusOptions {
-	return &campusOptions{perAddr: 5, heavy: 2, heavySess: 10, dlFrac: 0.1, dlSess: 2, callFrac: 0.1, bulkFrac: 0.05}
+	return &campusOptions{perAddr: 5, hogs: 1, hogSess: 10, heavy: 2, heavySess: 10, dlFrac: 0.1, dlSess: 2, callFrac: 0.1, bulkFrac: 0.05}
 }
 
 func TestNewMix(t *testing.T) {
@@ -54,8 +56,9 @@ func TestNewMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.heavy) != 2 || len(m.download) != 10 || len(m.call) != 10 || len(m.bulk) != 5 {
-		t.Errorf("roles: %d heavy, %d download, %d call, %d bulk; want 2, 10, 10, 5", len(m.heavy), len(m.download), len(m.call), len(m.bulk))
+	if len(m.hog) != 1 || len(m.heavy) != 2 || len(m.download) != 10 || len(m.call) != 10 || len(m.bulk) != 5 {
+		t.Errorf("roles: %d hogs, %d heavy, %d download, %d call, %d bulk; want 1, 2, 10, 10, 5",
+			len(m.hog), len(m.heavy), len(m.download), len(m.call), len(m.bulk))
 	}
 	perAddr := map[netip.Addr]int{}
 	for i, a := range m.addr {
@@ -75,8 +78,8 @@ func TestNewMix(t *testing.T) {
 	if m.addr[m.heavy[0]] == m.addr[m.heavy[1]] {
 		t.Error("the heavy users share an address; roles should spread over the addresses")
 	}
-	if _, err := newMix(names[:3], testCampusOptions()); err == nil {
-		t.Error("3 users for 2 heavy users and a downloader, a caller and a bulk user: want an error")
+	if _, err := newMix(names[:4], testCampusOptions()); err == nil {
+		t.Error("4 users for a hog, 2 heavy users and a downloader, a caller and a bulk user: want an error")
 	}
 }
 
@@ -98,8 +101,14 @@ func TestCampusSetupLoads(t *testing.T) {
 		t.Errorf("limits %+v: want students 4 Mbit/s, skype 1 Mbit/s, a global cap", lim)
 	}
 	m, _ := newMix(names, c)
-	if offered := filled(m.demands(lim.Student, lim.Skype), math.Inf(1)); lim.Global >= offered {
-		t.Errorf("global cap %v is not below the offered %v", lim.Global, offered)
+	hog := names[m.hog[0]]
+	if lim.own(hog) != 0 || lim.own(names[m.heavy[0]]) != 500_000 || lim.keepAlive != time.Minute {
+		t.Errorf("own limits: hog %v, heavy %v; http.keepalive %v; want unlimited, 4 Mbit/s, 1m",
+			lim.own(hog), lim.own(names[m.heavy[0]]), lim.keepAlive)
+	}
+	ds := m.demands(func(u int) float64 { return lim.own(names[u]) }, lim.Skype)
+	if offered := offeredBy(ds); lim.Global >= offered || !math.IsInf(ds[0], 1) {
+		t.Errorf("global cap %v is not below the offered %v, or the hog's demand %v is capped", lim.Global, offered, ds[0])
 	}
 	cfg, _ := os.ReadFile(filepath.Join(dir, "sockshaper.yaml"))
 	noSkype := strings.Replace(string(cfg), fmt.Sprintf("127.%d.0.0/16", callNet), "192.0.2.0/24", 1)

@@ -106,8 +106,10 @@ func (cs *campus) window(k int, prev, cur windowEdge, starvedEver []bool) campus
 	w.Students = acc.spread(flowDownload, secs, cs.expected.download, cs.limits.Student)
 	w.Heavy = acc.spread(flowHeavy, secs, cs.expected.heavy, cs.limits.Student)
 	w.SkypeBulk = acc.spread(flowBulk, secs, cs.expected.bulk, cs.limits.Skype)
+	w.Hogs = acc.spread(flowHog, secs, cs.expected.hog, cs.limits.Global)
 	w.Calls = acc.calls(secs)
 	w.setEvents(ev, secs, cs.events.slowOpen.Load())
+	w.KeepAlive = keepFiguresOf(ev, secs, cs.events.keepOpen.Load())
 	w.setProcs(prev.procs, cur.procs)
 	w.AuthAttempts = countDeltas(prev.auth, cur.auth)
 	return w
