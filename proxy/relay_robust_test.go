@@ -38,7 +38,7 @@ func TestTokenWaitIsNotIdleness(t *testing.T) {
 		Groups: map[string]configs.Limit{"g": {Download: rate, Burst: 2 * rate}}})
 	h := newHarness(t, "timeouts: {idle: 1s}\n", withShaper(sh))
 	// Two reservations of the whole burst: the bucket is empty, then 2 s in debt.
-	hog := sh.Acquire("alice", shaping.Other)
+	hog := sh.Acquire(shaping.Who{User: "alice"}, shaping.Other)
 	defer hog.Release()
 	var wg sync.WaitGroup
 	defer wg.Wait()

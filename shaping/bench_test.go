@@ -55,10 +55,10 @@ func TestCopyAllocsSharedBucket(t *testing.T) {
 		r := NewRegistry(configs.Shaping{Global: configs.Limit{Download: 64 << 10}})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		other := r.Acquire("other", Other)
+		other := r.Acquire(Who{User: "other"}, Other)
 		defer other.Release()
 		go Copy(ctx, io.Discard, endless{}, other.Download(), nil)
-		mine := r.Acquire("mine", Other)
+		mine := r.Acquire(Who{User: "mine"}, Other)
 		defer mine.Release()
 		src := &chunkSource{}
 		allocs := func(chunks int) float64 {
@@ -120,7 +120,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	r := NewRegistry(campus())
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Acquire("bob", "skype").Release()
+		r.Acquire(Who{User: "bob"}, "skype").Release()
 	}
 }
 

@@ -106,17 +106,17 @@ func TestChunkSize(t *testing.T) {
 // user's bucket.
 func TestChunkSizeFollowsSessions(t *testing.T) {
 	r := NewRegistry(oneGroup(50 * mib))
-	first := r.Acquire("alice", Other)
+	first := r.Acquire(Who{User: "alice"}, Other)
 	if got, want := first.Download().ChunkSize(), 2*mib; got != want {
 		t.Fatalf("one session: ChunkSize() = %d, want %d", got, want)
 	}
-	second := r.Acquire("alice", Other)
+	second := r.Acquire(Who{User: "alice"}, Other)
 	for _, l := range []*Lease{first, second} {
 		if got, want := l.Download().ChunkSize(), 512*kib; got != want {
 			t.Fatalf("two sessions: ChunkSize() = %d, want %d", got, want)
 		}
 	}
-	other := r.Acquire("bob", Other)
+	other := r.Acquire(Who{User: "bob"}, Other)
 	if got, want := other.Download().ChunkSize(), 2*mib; got != want {
 		t.Fatalf("another user's only session: ChunkSize() = %d, want %d", got, want)
 	}

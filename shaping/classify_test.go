@@ -234,7 +234,7 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(cfg.Shaping)
-		l := r.Acquire("someone", "web")
+		l := r.Acquire(Who{User: "someone"}, "web")
 		defer l.Release()
 		if l.Unshaped() {
 			t.Fatal("default config leaves students unshaped")

@@ -49,7 +49,7 @@ func runSessions(ctx context.Context, r *Registry, sessions int, from time.Time)
 	got := make([]int64, sessions)
 	var wg sync.WaitGroup
 	for i := range sessions {
-		l := r.Acquire("bob", []string{"web", "skype"}[i%2])
+		l := r.Acquire(Who{User: "bob"}, []string{"web", "skype"}[i%2])
 		wg.Go(func() {
 			defer l.Release()
 			Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {

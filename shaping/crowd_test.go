@@ -73,7 +73,7 @@ func crowd(r *Registry, sessions, windows int, window time.Duration) [][]int64 {
 	var wg sync.WaitGroup
 	for i := range sessions {
 		moved[i] = make([]int64, windows)
-		l := r.Acquire("u", Other)
+		l := r.Acquire(Who{User: "u"}, Other)
 		wg.Go(func() {
 			defer l.Release()
 			Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {
@@ -125,7 +125,7 @@ func TestSlowerRateDoesNotInheritDebt(t *testing.T) {
 		var last [sessions]time.Time
 		var wg sync.WaitGroup
 		for i := range sessions {
-			l := r.Acquire("u", Other)
+			l := r.Acquire(Who{User: "u"}, Other)
 			wg.Go(func() {
 				defer l.Release()
 				Copy(ctx, io.Discard, endless{}, l.Download(), func(int, time.Duration) { last[i] = time.Now() })
@@ -158,7 +158,7 @@ func TestDatagramsAndSparseMessagesPassBusyBucket(t *testing.T) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for range 8 {
-			l := r.Acquire("u", Other)
+			l := r.Acquire(Who{User: "u"}, Other)
 			wg.Go(func() {
 				defer l.Release()
 				Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {
@@ -168,7 +168,7 @@ func TestDatagramsAndSparseMessagesPassBusyBucket(t *testing.T) {
 				})
 			})
 		}
-		call := r.Acquire("u", Other)
+		call := r.Acquire(Who{User: "u"}, Other)
 		defer call.Release()
 		sent, dropped := 0, 0
 		for ctx.Err() == nil {

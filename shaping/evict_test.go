@@ -14,8 +14,8 @@ import (
 func TestEvictIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(campus()) // IdleEviction 10m
-		live := r.Acquire("alice", "web")
-		idle := r.Acquire("bob", "skype")
+		live := r.Acquire(Who{User: "alice"}, "web")
+		idle := r.Acquire(Who{User: "bob"}, "skype")
 		idle.Release()
 		steps := []struct {
 			sleep   time.Duration
@@ -41,10 +41,10 @@ func TestEvictIdle(t *testing.T) {
 				t.Errorf("step %d: Users() = %d, want %d", i, got, s.users)
 			}
 		}
-		if len(r.apps) != 0 {
-			t.Errorf("app totals left after every user went: %d", len(r.apps))
+		if len(r.buckets) != 0 {
+			t.Errorf("buckets left after every user went: %d", len(r.buckets))
 		}
-		back := r.Acquire("bob", "skype")
+		back := r.Acquire(Who{User: "bob"}, "skype")
 		if back.chains[download].buckets[0] == idle.chains[download].buckets[0] {
 			t.Error("returning user got the evicted buckets")
 		}
@@ -62,7 +62,7 @@ func TestEvictIdleBounded(t *testing.T) {
 	base := heapInUse()
 	for round := range 3 {
 		for i := range users {
-			r.Acquire(userName(round*users+i), "skype").Release()
+			r.Acquire(Who{User: userName(round*users + i)}, "skype").Release()
 		}
 		full := heapInUse()
 		if got := r.Users(); got != users {
@@ -74,9 +74,9 @@ func TestEvictIdleBounded(t *testing.T) {
 		if got := r.EvictIdle(time.Now().Add(cfg.IdleEviction)); got != users {
 			t.Fatalf("round %d: EvictIdle dropped %d, want %d", round, got, users)
 		}
-		if r.Users() != 0 || r.ActiveUsers() != 0 || len(r.apps) != 0 || r.peak != 0 {
-			t.Fatalf("round %d: left users=%d active=%d apps=%d peak=%d",
-				round, r.Users(), r.ActiveUsers(), len(r.apps), r.peak)
+		if r.Users() != 0 || r.ActiveUsers() != 0 || len(r.buckets) != 0 || r.peak != 0 {
+			t.Fatalf("round %d: left users=%d active=%d buckets=%d peak=%d",
+				round, r.Users(), r.ActiveUsers(), len(r.buckets), r.peak)
 		}
 		after := heapInUse()
 		t.Logf("round %d: heap %d KiB at start, %d KiB with %d users, %d KiB after eviction",
@@ -94,11 +94,11 @@ func TestShrinkHysteresis(t *testing.T) {
 	r := NewRegistry(configs.Shaping{IdleEviction: time.Minute})
 	now := time.Now()
 	for i := range 4 * minRebuild {
-		r.Acquire(userName(i), "web").Release()
+		r.Acquire(Who{User: userName(i)}, "web").Release()
 	}
 	keep := make([]*Lease, 0, minRebuild)
 	for i := range minRebuild + 1 {
-		keep = append(keep, r.Acquire(userName(i), "web"))
+		keep = append(keep, r.Acquire(Who{User: userName(i)}, "web"))
 	}
 	r.EvictIdle(now.Add(time.Hour))
 	if r.Users() != minRebuild+1 || r.peak != 4*minRebuild {
@@ -122,7 +122,7 @@ func TestRegistryRun(t *testing.T) {
 			r.Run(ctx)
 			close(done)
 		}()
-		r.Acquire("bob", "web").Release()
+		r.Acquire(Who{User: "bob"}, "web").Release()
 		time.Sleep(59 * time.Second)
 		synctest.Wait()
 		if got := r.Users(); got != 1 {
@@ -137,7 +137,7 @@ func TestRegistryRun(t *testing.T) {
 		cfg.IdleEviction = 0 // reloaded: every second, at least
 		r.Update(cfg)
 		time.Sleep(15 * time.Second) // the pass scheduled before the reload
-		r.Acquire("carol", "web").Release()
+		r.Acquire(Who{User: "carol"}, "web").Release()
 		time.Sleep(1500 * time.Millisecond)
 		synctest.Wait()
 		if got := r.Users(); got != 0 {
@@ -163,7 +163,7 @@ func TestRegistryConcurrent(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() {
 			for j := range 300 {
-				l := r.Acquire(userName(i%3), []string{"web", "skype"}[j%2])
+				l := r.Acquire(Who{User: userName(i % 3)}, []string{"web", "skype"}[j%2])
 				l.Download().Allow(100)
 				if _, err := l.Upload().Wait(ctx, 1000); err != nil {
 					t.Error(err)

@@ -29,7 +29,7 @@ func fastShared() configs.Shaping {
 // operation (cpu-ns/op), which other work on a shared machine disturbs less
 // than the wall time.
 func BenchmarkCopySharedChain(b *testing.B) {
-	l := NewRegistry(fastShared()).Acquire("bob", "teams")
+	l := NewRegistry(fastShared()).Acquire(Who{User: "bob"}, "teams")
 	defer l.Release()
 	defer reportCPU(b)()
 	benchCopy(b, l.Download())
@@ -48,7 +48,7 @@ func BenchmarkAcquireReleaseCPU(b *testing.B) {
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	for b.Loop() {
-		r.Acquire("bob", "teams").Release()
+		r.Acquire(Who{User: "bob"}, "teams").Release()
 	}
 }
 
@@ -61,7 +61,7 @@ func BenchmarkChainWaitParallelUsers(b *testing.B) {
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
-		l := r.Acquire("user"+strconv.Itoa(int(next.Add(1)%8)), "teams")
+		l := r.Acquire(Who{User: "user" + strconv.Itoa(int(next.Add(1)%8))}, "teams")
 		defer l.Release()
 		for pb.Next() {
 			if _, err := l.Download().Wait(context.Background(), 32<<10); err != nil {
@@ -87,7 +87,7 @@ func BenchmarkSaturatedSharedBucket(b *testing.B) {
 	b.ResetTimer()
 	for u, sessions := range []int{100, 1} {
 		for range sessions {
-			l := r.Acquire("user"+strconv.Itoa(u), Other)
+			l := r.Acquire(Who{User: "user" + strconv.Itoa(u)}, Other)
 			wg.Go(func() {
 				defer l.Release()
 				Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {

@@ -40,7 +40,7 @@ func runUsers(r *Registry, loads []userLoad, windows int, window time.Duration) 
 		moved[u] = make([][]int64, ld.sessions)
 		for s := range ld.sessions {
 			moved[u][s] = make([]int64, windows)
-			l := r.Acquire(ld.user, app)
+			l := r.Acquire(Who{User: ld.user}, app)
 			wg.Go(func() {
 				defer l.Release()
 				Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {

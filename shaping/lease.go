@@ -2,6 +2,7 @@ package shaping
 
 import (
 	"context"
+	"maps"
 	"sync/atomic"
 	"time"
 )
@@ -11,8 +12,8 @@ import (
 // concurrent use.
 type Lease struct {
 	r        *Registry
-	user     *userBuckets
-	app      *appBuckets
+	user     *userState
+	entries  [numLevels]*entry
 	chains   [2]Chain // by direction: upload, download
 	unshaped bool
 	released atomic.Bool
@@ -45,12 +46,14 @@ func (l *Lease) Release() {
 	for d := range l.chains {
 		l.chains[d].drop()
 	}
+	for _, e := range l.entries {
+		if e.leases--; e.leases == 0 {
+			e.idleSince = now
+		}
+	}
 	if l.user.leases--; l.user.leases == 0 {
 		l.user.idleSince = now
 		r.active--
-	}
-	if l.app.leases--; l.app.leases == 0 {
-		l.app.idleSince = now
 	}
 }
 
@@ -90,15 +93,20 @@ func (r *Registry) Users() int {
 	return len(r.users)
 }
 
-// EvictIdle drops the buckets of users, and the app totals of app classes, that
-// have had no live lease since now minus Shaping.IdleEviction, and returns how
-// many users it dropped. A user who comes back gets full buckets. When most of
-// the user map is gone it is rebuilt, because a Go map keeps the memory of its
-// largest size.
+// EvictIdle drops the buckets no lease has held since now minus
+// Shaping.IdleEviction, of every level, and the users with none since then,
+// and returns how many users it dropped. A user who comes back gets full
+// buckets. When most of the bucket map is gone it is rebuilt, because a Go map
+// keeps the memory of its largest size.
 func (r *Registry) EvictIdle(now time.Time) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cutoff := now.Add(-r.cfg.IdleEviction)
+	for k, e := range r.buckets {
+		if e.leases == 0 && !e.idleSince.After(cutoff) {
+			delete(r.buckets, k)
+		}
+	}
 	dropped := 0
 	for name, u := range r.users {
 		if u.leases == 0 && !u.idleSince.After(cutoff) {
@@ -106,28 +114,28 @@ func (r *Registry) EvictIdle(now time.Time) int {
 			dropped++
 		}
 	}
-	for name, a := range r.apps {
-		if a.leases == 0 && !a.idleSince.After(cutoff) {
-			delete(r.apps, name)
-		}
-	}
 	r.shrinkLocked()
 	return dropped
 }
 
-// shrinkLocked rebuilds the user map once it holds a quarter of its peak or less:
-// the factor of 4 makes each rebuild follow at least 3/4 of a peak's deletions, so
-// rebuilds cost O(1) per user added.
+// shrinkLocked rebuilds the maps once the user map holds a quarter of its peak
+// or less (the bucket map holds a few buckets per user): the factor of 4 makes
+// each rebuild follow at least 3/4 of a peak's deletions, so rebuilds cost O(1)
+// per user added. maps.Clone would keep the old size.
 func (r *Registry) shrinkLocked() {
 	if r.peak < minRebuild || len(r.users) > r.peak/4 {
 		return
 	}
-	users := make(map[string]*userBuckets, len(r.users))
-	for name, u := range r.users {
-		users[name] = u
-	}
-	r.users = users
-	r.peak = len(users)
+	r.buckets = rebuilt(r.buckets)
+	r.users = rebuilt(r.users)
+	r.peak = len(r.users)
+}
+
+// rebuilt returns a copy of m sized for what it holds now.
+func rebuilt[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	maps.Copy(out, m)
+	return out
 }
 
 // Run calls EvictIdle every quarter of Shaping.IdleEviction (at least every

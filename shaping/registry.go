@@ -16,26 +16,45 @@ const (
 	minRebuild = 1024
 )
 
-// Registry hands out the buckets a session's bytes pass through and keeps them
-// while a user has sessions: a user's own buckets are shared by all of that user's
-// sessions, TCP and UDP alike. Buckets of users with no session for
-// Shaping.IdleEviction are dropped by [Registry.EvictIdle], so memory follows the
-// number of recently active users. A Registry is safe for concurrent use; create
-// one with [NewRegistry].
+// Registry hands out the buckets a session's bytes pass through, one per level
+// of the shaping table (levels.go), and keeps them while sessions hold them: a
+// user's own buckets are shared by all of that user's sessions, TCP and UDP
+// alike; an app class's total and the global bucket by everyone's. Buckets no
+// session held for Shaping.IdleEviction are dropped by [Registry.EvictIdle], so
+// memory follows the number of recently active users. A Registry is safe for
+// concurrent use; create one with [NewRegistry].
 type Registry struct {
-	mu     sync.Mutex
-	cfg    configs.Shaping
-	users  map[string]*userBuckets
-	peak   int // most entries users has held since it was made
-	apps   map[string]*appBuckets
-	global pair
-	active int // users with at least one live lease
+	mu      sync.Mutex
+	cfg     configs.Shaping
+	table   [numLevels]level
+	buckets map[levelKey]*entry
+	users   map[string]*userState
+	peak    int // most entries users has held since it was made
+	active  int // users with at least one live lease
 
 	now   func() time.Time
 	quota QuotaState // nil: no quotas
 	open  []string   // the windows open when limits were last applied, sorted
 	// demand is this instance's last cluster report, by bucket key (share.go).
 	demand map[string]cluster.Demand
+}
+
+// entry is the buckets of one key of one level, both directions, and the
+// leases that hold them.
+type entry struct {
+	pair      pair
+	leases    int
+	idleSince time.Time // when leases last dropped to 0
+}
+
+// userState is what the registry knows of a user besides their buckets: the
+// shaping group their login chose, their turns on the shared buckets their
+// sessions pass through (see turn.go), and their live leases.
+type userState struct {
+	group     string
+	turns     map[levelKey]turns
+	leases    int
+	idleSince time.Time
 }
 
 // QuotaState tells the Registry which users are over a quota that shapes them
@@ -75,44 +94,16 @@ func (p pair) set(l configs.Limit) {
 	p[download].set(l.Download, l.Burst)
 }
 
-// userBuckets are one user's buckets: their own, and theirs per app class;
-// and their turns on the global buckets (see turn.go).
-type userBuckets struct {
-	own    pair
-	global turns
-	// group is the shaping group the user's login chose (a directory group), ""
-	// when their login chose none; see [Registry.SetUserGroup].
-	group     string
-	apps      []userApp // few per user, so a slice beats a map in size and speed
-	leases    int
-	idleSince time.Time // when leases last dropped to 0
-}
-
-// userApp is a user's buckets for an app class, and their turns on the app
-// class's total.
-type userApp struct {
-	app     string
-	buckets pair
-	total   turns
-}
-
-// appBuckets are the buckets an app class's traffic shares across users.
-type appBuckets struct {
-	total     pair
-	leases    int
-	idleSince time.Time
-}
-
 // NewRegistry returns a Registry applying cfg, with the limits of the windows
 // open now. It starts no goroutine: call [Registry.Run] to evict idle users and
 // follow window edges. cfg's maps must not be modified afterwards.
 func NewRegistry(cfg configs.Shaping, opts ...Option) *Registry {
 	r := &Registry{
-		cfg:    cfg,
-		users:  make(map[string]*userBuckets),
-		apps:   make(map[string]*appBuckets),
-		global: newPair(cfg.Global),
-		now:    time.Now,
+		cfg:     cfg,
+		table:   levels(),
+		buckets: make(map[levelKey]*entry),
+		users:   make(map[string]*userState),
+		now:     time.Now,
 	}
 	for _, o := range opts {
 		o(r)
@@ -129,8 +120,8 @@ func (r *Registry) groupOfLocked(user string) string {
 	if g, ok := r.cfg.Members[user]; ok {
 		return g
 	}
-	if u, ok := r.users[user]; ok {
-		if _, defined := r.cfg.Groups[u.group]; defined && u.group != "" {
+	if u, ok := r.users[user]; ok && u.group != "" {
+		if _, defined := r.cfg.Groups[u.group]; defined {
 			return u.group
 		}
 	}
@@ -165,18 +156,9 @@ func (r *Registry) Update(cfg configs.Shaping) {
 
 // applyLocked sets every live bucket to the limits of r.cfg under r.open.
 func (r *Registry) applyLocked() {
-	for name, u := range r.users {
-		u.own.set(r.ownLimitLocked(name))
-		for _, ua := range u.apps {
-			perUser, _ := appLimits(&r.cfg, ua.app, r.open)
-			ua.buckets.set(perUser)
-		}
+	for k, e := range r.buckets {
+		e.pair.set(r.table[k.level].limit(r, k))
 	}
-	for name, a := range r.apps {
-		_, total := appLimits(&r.cfg, name, r.open)
-		a.total.set(total)
-	}
-	r.global.set(r.cfg.Global)
 }
 
 // Tick applies the limits of the windows open at now when they differ from
@@ -207,91 +189,83 @@ func (r *Registry) OpenWindows() []string {
 func (r *Registry) RefreshUser(user string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if u, ok := r.users[user]; ok {
-		u.own.set(r.ownLimitLocked(user))
+	k := levelKey{level: levelUser, user: user}
+	if e, ok := r.buckets[k]; ok {
+		e.pair.set(r.table[levelUser].limit(r, k))
 	}
 }
 
-// SetUserGroup records the shaping group user's login chose (from their directory
-// groups; "" for none): their own buckets follow that group's limit instead of
-// shaping.default_group's, at once if they are live, until a later login chooses
-// another or their buckets are evicted with the assignment. A group that is not
-// defined under shaping.groups (removed by a reload) counts as none. An explicit
-// shaping.members entry wins over it. A nil Registry does nothing.
-func (r *Registry) SetUserGroup(user, group string) {
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	u := r.userLocked(user)
-	if u.leases == 0 {
-		// Kept for IdleEviction even if the session that follows the login
-		// never comes, so an eviction between the two cannot lose the group.
-		u.idleSince = time.Now()
-	}
-	if u.group == group {
-		return
-	}
-	u.group = group
-	u.own.set(r.ownLimitLocked(user))
-}
-
-// Acquire returns a lease on the buckets of one session of user (the anonymous
-// user "" included) whose traffic is of app class app: the user's own, the
-// user's for app, app's total and the global ones. The caller must call
+// Acquire returns a lease on the buckets of one session of who (the anonymous
+// user "" included) whose traffic is of app class app: one per level of the
+// shaping table, in its order (the user's own, the user's for app, app's
+// total, the global one). who's group, which their login chose, is the user's
+// from now on (shaping.members wins over it): the user's own buckets follow
+// its limit, at once for their live sessions too. The caller must call
 // [Lease.Release] when the session ends.
-func (r *Registry) Acquire(user, app string) *Lease {
+func (r *Registry) Acquire(who Who, app string) *Lease {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	u := r.userLocked(user)
-	a := r.appLocked(app)
-	ua := u.appLocked(app, r)
+	u := r.userLocked(who.User)
+	if u.group != who.Group {
+		u.group = who.Group
+		if e, ok := r.buckets[levelKey{level: levelUser, user: who.User}]; ok {
+			e.pair.set(r.ownLimitLocked(who.User))
+		}
+	}
 	if u.leases == 0 {
 		r.active++
 	}
 	u.leases++
-	a.leases++
-	l := &Lease{r: r, user: u, app: a}
+	l := &Lease{r: r, user: u}
+	for i, lv := range r.table {
+		k := lv.key(who, app)
+		e := r.entryLocked(k)
+		e.leases++
+		l.entries[i] = e
+		var ts turns
+		if lv.shared {
+			ts = u.turnsLocked(k)
+		}
+		for d := range l.chains {
+			l.chains[d].add(e.pair[d], ts[d])
+		}
+	}
 	for d := range l.chains {
-		l.chains[d].add(u.own[d], nil)
-		l.chains[d].add(ua.buckets[d], nil)
-		l.chains[d].add(a.total[d], ua.total[d])
-		l.chains[d].add(r.global[d], u.global[d])
 		l.chains[d].hold()
 	}
 	l.unshaped = !l.chains[upload].Limited() && !l.chains[download].Limited()
 	return l
 }
 
-func (r *Registry) userLocked(user string) *userBuckets {
+// userLocked returns user's state, made on first use; r.mu is held.
+func (r *Registry) userLocked(user string) *userState {
 	u, ok := r.users[user]
 	if !ok {
-		u = &userBuckets{own: newPair(r.ownLimitLocked(user)), global: newTurns()}
+		u = &userState{turns: map[levelKey]turns{}}
 		r.users[user] = u
 		r.peak = max(r.peak, len(r.users))
 	}
 	return u
 }
 
-func (r *Registry) appLocked(app string) *appBuckets {
-	a, ok := r.apps[app]
+// entryLocked returns the buckets keyed k, made full at their level's limit on
+// first use; r.mu is held.
+func (r *Registry) entryLocked(k levelKey) *entry {
+	e, ok := r.buckets[k]
 	if !ok {
-		_, total := appLimits(&r.cfg, app, r.open)
-		a = &appBuckets{total: newPair(total)}
-		r.apps[app] = a
+		e = &entry{pair: newPair(r.table[k.level].limit(r, k))}
+		r.buckets[k] = e
 	}
-	return a
+	return e
 }
 
-func (u *userBuckets) appLocked(app string, r *Registry) userApp {
-	for _, ua := range u.apps {
-		if ua.app == app {
-			return ua
-		}
+// turnsLocked returns the user's turns on the shared buckets keyed k; r.mu is
+// held.
+func (u *userState) turnsLocked(k levelKey) turns {
+	ts, ok := u.turns[k]
+	if !ok {
+		ts = newTurns()
+		u.turns[k] = ts
 	}
-	perUser, _ := appLimits(&r.cfg, app, r.open)
-	ua := userApp{app: app, buckets: newPair(perUser), total: newTurns()}
-	u.apps = append(u.apps, ua)
-	return ua
+	return ts
 }

@@ -53,7 +53,7 @@ func TestRegistryLevels(t *testing.T) {
 		{"ghost", "web", 0, 0, 0, 0},                           // an undefined group limits nothing
 	}
 	for _, tc := range tests {
-		l := r.Acquire(tc.user, tc.app)
+		l := r.Acquire(Who{User: tc.user}, tc.app)
 		got := [...]rate.Limit{limitOf(l, upload, 0), limitOf(l, download, 0), limitOf(l, download, 1), limitOf(l, download, 2), limitOf(l, download, 3)}
 		want := [...]rate.Limit{tc.userUp, tc.userDown, tc.perAppDown, tc.totDown, 125 * mib}
 		if got != want {
@@ -61,7 +61,7 @@ func TestRegistryLevels(t *testing.T) {
 		}
 		l.Release()
 	}
-	if got := NewRegistry(configs.Shaping{}).Acquire("bob", "web"); !got.Unshaped() {
+	if got := NewRegistry(configs.Shaping{}).Acquire(Who{User: "bob"}, "web"); !got.Unshaped() {
 		t.Error("no limits configured, lease not unshaped")
 	}
 }
@@ -70,8 +70,8 @@ func TestRegistryLevels(t *testing.T) {
 // their sessions and apps, the app total and global across users.
 func TestRegistrySharing(t *testing.T) {
 	r := NewRegistry(campus())
-	a1, a2, b := r.Acquire("bob", "skype"), r.Acquire("bob", "web"), r.Acquire("carol", "skype")
-	a3 := r.Acquire("bob", "skype")
+	a1, a2, b := r.Acquire(Who{User: "bob"}, "skype"), r.Acquire(Who{User: "bob"}, "web"), r.Acquire(Who{User: "carol"}, "skype")
+	a3 := r.Acquire(Who{User: "bob"}, "skype")
 	for _, d := range []int{upload, download} {
 		ab, bb, cb := a1.chains[d].buckets, a2.chains[d].buckets, b.chains[d].buckets
 		switch {
@@ -104,7 +104,7 @@ func TestLeaseUnshaped(t *testing.T) {
 		{"global", configs.Shaping{Global: configs.Limit{Download: 1}}, false},
 	}
 	for _, tc := range tests {
-		if got := NewRegistry(tc.cfg).Acquire("bob", "web").Unshaped(); got != tc.want {
+		if got := NewRegistry(tc.cfg).Acquire(Who{User: "bob"}, "web").Unshaped(); got != tc.want {
 			t.Errorf("%s: Unshaped() = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -116,7 +116,7 @@ func TestRegistryUpdateLive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := campus()
 		r := NewRegistry(cfg)
-		l := r.Acquire("bob", "web")
+		l := r.Acquire(Who{User: "bob"}, "web")
 		var n counter
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -142,7 +142,7 @@ func TestRegistryUpdateLive(t *testing.T) {
 func TestRegistryUpdateTurnsOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(configs.Shaping{})
-		l := r.Acquire("bob", "skype")
+		l := r.Acquire(Who{User: "bob"}, "skype")
 		if !l.Unshaped() {
 			t.Fatal("lease shaped without limits")
 		}
@@ -161,7 +161,7 @@ func TestRegistryUpdateTurnsOn(t *testing.T) {
 
 func TestActiveUsersAndRelease(t *testing.T) {
 	r := NewRegistry(campus())
-	a1, a2, b := r.Acquire("alice", "web"), r.Acquire("alice", "skype"), r.Acquire("bob", "web")
+	a1, a2, b := r.Acquire(Who{User: "alice"}, "web"), r.Acquire(Who{User: "alice"}, "skype"), r.Acquire(Who{User: "bob"}, "web")
 	steps := []struct {
 		do   func()
 		want int
@@ -213,4 +213,11 @@ func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// bucketOf returns the bucket of direction dir keyed by level, user and app.
+func (r *Registry) bucketOf(lv int, user, app string, dir int) *bucket {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buckets[levelKey{level: lv, user: user, app: app}].pair[dir]
 }

@@ -50,23 +50,14 @@ func (b sharedBucket) holders() int {
 
 // sharedLocked calls f for every bucket of r with a rate; r.mu is held.
 func (r *Registry) sharedLocked(f func(sharedBucket)) {
-	visit := func(kind, user, app string, p pair) {
-		for dir, bk := range p {
+	for k, e := range r.buckets {
+		lv := r.table[k.level]
+		for dir, bk := range e.pair {
 			if bk.rate > 0 {
-				f(sharedBucket{bucketKey(kind, user, app, dir), bk, kind == keyApp || kind == keyGlobal})
+				f(sharedBucket{bucketKey(lv.kind, k.user, k.app, dir), bk, lv.shared})
 			}
 		}
 	}
-	for name, u := range r.users {
-		visit(keyUser, name, "", u.own)
-		for _, ua := range u.apps {
-			visit(keyUserApp, name, ua.app, ua.buckets)
-		}
-	}
-	for name, a := range r.apps {
-		visit(keyApp, "", name, a.total)
-	}
-	visit(keyGlobal, "", "", r.global)
 }
 
 // Report returns the demand on every limited bucket that passed bytes or had

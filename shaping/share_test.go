@@ -70,7 +70,7 @@ func (in *instances) run(sessions map[string]int, d time.Duration) map[string]in
 			if user == "" {
 				user = "u"
 			}
-			l := in.regs[name].Acquire(user, Other)
+			l := in.regs[name].Acquire(Who{User: user}, Other)
 			wg.Go(func() {
 				defer l.Release()
 				Copy(ctx, io.Discard, endless{}, l.Download(), func(n int, _ time.Duration) {

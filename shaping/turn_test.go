@@ -24,7 +24,7 @@ func globalOnly(rate configs.Rate) configs.Shaping {
 func TestTurnCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(globalOnly(1000))
-		first, second := r.Acquire("u", Other), r.Acquire("u", Other)
+		first, second := r.Acquire(Who{User: "u"}, Other), r.Acquire(Who{User: "u"}, Other)
 		ctx1, cancel1 := context.WithCancel(context.Background())
 		if _, err := first.Download().Wait(ctx1, 1000); err != nil { // the burst
 			t.Fatal(err)
@@ -46,14 +46,14 @@ func TestTurnCancel(t *testing.T) {
 		if err := <-waiting; err != context.Canceled {
 			t.Fatalf("first session's Wait = %v, want canceled", err)
 		}
-		tokens := r.global[download].limiter().TokensAt(start.Add(time.Second))
+		tokens := r.bucketOf(levelGlobal, "", "", download).limiter().TokensAt(start.Add(time.Second))
 		// Its 1000 bytes are the user's again, paid for at the refill's due time.
 		for _, want := range []time.Duration{900 * time.Millisecond, 0} {
 			if waited, err := second.Download().Wait(context.Background(), 500); err != nil || waited != want {
 				t.Fatalf("Wait(500) from the given-back bytes = %v, %v; want %v", waited, err, want)
 			}
 		}
-		if got := r.global[download].limiter().TokensAt(start.Add(time.Second)); got != tokens {
+		if got := r.bucketOf(levelGlobal, "", "", download).limiter().TokensAt(start.Add(time.Second)); got != tokens {
 			t.Errorf("the bucket's tokens went from %v to %v: the given-back bytes were reserved again", tokens, got)
 		}
 	})
@@ -66,7 +66,7 @@ func TestTurnCancel(t *testing.T) {
 func TestTurnReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := NewRegistry(globalOnly(1000))
-		a, b, other := r.Acquire("u", Other), r.Acquire("u", Other), r.Acquire("u", Other)
+		a, b, other := r.Acquire(Who{User: "u"}, Other), r.Acquire(Who{User: "u"}, Other), r.Acquire(Who{User: "u"}, Other)
 		a.Download().Wait(context.Background(), 1000) // the burst
 		var done sync.WaitGroup
 		for _, l := range []*Lease{a, b} { // a refills, due in a second; b waits for it, holding the turn
@@ -98,10 +98,10 @@ func TestSharedBucketCountsUsers(t *testing.T) {
 	r := NewRegistry(campus())
 	var leases []*Lease
 	for range 3 {
-		leases = append(leases, r.Acquire("alice", "skype"))
+		leases = append(leases, r.Acquire(Who{User: "alice"}, "skype"))
 	}
-	leases = append(leases, r.Acquire("bob", "skype"), r.Acquire("bob", "web"))
-	global, skype := r.global[download], r.apps["skype"].total[download]
+	leases = append(leases, r.Acquire(Who{User: "bob"}, "skype"), r.Acquire(Who{User: "bob"}, "web"))
+	global, skype := r.bucketOf(levelGlobal, "", "", download), r.bucketOf(levelApp, "", "skype", download)
 	if g, s := global.users.Load(), skype.users.Load(); g != 2 || s != 2 || global.sessions.Load() != 5 {
 		t.Fatalf("users on the global bucket %d, on skype's total %d (global sessions %d); want 2, 2 (5)", g, s, global.sessions.Load())
 	}

@@ -105,7 +105,7 @@ func TestWindowEdgeChangesLiveBuckets(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { r.Run(ctx); close(done) }()
-		l := r.Acquire("bob", "skype")
+		l := r.Acquire(Who{User: "bob"}, "skype")
 		perApp := l.chains[download].buckets[1]
 
 		var moved atomic.Int64 // bytes the session's download chain let through
@@ -152,7 +152,7 @@ func TestWindowEdgeChangesLiveBuckets(t *testing.T) {
 func TestWindowAtAcquireAndUpdate(t *testing.T) {
 	at := time.Date(2000, 1, 1, 0, 1, 30, 0, time.UTC) // inside "lecture"
 	r := NewRegistry(windowCampus(t), WithClock(func() time.Time { return at }))
-	l := r.Acquire("bob", "skype")
+	l := r.Acquire(Who{User: "bob"}, "skype")
 	defer l.Release()
 	if got := limitOf(l, download, 1); got != 64*kib {
 		t.Errorf("skype per-user download acquired inside the window = %v, want 64 KiB/s", got)
@@ -198,7 +198,7 @@ func (q *overQuota) set(user string, r configs.Rate, over bool) {
 func TestRefreshUserOverQuota(t *testing.T) {
 	q := &overQuota{over: map[string]configs.Rate{"carol": 16 * kib}}
 	r := NewRegistry(campus(), WithQuota(q))
-	carol, bob := r.Acquire("carol", "web"), r.Acquire("bob", "web")
+	carol, bob := r.Acquire(Who{User: "carol"}, "web"), r.Acquire(Who{User: "bob"}, "web")
 	defer carol.Release()
 	defer bob.Release()
 	if up, down := limitOf(carol, upload, 0), limitOf(carol, download, 0); up != 16*kib || down != 16*kib {
@@ -235,7 +235,7 @@ func TestRegistryWindowsConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := range 200 {
 				user := userName(j % 5)
-				l := r.Acquire(user, []string{"web", "skype"}[j%2])
+				l := r.Acquire(Who{User: user}, []string{"web", "skype"}[j%2])
 				l.Download().Allow(100)
 				q.set(user, 8*kib, j%3 == 0)
 				r.RefreshUser(user)

@@ -250,7 +250,7 @@ func forgetOne[K comparable, V any](m map[K]V) {
 func (a *association) lease(app string) *shaping.Lease {
 	l, ok := a.leases[app]
 	if !ok {
-		l = a.core.Lease(a.sess.User(), app)
+		l = a.core.Lease(a.sess.Who(), app)
 		a.leases[app] = l
 	}
 	return l

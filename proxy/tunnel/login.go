@@ -7,6 +7,7 @@ import (
 
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
+	"github.com/sockshaper/sockshaper/shaping"
 )
 
 // Why a login was refused, by auth result; a client sees the same refusal for
@@ -46,11 +47,13 @@ func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome
 // reuses (a later request on it).
 func (s *Session) LoggedIn(id auth.Identity) {
 	s.setUser(id.User)
-	if s.core.shaper != nil {
-		// A directory's group chooses the user's buckets (shaping.members wins).
-		s.core.shaper.SetUserGroup(id.User, id.Group)
-	}
+	s.group = id.Group
 }
+
+// Who is the session's user as their login established them, for their
+// buckets: a directory's group chooses the user's own limit (shaping.members
+// wins over it).
+func (s *Session) Who() shaping.Who { return shaping.Who{User: s.user, Group: s.group} }
 
 func loginError(out auth.Outcome) error {
 	var err error

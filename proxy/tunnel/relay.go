@@ -277,15 +277,15 @@ func closeWrite(c net.Conn) {
 // unshaped.
 type sessionLease struct{ *shaping.Lease }
 
-func (s *Session) acquire() sessionLease { return sessionLease{s.core.Lease(s.user, s.app)} }
+func (s *Session) acquire() sessionLease { return sessionLease{s.core.Lease(s.Who(), s.app)} }
 
-// Lease returns a lease on user's buckets for app class app, or nil when the
+// Lease returns a lease on who's buckets for app class app, or nil when the
 // core has no shaper. The caller releases it.
-func (c *Core) Lease(user, app string) *shaping.Lease {
+func (c *Core) Lease(who shaping.Who, app string) *shaping.Lease {
 	if c.shaper == nil {
 		return nil
 	}
-	return c.shaper.Acquire(user, app)
+	return c.shaper.Acquire(who, app)
 }
 
 func (l sessionLease) release() {

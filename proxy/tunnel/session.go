@@ -36,6 +36,7 @@ type record struct {
 // goroutine serving it, then to the relay goroutine that finishes last.
 type Session struct {
 	record
+	group string // the shaping group the user's login chose; "" none
 	conn  *Conn
 	core  *Core
 	id    uint64
