@@ -181,3 +181,31 @@ func TestReduce(t *testing.T) {
 		t.Errorf("ports %v, want %v", got, want)
 	}
 }
+
+// TestBuiltInSkypeIsCurrent holds the embedded default's skype class to the
+// recorded list (version 2025013000): its networks are exactly those of the
+// Optimize set (13.107.64.0/18 left the list before that version), and its
+// names cover the Allow set's.
+func TestBuiltInSkypeIsCurrent(t *testing.T) {
+	cfg, err := configs.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skype := cfg.Apps[0]
+	optimize, err := Convert(recorded(t), Options{ServiceArea: "Skype", Categories: []string{"Optimize"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skype.Name != "skype" || !reflect.DeepEqual(skype.Prefixes, optimize.Networks) {
+		t.Errorf("built-in %s networks %v, the list's Optimize networks %v", skype.Name, skype.Prefixes, optimize.Networks)
+	}
+	allow, err := Convert(recorded(t), Options{ServiceArea: "Skype", Categories: []string{"Allow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range allow.Domains {
+		if !slices.Contains(skype.Domains, d) {
+			t.Errorf("built-in names %v lack the list's %s", skype.Domains, d)
+		}
+	}
+}
