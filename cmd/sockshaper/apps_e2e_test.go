@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -206,5 +207,32 @@ func TestUpdateM365Invocations(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed invocation wrote the file")
+	}
+}
+
+// TestUpdateM365NeverWritesPartialFile runs the binary under a file size limit
+// (prlimit --fsize) smaller than the new file, so that writing it fails half
+// way: the old file must stay whole, not be left truncated or half new, and
+// the temporary file must go.
+func TestUpdateM365NeverWritesPartialFile(t *testing.T) {
+	prlimit := requireTool(t, "prlimit", "util-linux")
+	srv := newM365Server(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m365-skype.yaml")
+	old := "# the previous list\n" + strings.Repeat("# padding\n", 10)
+	writeFile(t, out, old)
+	cmd := exec.Command(prlimit, "--fsize=600", binary, "apps", "update-m365", "-url", srv.URL, "-out", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); !ok || cmd.ProcessState.ExitCode() != 1 ||
+		!strings.Contains(stderr.String(), "file too large") || !strings.Contains(stderr.String(), out+" left unchanged") {
+		t.Errorf("exit %v, stderr %s; want 1, file too large", err, &stderr)
+	}
+	if got := string(readTestdata(t, out)); got != old {
+		t.Errorf("old file is now %q", got)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("files left: %v", entries)
 	}
 }
