@@ -29,6 +29,18 @@ type Config struct {
 	HTTP     HTTP       `yaml:"http"`
 	TLS      TLS        `yaml:"tls"`
 
+	// AppsFile is a file of app class rules kept apart from the config, such
+	// as the one `sockshaper apps update-m365` writes (see [AppsFile]); a
+	// relative path is resolved against the config file's folder. [Load]
+	// reads it, and a reload reads it again. Its classes take the place of the
+	// domains, networks and ports of the same-named classes of Apps (of the
+	// built-in classes when the config has no apps key); classes Apps lacks
+	// are added after Apps's. Empty: none.
+	AppsFile string `yaml:"apps_file"`
+	// AppsSource is the apps file's header, filled by [Load]; nil without an
+	// apps file.
+	AppsSource *AppsSource `yaml:"-"`
+
 	// StateDir is the folder where state that must survive a restart is kept:
 	// the users' quota usage (usage.json). A relative path is resolved against
 	// the config file's folder. Empty keeps no state, which validation allows

@@ -62,11 +62,14 @@ func Defaults() Config {
 	}
 }
 
-// skypeClass is the default rule for Skype, Skype for Business and Teams, from
-// Microsoft Learn, "Microsoft 365 URLs and IP address ranges" (the "Skype for Business
-// Online and Microsoft Teams" rows, category Optimize), gathered 2026-11. Microsoft's
-// endpoints web service publishes the current lists. TCP 443 is left out of the
-// port-only rule because it would classify all web traffic as Skype.
+// skypeClass is the default rule for Skype, Skype for Business and Teams. Its networks
+// are endpoint set 11 (category Optimize) of Microsoft's Worldwide endpoints list,
+// version 2025013000, as Microsoft Learn's "Microsoft 365 URLs and IP address ranges"
+// lists it (13.107.64.0/18, in the set until 2024, is gone); its names cover set 12
+// (Allow) and the consumer Skype and Teams names the list leaves out. `sockshaper
+// apps update-m365` refreshes the networks, names and ports from Microsoft's
+// endpoints web service. TCP 443 is left out of the port-only rule because it would
+// classify all web traffic as Skype.
 func skypeClass() AppClass {
 	return AppClass{
 		Name: "skype",
@@ -75,7 +78,7 @@ func skypeClass() AppClass {
 			"skypeforbusiness.com", "lync.com", "sfbassets.com",
 			"teams.microsoft.com", "teams.live.com", "teams.cloud.microsoft",
 		},
-		Networks:        []string{"13.107.64.0/18", "52.112.0.0/14", "52.122.0.0/15", "2603:1063::/38"},
+		Networks:        []string{"52.112.0.0/14", "52.122.0.0/15", "2603:1063::/38"},
 		AnyAddressPorts: []PortRange{{Transport: "udp", First: 3478, Last: 3481}},
 	}
 }

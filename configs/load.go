@@ -14,7 +14,9 @@ import (
 )
 
 // Load reads the config file at path and parses it as [Parse] does, with path as the
-// source. A relative auth.users_file, auth.ldap.ca_file, auth.ldap.bind_password_file,
+// source, and reads the apps file it names (apps_file, relative to the config
+// file's folder) before validation, so that the config's checks see the merged
+// classes. A relative auth.users_file, auth.ldap.ca_file, auth.ldap.bind_password_file,
 // cluster.redis_password_file and state_dir are then made absolute against the
 // config file's folder, so that a config and its files can be moved together. Load
 // does not open them; the proxy reports a missing one when it loads it.
@@ -26,11 +28,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := Parse(data, path)
+	dir := filepath.Dir(path)
+	cfg, err := parse(data, path, func(c *Config, doc *document) []error { return includeApps(c, doc, dir) })
 	if err != nil {
 		return nil, err
 	}
-	if err := resolvePaths(cfg, filepath.Dir(path)); err != nil {
+	if err := resolvePaths(cfg, dir); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -39,13 +42,20 @@ func Load(path string) (*Config, error) {
 // Parse decodes a YAML config onto [Defaults] and validates it. source names the
 // config in errors and in Config.Source. A key the file sets replaces the default: a
 // list replaces the default list, and the apps mapping replaces the default classes.
-// Unknown keys are errors. auth.users_file is returned as written.
+// Unknown keys are errors. auth.users_file is returned as written, and apps_file is
+// neither read nor resolved ([Load] does both).
 //
 // When the config is not valid, Parse returns every problem it found, each a
 // *[FieldError] naming source, line, field and problem, joined with [errors.Join] in
 // the order of the file. Problems with the YAML itself (syntax, unknown keys, values
 // of the wrong type) are reported before, and instead of, the checks of the values.
 func Parse(data []byte, source string) (*Config, error) {
+	return parse(data, source, nil)
+}
+
+// parse is [Parse] with include, when not nil, run between decoding and
+// validation to read the files the config includes ([Load]'s apps_file).
+func parse(data []byte, source string, include func(*Config, *document) []error) (*Config, error) {
 	doc, err := parseDocument(data, source)
 	if err != nil {
 		return nil, err
@@ -61,6 +71,11 @@ func Parse(data []byte, source string) (*Config, error) {
 		return nil, errors.Join(yamlErrors(source, err)...)
 	}
 	cfg.Source = source
+	if include != nil {
+		if errs := include(&cfg, doc); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+	}
 	if errs := validate(&cfg, doc); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

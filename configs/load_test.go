@@ -211,7 +211,7 @@ func TestValidateGoConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Defaults().Validate() = %v", err)
 	}
-	if len(cfg.Access.ClientPrefixes) != 2 || len(cfg.Access.DeniedPrefixes) != 17 || len(cfg.Apps[0].Prefixes) != 4 {
+	if len(cfg.Access.ClientPrefixes) != 2 || len(cfg.Access.DeniedPrefixes) != 17 || len(cfg.Apps[0].Prefixes) != 3 {
 		t.Errorf("Validate did not fill the prefixes: %v %v %v",
 			cfg.Access.ClientPrefixes, cfg.Access.DeniedPrefixes, cfg.Apps[0].Prefixes)
 	}

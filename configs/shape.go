@@ -19,12 +19,15 @@ type shapeChecker struct {
 	errs []error
 }
 
-func (d *document) checkShape() []error {
+func (d *document) checkShape() []error { return d.checkShapeOf(reflect.TypeFor[Config]()) }
+
+// checkShapeOf is checkShape for a document of another type, such as [AppsFile].
+func (d *document) checkShapeOf(t reflect.Type) []error {
 	if d.root == nil {
 		return nil
 	}
 	c := &shapeChecker{file: d.file}
-	c.walk(d.root, reflect.TypeFor[Config](), nil)
+	c.walk(d.root, t, nil)
 	return c.errs
 }
 

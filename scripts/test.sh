@@ -27,6 +27,8 @@ need /usr/sbin/krb5kdc krb5-kdc          # the test KDC (internal/kdctest)
 need /usr/sbin/kadmin.local krb5-admin-server
 need kinit krb5-user                     # kinit, kvno for the tests' tickets
 need faketime faketime                   # a client with a skewed clock (Kerberos)
+need unshare util-linux                  # unshare, nsenter: a daemon in its own network namespace (apps files)
+need ip iproute2                         # public test addresses on that namespace's lo
 need chromium chromium
 need firefox-esr firefox-esr # the HTTPS proxy through a PAC file
 need certutil libnss3-tools  # browsers' NSS databases trust the test CA

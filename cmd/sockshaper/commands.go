@@ -56,11 +56,14 @@ func commands() []command {
 			flags:   configFlag, run: ldapTest},
 		{name: "users", summary: "print who uses the proxy now, from the admin listener's usage view (GET /api/v1/users)",
 			flags: usersFlags, run: usersCommand},
+		{name: "apps update-m365", summary: "write an apps file (apps_file) of Microsoft's current Teams networks, names and ports " +
+			"from its endpoints web service, for cron; the old file stays on any error",
+			flags: appsFlags, run: updateM365},
 		{name: "healthcheck", summary: "exit 0 when the admin endpoint's /readyz answers 200, 1 otherwise (for HEALTHCHECK and probes)",
 			flags: healthcheckFlags, run: healthcheck},
 		{name: "version", summary: "print the version, the VCS revision and the Go version of this binary",
 			run: printVersion},
-		{name: "help", args: "[COMMAND]", maxArgs: 1, summary: "print this help, or one command's",
+		{name: "help", args: "[COMMAND]", maxArgs: 2, summary: "print this help, or one command's",
 			run: help},
 	}
 }
@@ -68,11 +71,21 @@ func commands() []command {
 // run is main without the exit, so tests can drive it: it picks the command, parses
 // its flags and arguments and runs it.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	name := defaultCommand
+	name, group := defaultCommand, ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
+		if len(subcommands(name)) > 0 { // a group such as apps: its sub-command follows
+			group = name
+			if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+				name, args = name+" "+args[0], args[1:]
+			}
+		}
 	}
 	c, ok := lookup(name)
+	if !ok && group != "" {
+		fmt.Fprintf(stderr, "sockshaper %s: name a sub-command: %s\n", group, strings.Join(subcommands(group), ", "))
+		return 2
+	}
 	if !ok {
 		fmt.Fprintf(stderr, "sockshaper: unknown command %q (to run the proxy on a config: sockshaper -config FILE)\n\n", name)
 		writeUsage(stderr)
@@ -110,6 +123,18 @@ func lookup(name string) (command, bool) {
 		}
 	}
 	return command{}, false
+}
+
+// subcommands returns the sub-commands of group, such as update-m365 of
+// "apps"; none for a command that is not a group.
+func subcommands(group string) []string {
+	var subs []string
+	for _, c := range commands() {
+		if sub, ok := strings.CutPrefix(c.name, group+" "); ok {
+			subs = append(subs, sub)
+		}
+	}
+	return subs
 }
 
 // flagSet returns the command's flags, storing into o. It prints nothing itself: run
@@ -186,9 +211,10 @@ func help(inv invocation) int {
 		writeUsage(inv.stdout)
 		return 0
 	}
-	c, ok := lookup(inv.args[0])
+	name := strings.Join(inv.args, " ")
+	c, ok := lookup(name)
 	if !ok {
-		return inv.usage(fmt.Sprintf("unknown command %q", inv.args[0]))
+		return inv.usage(fmt.Sprintf("unknown command %q", name))
 	}
 	writeCommandUsage(inv.stdout, c)
 	return 0

@@ -27,6 +27,7 @@ type options struct {
 	url        string        // healthcheck
 	timeout    time.Duration // healthcheck
 	users      usersOptions  // users
+	apps       appsOptions   // apps update-m365
 }
 
 // configFlag declares -config, shared by serve, check-config and healthcheck.

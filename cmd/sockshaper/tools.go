@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -16,8 +17,8 @@ import (
 )
 
 // checkConfig validates a config (the embedded default when path is empty) and loads
-// its users file, as a reload would, and warns (on stderr, still exit 0) about
-// users whose bcrypt cost is below 10.
+// its users file and apps file, as a reload would, and warns (on stderr, still exit
+// 0) about users whose bcrypt cost is below 10 and an apps file over 45 days old.
 func checkConfig(path string, stdout, stderr io.Writer) int {
 	cfg, users, err := loadAll(path)
 	if err != nil {
@@ -55,6 +56,13 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 	}
 	if len(summary) == 0 {
 		summary = append(summary, "no authentication (loopback clients only)")
+	}
+	apps, warning := appsFileNote(cfg, time.Now())
+	if apps != "" {
+		summary = append(summary, apps)
+	}
+	if warning != "" {
+		fmt.Fprintln(stderr, "warning:", warning)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s)\n", cfg.Source, strings.Join(summary, "; "))
 	for _, line := range keytab {
