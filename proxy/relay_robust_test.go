@@ -125,6 +125,52 @@ func TestSlowReaderIsNotStalled(t *testing.T) {
 	}
 }
 
+// TestVerySlowReaderIsNotIdle: a client that takes 16 KiB every 200 ms for 2.6
+// s keeps the proxy's writes to it blocked for longer than timeouts.idle at a
+// time (the kernel's buffers on the way are full, and it wakes a writer only
+// once much of them is free), while its own direction sends nothing. A write
+// under way is not idleness, and a peer that acknowledges bytes is not stalled:
+// the session goes on to its end and the client gets every byte. (The relay
+// used to end such a session as idle, with a clean close the client took for
+// the end of a whole transfer, or as stalled, with a reset.)
+func TestVerySlowReaderIsNotIdle(t *testing.T) {
+	h := newHarness(t, "timeouts: {idle: 1s}\n")
+	payload := make([]byte, 16<<20) // more than the kernel's buffers hold on the way
+	rand.Read(payload)
+	target := startTarget(t, sendThenClose(payload))
+	c := rawConnect(t, h.addr, target)
+	defer c.Close()
+	s := sha256.New()
+	buf := make([]byte, 16<<10)
+	var got int
+	for {
+		n, err := c.Read(buf)
+		s.Write(buf[:n])
+		got += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", got, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if got > 208<<10 { // 2.6 s of slow reads
+			// Enough slow rounds to have ended the session as idle; the
+			// rest at once.
+			rest, err := io.ReadAll(c)
+			s.Write(rest)
+			got += len(rest)
+			if err != nil {
+				t.Fatalf("read after %d bytes: %v", got, err)
+			}
+			break
+		}
+	}
+	if want := sha256.Sum256(payload); got != len(payload) || [32]byte(s.Sum(nil)) != want {
+		t.Fatalf("got %d of %d bytes (or corrupted): the slow reader's session was ended early", got, len(payload))
+	}
+}
+
 // waitForWithin polls cond for up to d.
 func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

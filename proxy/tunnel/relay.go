@@ -118,7 +118,8 @@ func (s *Session) newHalfPipe(dst, src net.Conn, direction string, bytes, thrott
 	h := &halfPipe{sess: s, dst: dst, src: src, ready: newReadiness(src), splice: newSplicer(dst, src),
 		direction: direction, bytes: bytes, throttled: throttled}
 	h.next.R = src
-	h.out = stallWriter{conn: dst, stall: stallDeadline{conn: dst, after: idle}}
+	probe := newQueueProbe(dst)
+	h.out = stallWriter{conn: dst, stall: stallDeadline{conn: dst, after: idle, writing: &s.writing, probe: probe}}
 	if !retryableWrites(dst) {
 		h.out.stall.after = 0 // a timed-out write is final: see retryableWrites
 	}
@@ -127,6 +128,8 @@ func (s *Session) newHalfPipe(dst, src net.Conn, direction string, bytes, thrott
 	h.quota = s.quota.Grant()
 	if h.splice != nil {
 		h.splice.stall.after = idle
+		h.splice.stall.writing = &s.writing
+		h.splice.stall.probe = probe
 		h.splice.onPipeFailure = s.core.pipeFailed
 		if s.core.pipes != nil {
 			h.splice.newPipe = s.core.pipes
@@ -261,6 +264,7 @@ func (h *halfPipe) setDeadlines(now time.Time) {
 	h.deadlineAt = now
 	h.src.SetReadDeadline(now.Add(min(idle, reportInterval)))
 	h.dst.SetWriteDeadline(now.Add(idle))
+	h.out.stall.probe.setMark()
 }
 
 // closeWrite passes a half-close on, so a destination that sends and then closes

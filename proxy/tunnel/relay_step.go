@@ -219,6 +219,8 @@ type stallWriter struct {
 }
 
 func (w *stallWriter) Write(b []byte) (int, error) {
+	w.stall.begin()
+	defer w.stall.end()
 	written := 0
 	for {
 		n, err := w.conn.Write(b[written:])

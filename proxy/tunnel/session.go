@@ -52,6 +52,7 @@ type Session struct {
 	throttledUp, throttledDown atomic.Int64 // nanoseconds
 	lastActivity               atomic.Int64 // unix nanoseconds
 	tokenWaits                 atomic.Int32 // directions waiting for tokens now
+	writing                    atomic.Int32 // writes to a peer under way now
 	endOnce                    sync.Once
 }
 
@@ -206,9 +207,12 @@ func (s *Session) Touch() { s.touch() }
 func (s *Session) LastActivity() time.Time { return time.Unix(0, s.lastActivity.Load()) }
 
 // IdleFor reports whether no byte moved in either direction for d. A direction
-// waiting for tokens is not idle, however long the wait.
+// waiting for tokens, or blocked in a write to a peer that takes its bytes
+// slowly, is not idle, however long the wait: a slow reader's transfer must
+// not be ended as idle (and cleanly, so that the reader would take it for
+// whole); a reader that takes nothing is cut by the stall rule instead.
 func (s *Session) IdleFor(d time.Duration) bool {
-	if s.tokenWaits.Load() > 0 {
+	if s.tokenWaits.Load() > 0 || s.writing.Load() > 0 {
 		s.touch()
 		return false
 	}

@@ -36,6 +36,8 @@ func newSockWriter(c *net.TCPConn) *sockWriter {
 // write deadline passes, it goes on if bytes went out since the deadline was
 // set, and fails with errStalled if none did.
 func (s *sockWriter) Write(b []byte) (int, error) {
+	s.stall.begin()
+	defer s.stall.end()
 	s.buf, s.n, s.err = b, 0, nil
 	mark := 0
 	var err error

@@ -133,6 +133,8 @@ func (s *splicer) move(max int) (int64, error) {
 // pumpAll splices the pipe's bytes to dst, past the write deadline while dst
 // keeps taking them (see stallDeadline).
 func (s *splicer) pumpAll() error {
+	s.stall.begin()
+	defer s.stall.end()
 	for {
 		before := s.p.data
 		err := s.dst.Write(s.pumpFn)
