@@ -16,6 +16,8 @@ import (
 	"time"
 
 	xproxy "golang.org/x/net/proxy"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // debVersion names the package the test builds, so that nothing mistakes it for a
@@ -190,6 +192,7 @@ access: {client_networks: [127.0.0.0/8], deny_destinations: [private, link-local
 	daemon.SysProcAttr = &syscall.SysProcAttr{Credential: serviceUser(t)}
 	var log strings.Builder
 	daemon.Stdout, daemon.Stderr = &log, &log
+	proctest.DieWithParent(daemon)
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}

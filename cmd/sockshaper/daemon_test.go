@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // binary is the sockshaper built once for every test of the package.
@@ -109,6 +111,7 @@ func startDaemonAt(t *testing.T, dir string, wrapper []string, config, users str
 	if err != nil {
 		t.Fatal(err)
 	}
+	proctest.DieWithParent(d.cmd)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
