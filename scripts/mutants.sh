@@ -36,7 +36,9 @@ workers=${WORKERS:-2}
 coefficient=${COEFFICIENT:-6}
 name=$(echo "${pkg#./}" | tr / -)
 out=${OUT:-${TMPDIR:-/tmp}/mutants-$name.json}
-echo "mutants of $pkg at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- "$pkg" || echo ' (modified)'), $workers workers, timeout x$coefficient"
+at=$(git rev-parse --short HEAD 2>/dev/null || echo "an export")
+git diff --quiet HEAD -- "$pkg" 2>/dev/null || at="$at (modified)"
+echo "mutants of $pkg at $at, $workers workers, timeout x$coefficient"
 GOFLAGS="-count=1 -vet=off" "$gremlins" unleash --workers "$workers" --timeout-coefficient "$coefficient" \
   --output "$out" --output-statuses lt "$pkg"
 echo "results: $out"
