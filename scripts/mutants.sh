@@ -36,8 +36,11 @@ workers=${WORKERS:-2}
 coefficient=${COEFFICIENT:-6}
 name=$(echo "${pkg#./}" | tr / -)
 out=${OUT:-${TMPDIR:-/tmp}/mutants-$name.json}
-at=$(git rev-parse --short HEAD 2>/dev/null || echo "an export")
-git diff --quiet HEAD -- "$pkg" 2>/dev/null || at="$at (modified)"
+if at=$(git rev-parse --short HEAD 2>/dev/null); then
+  git diff --quiet HEAD -- "$pkg" || at="$at (modified)"
+else
+  at="a copy outside git"
+fi
 echo "mutants of $pkg at $at, $workers workers, timeout x$coefficient"
 GOFLAGS="-count=1 -vet=off" "$gremlins" unleash --workers "$workers" --timeout-coefficient "$coefficient" \
   --output "$out" --output-statuses lt "$pkg"
