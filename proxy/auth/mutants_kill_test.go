@@ -119,3 +119,18 @@ func TestOutageLogCountsSuppressedFailures(t *testing.T) {
 		t.Errorf("%d lines, want 2, the second with failures_not_logged=3:\n%s", lines, logs.String())
 	}
 }
+
+// TestFailureFloorStartsFromTheFirstCheck: the failure floor's average starts
+// at the first check's time, with half of it as the deviation, and then moves
+// by an eighth (average) and a quarter (deviation) of each difference.
+func TestFailureFloorStartsFromTheFirstCheck(t *testing.T) {
+	var f floor
+	f.observe(80 * time.Millisecond)
+	if f.avg != 80*time.Millisecond || f.dev != 40*time.Millisecond {
+		t.Errorf("after one check of 80ms: average %v, deviation %v; want 80ms and 40ms", f.avg, f.dev)
+	}
+	f.observe(160 * time.Millisecond)
+	if f.avg != 90*time.Millisecond || f.dev != 50*time.Millisecond {
+		t.Errorf("after a second of 160ms: average %v, deviation %v; want 90ms and 50ms", f.avg, f.dev)
+	}
+}
