@@ -133,4 +133,8 @@ func TestFailureFloorStartsFromTheFirstCheck(t *testing.T) {
 	if f.avg != 90*time.Millisecond || f.dev != 50*time.Millisecond {
 		t.Errorf("after a second of 160ms: average %v, deviation %v; want 90ms and 50ms", f.avg, f.dev)
 	}
+	f.observe(10 * time.Millisecond) // 80ms below: the deviation grows by a quarter of 80-50
+	if f.avg != 80*time.Millisecond || f.dev != 57500*time.Microsecond {
+		t.Errorf("after a third of 10ms: average %v, deviation %v; want 80ms and 57.5ms", f.avg, f.dev)
+	}
 }
