@@ -138,3 +138,19 @@ func TestFailureFloorStartsFromTheFirstCheck(t *testing.T) {
 		t.Errorf("after a third of 10ms: average %v, deviation %v; want 80ms and 57.5ms", f.avg, f.dev)
 	}
 }
+
+// TestPoolSettingsFollowWorkersAndChecks: more workers raise the queue's floor
+// by queuePerWorker each, and the average check time starts at the first check
+// and moves by a sixteenth of each difference.
+func TestPoolSettingsFollowWorkersAndChecks(t *testing.T) {
+	p := newPool(1, 4, 0, queuePerWorker, time.Second)
+	p.setWorkers(4)
+	if p.minTotal != 4*queuePerWorker {
+		t.Errorf("4 workers: queue floor %d, want %d", p.minTotal, 4*queuePerWorker)
+	}
+	p.observe(160 * time.Millisecond)
+	p.observe(320 * time.Millisecond)
+	if p.avgCheck != 170*time.Millisecond {
+		t.Errorf("average check %v after 160ms and 320ms, want 170ms", p.avgCheck)
+	}
+}
