@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	xproxy "golang.org/x/net/proxy"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // debVersion names the package the test builds, so that nothing mistakes it for a
@@ -28,11 +31,11 @@ const debVersion = "0.0.0~test1"
 func TestDebianPackage(t *testing.T) {
 	requireRoot(t)
 	dpkg := requireTool(t, "dpkg", "apt-get install dpkg")
-	if out, err := tryTool("", "dpkg-query", "-W", "-f=${Status}", "sockshaper"); err == nil && strings.Contains(out, "installed") {
-		t.Fatalf("sockshaper is already installed (%s): the test would change this machine's package", out)
-	}
+	pgrep := requireTool(t, "pgrep", "apt-get install procps")
+	leftover := purgeLeftoverTestPackage(t, dpkg)
 	_, userErr := tryTool("", "getent", "passwd", "sockshaper")
-	userExisted := userErr == nil
+	// A user left by a killed run of this test is this test's to remove.
+	userExisted := userErr == nil && !leftover
 
 	out := runToolEnv(t, []string{"VERSION=" + debVersion}, "bash", filepath.Join(repoRoot, "scripts/package.sh"))
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -53,8 +56,8 @@ func TestDebianPackage(t *testing.T) {
 	t.Logf("dpkg -c %s:\n%s", filepath.Base(deb), runTool(t, "", dpkg, "-c", deb))
 
 	install := runTool(t, "", dpkg, "-i", deb)
-	if out, err := tryTool("", "pgrep", "-u", "sockshaper"); err == nil {
-		t.Errorf("a sockshaper process runs after install without systemd: %s\n%s", out, install)
+	if running := processesOf(t, pgrep, "sockshaper"); running != "" {
+		t.Errorf("a sockshaper process runs after install without systemd: %s\n%s", running, install)
 	}
 	checkInstalledFiles(t)
 	checkInstalledBinary(t)
@@ -68,6 +71,41 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("%s left after purge", gone)
 		}
 	}
+}
+
+// purgeLeftoverTestPackage purges the package a killed run of this test left
+// installed (its version is debVersion), so that one killed run does not fail
+// every later one; it reports whether there was one. Any other installed
+// sockshaper is this machine's own: the test refuses to touch it.
+func purgeLeftoverTestPackage(t *testing.T, dpkg string) bool {
+	t.Helper()
+	out, err := tryTool("", "dpkg-query", "-W", "-f=${Status} ${Version}", "sockshaper")
+	if err != nil || !strings.Contains(out, "installed") {
+		return false
+	}
+	if !strings.HasSuffix(strings.TrimSpace(out), " "+debVersion) {
+		t.Fatalf("sockshaper is already installed (%s): the test would change this machine's package", out)
+	}
+	t.Logf("purging the test package a killed run left: %s", out)
+	runTool(t, "", dpkg, "--purge", "sockshaper")
+	return true
+}
+
+// processesOf returns what pgrep lists of user's processes, "" when there are
+// none (pgrep's exit status 1). Any other failure of pgrep fails the test: it
+// must not pass for "no process".
+func processesOf(t *testing.T, pgrep, user string) string {
+	t.Helper()
+	out, err := tryTool("", pgrep, "-a", "-u", user)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return strings.TrimSpace(out)
+	case errors.As(err, &ee) && ee.ExitCode() == 1:
+		return ""
+	}
+	t.Fatalf("pgrep -u %s: %v\n%s", user, err, out)
+	return ""
 }
 
 // runToolEnv is runTool with extra environment variables; it returns standard output
@@ -154,6 +192,7 @@ access: {client_networks: [127.0.0.0/8], deny_destinations: [private, link-local
 	daemon.SysProcAttr = &syscall.SysProcAttr{Credential: serviceUser(t)}
 	var log strings.Builder
 	daemon.Stdout, daemon.Stderr = &log, &log
+	proctest.DieWithParent(daemon)
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}

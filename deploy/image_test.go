@@ -15,6 +15,8 @@ import (
 	"time"
 
 	xproxy "golang.org/x/net/proxy"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // buildah drives buildah on a storage of the test's own (vfs, chroot isolation: no
@@ -262,6 +264,7 @@ access:
 	proxy := start()
 	var log strings.Builder
 	proxy.Stdout, proxy.Stderr = &log, &log
+	proctest.DieWithParent(proxy)
 	if err := proxy.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -148,12 +148,13 @@ func TestAdminMetricsLogsGatherErrors(t *testing.T) {
 }
 
 // promtool returns the path of promtool. Without it the test is skipped, except in
-// CI (CI=true), where a missing promtool fails the test: the check must run there.
+// CI (CI set to anything), where a missing promtool fails the test: the check must
+// run there.
 func promtool(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if os.Getenv("CI") != "" {
 			t.Fatalf("promtool not found in CI (install the Debian package prometheus): %v", err)
 		}
 		t.Skipf("promtool not found: %v", err)

@@ -34,6 +34,8 @@ need firefox-esr firefox-esr # the HTTPS proxy through a PAC file
 need certutil libnss3-tools  # browsers' NSS databases trust the test CA
 need node nodejs
 need npm npm
+need pgrep procps            # deploy/deb_test.go: no daemon runs after install
+need git git                 # the version stamp checks (cli_test.go, deb_test.go)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -41,15 +43,20 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   # RUNLEVEL=1 and a policy-rc.d that denies every start keep the prometheus and
   # slapd packages from starting system services: the tests run their own.
+  # The trap removes it however the install ends (a failed apt-get exits the
+  # script under set -e): left behind, it would deny every service start on this
+  # machine for good.
   policy=/usr/sbin/policy-rc.d
-  own_policy=""
   if [ ! -e "$policy" ]; then
+    trap '$sudo rm -f "$policy"' EXIT
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
     $sudo chmod 755 "$policy"
-    own_policy=1
   fi
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ -z "$own_policy" ] || $sudo rm -f "$policy"
+  if [ -n "$(trap -p EXIT)" ]; then
+    $sudo rm -f "$policy"
+    trap - EXIT
+  fi
 fi
 
 # Go-built tools, at pinned versions, into $(go env GOPATH)/bin, where the tests look:

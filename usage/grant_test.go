@@ -117,8 +117,10 @@ func TestGrantsHoldAnAllowance(t *testing.T) {
 			moved := total.Load()
 			over := float64(moved-allowance) / allowance
 			t.Logf("moved %d (%+.3f%%)", moved, 100*over)
-			if moved < allowance || over >= 0.005 {
-				t.Errorf("%d sessions moved %d bytes under a refusing allowance of %d (%+.3f%%), want at least all of it and under 0.5%% more",
+			// The bound is 2%; 1% here leaves room for the steps in
+			// flight when the grant runs out (seen +0.524% once with 8 sessions).
+			if moved < allowance || over >= 0.01 {
+				t.Errorf("%d sessions moved %d bytes under a refusing allowance of %d (%+.3f%%), want at least all of it and under 1%% more",
 					tc.sessions, moved, allowance, 100*over)
 			}
 		})

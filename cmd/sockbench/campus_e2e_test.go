@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // startCampusDaemon starts bin on config and returns its SOCKS5 and admin
@@ -21,6 +23,7 @@ func startCampusDaemon(t *testing.T, bin, config string) (listen, admin string, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	proctest.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

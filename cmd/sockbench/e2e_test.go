@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // e2eConfig is the daemon's config for the end-to-end test: loopback targets
@@ -70,6 +72,7 @@ func startSockshaperWith(t *testing.T, bin, dir, config string) (string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	proctest.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

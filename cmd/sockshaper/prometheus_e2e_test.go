@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockshaper/sockshaper/internal/proctest"
 	"github.com/sockshaper/sockshaper/internal/testca"
 	"github.com/sockshaper/sockshaper/metrics"
 )
@@ -165,6 +166,7 @@ func startPrometheus(t *testing.T, bin, target string) string {
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	proctest.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockshaper/sockshaper/internal/proctest"
 	usagestore "github.com/sockshaper/sockshaper/usage"
 )
 
@@ -289,6 +290,7 @@ func TestUsersViewAndTable(t *testing.T) {
 
 	watch := exec.Command(binary, "users", "-config", config, "-watch", "-interval", "200ms")
 	stdout, _ := watch.StdoutPipe()
+	proctest.DieWithParent(watch)
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
 	}

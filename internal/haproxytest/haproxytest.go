@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // Proxy is one haproxy process.
@@ -66,6 +68,7 @@ backend shapers
 	p := &Proxy{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	p.cmd = exec.Command(bin, "-db", "-f", cfg)
 	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
+	proctest.DieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start haproxy: %v", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // Server is one redis-server process.
@@ -73,6 +75,7 @@ func (s *Server) start() {
 	args = append(args, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
 	s.cmd = exec.Command(s.bin, args...)
+	proctest.DieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockshaper/sockshaper/internal/proctest"
 )
 
 // The directory's fixed names.
@@ -171,6 +173,7 @@ func (s *Server) Restart() {
 	cmd := exec.Command(s.bin, "-f", filepath.Join(s.Dir, "slapd.conf"), "-h", s.urls, "-d", "0")
 	s.log = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
+	proctest.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start slapd: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -40,6 +41,10 @@ func TestUDPWriter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.needIPv6 && !ipv6 {
+				// CI must run every case: there a missing ::1 fails.
+				if os.Getenv("CI") != "" {
+					t.Fatal("no IPv6 loopback, so the IPv6 relay writes go untested")
+				}
 				t.Skip("no IPv6 loopback")
 			}
 			relay := listenUDP(t, tt.relay)
