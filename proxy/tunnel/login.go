@@ -49,6 +49,7 @@ func (s *Session) LoggedIn(id auth.Identity) {
 	if s.core.shaper != nil {
 		// A directory's group chooses the user's buckets (shaping.members wins).
 		s.core.shaper.SetUserGroup(id.User, id.Group)
+		s.group = s.core.shaper.GroupOf(id.User)
 	}
 }
 
