@@ -239,3 +239,17 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestNegotiateNTLM: Windows sends raw NTLM under "Negotiate" when it has no
+// ticket for the proxy; that is the mechanism refusal, which tells an operator
+// to look at the SPN, not a malformed token.
+func TestNegotiateNTLM(t *testing.T) {
+	token, ok := NegotiateToken("Negotiate TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==")
+	if !ok {
+		t.Fatal("the NTLM token does not decode")
+	}
+	_, _, r, err := decodeNegotiate(token)
+	if r != KerberosMechanism || err == nil || !strings.Contains(err.Error(), "NTLM") {
+		t.Errorf("raw NTLM: %q, %v; want mechanism, naming NTLM", r, err)
+	}
+}
