@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sockshaper/sockshaper/internal/kdctest"
 )
@@ -15,8 +16,8 @@ import (
 // browsers send them), not for another connection; the mutual-authentication
 // token comes back on the success response (the 200 of a CONNECT, the
 // forwarded response); a replayed token, a ticket for another service, a
-// malformed token and NTLM are each refused with a 407 and their own reason,
-// and a refused token ends the connection's login.
+// malformed token and NTLM are each refused with a 407 and their own reason;
+// a refused token ends the connection's login, and so does the ticket's end.
 func TestKerberosConnectionLogin(t *testing.T) {
 	p := startKrbProxy(t)
 	d := p.start(t, krbConfig(""))
@@ -59,6 +60,24 @@ func TestKerberosConnectionLogin(t *testing.T) {
 	}
 	readBody(resp)
 
+	// A connection's login ends with its ticket.
+	short := p.k.ServiceTicket("bob@"+kdctest.Realm, proxyHTTPService, "-l", "4s")
+	if left := time.Until(short.EndTime); left > 30*time.Second {
+		t.Fatalf("kinit -l 4s gave a ticket for %v", left)
+	}
+	c4, br4 := dialProxy(t, d.listen)
+	if resp := rawRequest(t, c4, br4, get+"Proxy-Authorization: "+negotiateHeader(short.Negotiate(t, kdctest.TokenOptions{}))+"\r\n\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("bob's short ticket: %d", resp.StatusCode)
+	} else {
+		readBody(resp)
+	}
+	time.Sleep(time.Until(short.EndTime) + 100*time.Millisecond)
+	if resp := rawRequest(t, c4, br4, get+"\r\n"); resp.StatusCode != 407 {
+		t.Errorf("after the ticket's end: %d; want 407", resp.StatusCode)
+	} else {
+		readBody(resp)
+	}
+
 	// CONNECT: the token comes back on the 200.
 	c3, br3 := dialProxy(t, d.listen)
 	target := strings.TrimPrefix(web.URL, "http://")
@@ -84,7 +103,7 @@ func TestKerberosConnectionLogin(t *testing.T) {
 		}
 	}
 	d.waitMetric(`sockshaper_auth_attempts_total{result="kerberos_replay"}`, 1)
-	d.waitMetric(`sockshaper_auth_attempts_total{result="kerberos_ok"}`, 2)
+	d.waitMetric(`sockshaper_auth_attempts_total{result="kerberos_ok"}`, 3)
 	waitRecords(d, "login failed", 5)
 	reasons := map[any]int{}
 	for _, r := range d.records("login failed") {
