@@ -32,6 +32,9 @@ func (c *client) login(s *tunnel.Session, req *Request) bool {
 		s.LoggedInWithTicket(c.sso.id)
 		return true
 	case !PasswordsAllowed(c.cfg, c.conn.Secure()) && (found || !authn.Tickets()):
+		// auth.require_tls on a plaintext listener: a password is refused
+		// before it is checked, and without Kerberos no challenge is sent
+		// (a browser would answer it with the password, in the clear).
 		c.requireTLS(s, req)
 		return false
 	}
