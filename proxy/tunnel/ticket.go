@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sockshaper/sockshaper/metrics"
@@ -35,11 +36,14 @@ func (s *Session) LoginTicket(ctx context.Context, token []byte, kind auth.Ticke
 	}
 	s.Refuse(metrics.ResultAuthFailed, "auth_"+out.Result)
 	err := out.Err
-	if out.Result == auth.ResultUnavailable || out.Result == auth.ResultAbandoned {
+	switch {
+	case out.Result == auth.ResultUnavailable || out.Result == auth.ResultAbandoned:
 		err = loginError(out.Outcome)
+	case err == nil:
+		err = errors.New(string(t.Result))
 	}
 	s.log.Info("login failed", "method", "kerberos", "reason", out.Result, "principal", t.Principal,
-		"service", t.Service, "err", fmt.Errorf("kerberos ticket refused: %w", err))
+		"service", t.Service, "err", fmt.Errorf("kerberos login: %w", err))
 	return out
 }
 
