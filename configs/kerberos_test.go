@@ -51,19 +51,25 @@ func TestKerberosBadConfigs(t *testing.T) {
 	}
 }
 
-// TestKerberosIsNotYetAuthentication: until the fronts accept tickets (phase 2), a
-// keytab alone must not let validation open the proxy beyond loopback.
-func TestKerberosIsNotYetAuthentication(t *testing.T) {
-	_, err := Parse([]byte(`
+// TestKerberosIsAuthentication: the fronts accept tickets (HTTP Negotiate,
+// SOCKS5 GSS-API), so a keytab alone is authentication and may serve clients
+// beyond loopback; without it, such a config is still an open proxy.
+func TestKerberosIsAuthentication(t *testing.T) {
+	const config = `
 access: {client_networks: [10.0.0.0/8]}
 auth:
+  users_file: ""
   kerberos:
     keytab_file: /etc/sockshaper/proxy.keytab
     service_names: [HTTP/proxy.campus.example]
     realms: [CAMPUS.EXAMPLE]
-`), "t.yaml")
-	if err == nil || !strings.Contains(err.Error(), "auth.users_file: empty means no authentication") {
-		t.Errorf("error %v; want the open-proxy refusal", err)
+`
+	if _, err := Parse([]byte(config), "t.yaml"); err != nil {
+		t.Errorf("Kerberos only, clients of 10.0.0.0/8: %v", err)
+	}
+	open := strings.Split(config, "  kerberos:")[0]
+	if _, err := Parse([]byte(open), "t.yaml"); err == nil || !strings.Contains(err.Error(), "auth.users_file: empty means no authentication") {
+		t.Errorf("no authentication, clients of 10.0.0.0/8: error %v; want the open-proxy refusal", err)
 	}
 }
 

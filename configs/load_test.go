@@ -64,7 +64,7 @@ testdata/bad-limits.yaml:4: limits.max_handshakes_per_client_ip: must not be neg
 testdata/bad-listen.yaml:2: admin_listen: "localhost" is not host:port, such as 127.0.0.1:1080 or [::1]:1080`,
 		"bad-admin-same.yaml": `testdata/bad-admin-same.yaml:2: admin_listen: must differ from listen`,
 		"bad-many.yaml": `testdata/bad-many.yaml:2: listen: "localhost" is not host:port, such as 127.0.0.1:1080 or [::1]:1080
-testdata/bad-many.yaml:3: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or auth.ldap, or restrict client_networks
+testdata/bad-many.yaml:3: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file, auth.ldap or auth.kerberos, or restrict client_networks
 testdata/bad-many.yaml:4: auth.cache_ttl: must not be negative (0 disables the cache)
 testdata/bad-many.yaml:6: access.client_networks[1]: "10.1.2.3/40" is not a CIDR or IP address: prefix length out of range
 testdata/bad-many.yaml:7: timeouts.dial: must be greater than 0
@@ -78,7 +78,7 @@ testdata/bad-many.yaml:17: metrics.per_user_max_users: must be at least 1 when m
 			`the named sets are broadcast, link-local, loopback, metadata, multicast, private, or write a CIDR`,
 		"bad-not-mapping.yaml":   `testdata/bad-not-mapping.yaml:1: must be a mapping`,
 		"bad-null-value.yaml":    `testdata/bad-null-value.yaml:1: admin_listen: has no value; write "" for empty, or remove the key to keep the default`,
-		"bad-open-proxy.yaml":    `testdata/bad-open-proxy.yaml: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file or auth.ldap, or restrict client_networks`,
+		"bad-open-proxy.yaml":    `testdata/bad-open-proxy.yaml: auth.users_file: empty means no authentication, which is allowed only when every access.client_networks entry is loopback; set a users file, auth.ldap or auth.kerberos, or restrict client_networks`,
 		"bad-port-range.yaml":    `testdata/bad-port-range.yaml:4: apps.voip.ports[0]: port range "udp/5061-5060": first port is above the last`,
 		"bad-ports-only.yaml":    `testdata/bad-ports-only.yaml:4: apps.sip.ports: narrows domains and networks matches, and this class has neither; use any_address_ports to match on the port alone`,
 		"bad-rate-negative.yaml": `testdata/bad-rate-negative.yaml:2: shaping.global.download: rate "-1Mbit" is negative`,

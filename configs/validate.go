@@ -210,13 +210,13 @@ func (v *validator) auth(c *Config) {
 		v.add(path("auth", "ldap", "stale_window"), nil,
 			"needs auth.cache_ttl above 0: only a cached login can outlast an outage")
 	}
-	if c.Auth.UsersFile != "" || c.Auth.LDAP.URL != "" {
+	if c.Auth.UsersFile != "" || c.Auth.LDAP.URL != "" || c.Auth.Kerberos.KeytabFile != "" {
 		return
 	}
 	for _, p := range c.Access.ClientPrefixes {
 		if !isLoopback(p) {
 			v.add(path("auth", "users_file"), nil, "empty means no authentication, which is allowed only "+
-				"when every access.client_networks entry is loopback; set a users file or auth.ldap, or restrict client_networks")
+				"when every access.client_networks entry is loopback; set a users file, auth.ldap or auth.kerberos, or restrict client_networks")
 			return
 		}
 	}

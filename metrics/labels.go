@@ -134,9 +134,24 @@ func results() []string {
 }
 
 // AuthResults lists the values of the result label of
-// sockshaper_auth_attempts_total.
+// sockshaper_auth_attempts_total: the password logins' and then the Kerberos
+// logins' ([KerberosAuthResults]).
 func AuthResults() []string {
-	return []string{AuthOK, AuthFailed, AuthThrottled, AuthBusy, AuthUnavailable, AuthAbandoned}
+	return append([]string{AuthOK, AuthFailed, AuthThrottled, AuthBusy, AuthUnavailable, AuthAbandoned},
+		KerberosAuthResults()...)
+}
+
+// KerberosAuthResults lists the values of the result label of
+// sockshaper_auth_attempts_total for Kerberos logins (HTTP Negotiate, SOCKS5
+// GSS-API): kerberos_ok, or why the ticket was refused (proxy/auth's
+// KerberosResults, each prefixed, the same list). A Kerberos login whose user
+// the directory could not be asked about counts as unavailable or abandoned,
+// as a password login does.
+func KerberosAuthResults() []string {
+	return []string{"kerberos_ok", "kerberos_malformed", "kerberos_mechanism", "kerberos_wrong_service",
+		"kerberos_enctype", "kerberos_no_key", "kerberos_integrity", "kerberos_expired", "kerberos_not_yet_valid",
+		"kerberos_clock_skew", "kerberos_realm", "kerberos_replay", "kerberos_address", "kerberos_bad_name",
+		"kerberos_busy", "kerberos_unknown_user"}
 }
 
 func directions() []string { return []string{DirectionUpload, DirectionDownload} }

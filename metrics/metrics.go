@@ -93,7 +93,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		authAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "auth_attempts_total",
-			Help:      "Username/password logins, by result (ok, failed, throttled, busy, unavailable, abandoned); only failed counts toward the login throttle.",
+			Help:      "Logins, by result: passwords (ok, failed, throttled, busy, unavailable, abandoned; only failed counts toward the login throttle) and Kerberos tickets (kerberos_ok, or kerberos_ and why the ticket was refused).",
 		}, []string{"result"}),
 		transferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,

@@ -52,8 +52,8 @@ func (m *Metrics) SessionRejected(front, command, app, result string) {
 	m.sessionsTotal.WithLabelValues(front, command, app, result).Inc()
 }
 
-// AuthAttempt counts one RFC 1929 login in sockshaper_auth_attempts_total{result};
-// result is one of [AuthResults].
+// AuthAttempt counts one login (a password, a Kerberos ticket) in
+// sockshaper_auth_attempts_total{result}; result is one of [AuthResults].
 func (m *Metrics) AuthAttempt(result string) {
 	if m == nil {
 		return

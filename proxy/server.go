@@ -131,18 +131,19 @@ func (s *Server) Reload(cfg *configs.Config, users auth.Verifier) int {
 	if p.Roster == nil {
 		return 0
 	}
-	return s.cutClients(func(user string) bool { return !p.Roster.Has(user) }, tunnel.ReasonRevoked)
+	return s.cutClients((*tunnel.Conn).PasswordOwner, func(user string) bool { return !p.Roster.Has(user) }, tunnel.ReasonRevoked)
 }
 
 // cutClients cuts the live connections whose sessions belong to users for whom
-// match is true, and returns how many. A connection whose login is still under
-// way is checked against the policy in force when its session is admitted (see
+// match is true, by owner (the user of a connection's admitted session), and
+// returns how many. A connection whose login is still under way is checked
+// against the policy in force when its session is admitted (see
 // tunnel.Session.AdmitUser).
-func (s *Server) cutClients(match func(user string) bool, reason string) int {
+func (s *Server) cutClients(owner func(*tunnel.Conn) (string, bool), match func(user string) bool, reason string) int {
 	s.mu.Lock()
 	var victims []*tunnel.Conn
 	for c := range s.clients {
-		if u, ok := c.conn.Owner(); ok && match(u) {
+		if u, ok := owner(c.conn); ok && match(u) {
 			victims = append(victims, c.conn)
 		}
 	}
@@ -165,7 +166,7 @@ func (s *Server) SetPeerSessions(peers map[string]int) { s.core.SetPeerSessions(
 // CutUser cuts the live connections of user for reason (their quota refuses
 // them now, say) and returns how many.
 func (s *Server) CutUser(user, reason string) int {
-	return s.cutClients(func(u string) bool { return u == user }, reason)
+	return s.cutClients((*tunnel.Conn).Owner, func(u string) bool { return u == user }, reason)
 }
 
 // Budgets returns the connection budgets in force.

@@ -38,6 +38,7 @@ type daemon struct {
 	usage   *usagestore.Store
 	server  *proxy.Server
 	dir     *auth.Directory // the directory in use, nil without auth.ldap
+	krb     *kerberosState  // the Kerberos login across reloads
 	node    *cluster.Node   // the cluster's exchange, nil without cluster.redis
 	https   *httpsListener  // tls.listen's certificate, nil without it
 	ready   atomic.Bool
@@ -102,6 +103,12 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 		return nil, err
 	}
 	d.dir = dir
+	d.krb = newKerberosState(log)
+	v, kv, err := d.krb.withTickets(cfg, v, dir)
+	if err != nil {
+		return nil, err
+	}
+	d.krb.use(kv, cfg.Auth.Kerberos)
 	logDirectory(log, cfg)
 	if d.node, err = newCluster(d); err != nil {
 		return nil, err
@@ -154,6 +161,7 @@ func (d *daemon) run() error {
 	go d.shaper.Run(ctx)
 	go d.usage.Run(ctx)
 	go d.runCluster(ctx)
+	d.krb.run(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -228,13 +236,20 @@ func (d *daemon) reload() {
 	cfg, users, err := loadAll(d.opts.configPath)
 	var v auth.Verifier
 	var dir *auth.Directory
+	var kv *auth.Kerberos
 	if err == nil {
 		v, dir, err = newVerifier(cfg, users, d.log, d.metrics)
+	}
+	if err == nil {
+		v, kv, err = d.krb.withTickets(cfg, v, dir)
 	}
 	if err == nil {
 		err = d.https.reload(d, cfg)
 	}
 	if err != nil {
+		if dir != nil {
+			dir.Close()
+		}
 		d.metrics.ConfigReloaded(false, time.Now())
 		d.log.Error("reload failed; keeping the running config", "err", err)
 		return
@@ -257,6 +272,7 @@ func (d *daemon) reload() {
 	d.metrics.InitApps(shaping.NewClassifier(cfg.Apps).Names())
 	d.metrics.SetPerUser(cfg.Metrics.PerUser, cfg.Metrics.PerUserMaxUsers)
 	revoked := d.server.Reload(cfg, v)
+	d.krb.use(kv, cfg.Auth.Kerberos)
 	// The old directory's logins still under way finish on their connections,
 	// which close when they end; its idle ones close now.
 	if d.dir != nil {

@@ -50,6 +50,9 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if k := cfg.Auth.Kerberos; k.KeytabFile != "" {
+		summary = append(summary, fmt.Sprintf("Kerberos for %s, realms %s", strings.Join(k.ServiceNames, ", "), strings.Join(k.Realms, ", ")))
+	}
 	if err := checkTLSFiles(cfg, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -12,6 +12,8 @@ import (
 )
 
 // writeConfigs writes krb5.conf (the clients') and kdc.conf (the KDC's).
+// proxy.test, the name the binary's tests reach the proxy by, is in the campus
+// realm, so that a client of the other realm finds the way to its tickets.
 func (k *KDC) writeConfigs() error {
 	addr := fmt.Sprintf("127.0.0.1:%d", k.Port)
 	krb5 := fmt.Sprintf(`[libdefaults]
@@ -33,6 +35,7 @@ func (k *KDC) writeConfigs() error {
  .campus.example = %[1]s
  campus.example = %[1]s
  localhost = %[1]s
+ proxy.test = %[1]s
 `, Realm, OtherRealm, addr)
 	realm := func(name string) string {
 		base := filepath.Join(k.Dir, strings.ToLower(name))

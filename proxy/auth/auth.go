@@ -124,9 +124,14 @@ const (
 	ResultAbandoned = "abandoned"
 )
 
-// Results lists every result, in the order the metrics pre-initialise them.
+// Results lists every result, in the order the metrics pre-initialise them:
+// the password logins' and then the Kerberos logins' ([KerberosResult.Attempt]).
 func Results() []string {
-	return []string{ResultOK, ResultFailed, ResultThrottled, ResultBusy, ResultUnavailable, ResultAbandoned}
+	out := []string{ResultOK, ResultFailed, ResultThrottled, ResultBusy, ResultUnavailable, ResultAbandoned}
+	for _, r := range KerberosResults() {
+		out = append(out, r.Attempt())
+	}
+	return out
 }
 
 // Outcome is the answer to one login.

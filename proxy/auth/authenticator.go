@@ -15,8 +15,12 @@ import (
 // verifier's [FailureFloorer] floor. It is safe for concurrent use.
 type Authenticator struct {
 	gate  *Gate
-	v     Verifier
+	v     Verifier // nil: no password logins (Kerberos only)
 	cache *cache
+
+	tickets TicketVerifier // nil: no Kerberos logins
+	lookup  UserLookup     // nil: a ticket's user needs no directory entry
+	lookups *cache         // identities lookup gave, keyed by user name
 
 	mu sync.Mutex
 	// inflight holds the checks queued or running, by login: sessions that bring
@@ -24,6 +28,7 @@ type Authenticator struct {
 	// own. Without it, a client opening 16 sessions at once, or the sessions of a
 	// user whose cache entry just expired, pay 16 bcrypt runs.
 	inflight map[loginKey]*check
+	looking  map[string]*lookupCall // the directory lookups running, by user
 }
 
 // check is one verification that several logins may wait for.
@@ -62,6 +67,11 @@ type checkResult struct {
 // client could ask whether a password is in the cache of verified logins (an
 // answer in microseconds) and hang up on every miss, guessing without limit.
 func (a *Authenticator) Login(ctx context.Context, client netip.Addr, user, password string) Outcome {
+	if a.v == nil {
+		// No password login is configured (the fronts offer none): refused
+		// without a check, and not counted, as no guess was checked.
+		return Outcome{Result: ResultFailed}
+	}
 	name, valid := userName(a.v, user)
 	p := pair{addr: addrKey(client), user: name}
 	t := a.gate.throttle

@@ -108,13 +108,23 @@ func (g *Gate) Close() { g.pool.close() }
 // pool. A reload makes a new one, which starts with an empty cache. A v that is a
 // [Tuner] sets the pool's workers (from now on, for every Authenticator of g) and
 // the cache's stale window; otherwise the workers go back to the Gate's own number.
+//
+// A v made by [WithTickets] gives the Authenticator its password verifier
+// (possibly none) and its Kerberos login; verified users' identities from its
+// lookup are remembered as logins are, for cacheTTL and the stale window.
 func (g *Gate) Authenticator(v Verifier, cacheTTL time.Duration) *Authenticator {
+	a := &Authenticator{gate: g, v: v, inflight: map[loginKey]*check{}, looking: map[string]*lookupCall{}}
+	if l, ok := v.(*logins); ok {
+		a.v, a.tickets, a.lookup = l.passwords, l.tickets, l.lookup
+	}
 	var t Tuning
-	if tv, ok := v.(Tuner); ok {
+	if tv, ok := a.v.(Tuner); ok {
 		t = tv.Tuning()
 	}
 	g.pool.setWorkers(cmpOr(t.Workers, g.workers))
-	return &Authenticator{gate: g, v: v, cache: newCache(cacheTTL, t.StaleTTL, g.now), inflight: map[loginKey]*check{}}
+	a.cache = newCache(cacheTTL, t.StaleTTL, g.now)
+	a.lookups = newCache(cacheTTL, t.StaleTTL, g.now)
+	return a
 }
 
 // Workers returns the number of checks that may run at once.

@@ -7,8 +7,8 @@ import (
 
 // KerberosResult is the outcome of one Kerberos login: [KerberosOK] or the
 // reason the ticket was refused. The values are short snake_case words, fit for a
-// metric label (the lead maps them to sockshaper_auth_attempts_total{result}) and
-// for logs.
+// metric label (sockshaper_auth_attempts_total{result}, see
+// [KerberosResult.Attempt]) and for logs.
 type KerberosResult string
 
 // The results. Every refusal has its own reason, so that an operator can tell a
@@ -56,14 +56,24 @@ const (
 	// KerberosBusy: the replay cache is full, so no authenticator can be
 	// remembered; refused without blame (not a failed login).
 	KerberosBusy KerberosResult = "busy"
+	// KerberosUnknownUser: the ticket is good, but the directory (auth.ldap)
+	// has no entry for its user, or more than one: a principal the directory
+	// does not know (a service's, say) gets no access.
+	KerberosUnknownUser KerberosResult = "unknown_user"
 )
 
 // KerberosResults lists every result, in the order metrics pre-initialise them.
 func KerberosResults() []KerberosResult {
 	return []KerberosResult{KerberosOK, KerberosMalformed, KerberosMechanism, KerberosWrongService,
 		KerberosEnctype, KerberosNoKey, KerberosIntegrity, KerberosExpired, KerberosNotYetValid,
-		KerberosClockSkew, KerberosRealm, KerberosReplay, KerberosAddress, KerberosBadName, KerberosBusy}
+		KerberosClockSkew, KerberosRealm, KerberosReplay, KerberosAddress, KerberosBadName, KerberosBusy,
+		KerberosUnknownUser}
 }
+
+// Attempt returns the value of sockshaper_auth_attempts_total's result label
+// for a Kerberos login with result r: "kerberos_" and r, so that ticket logins
+// and their reasons stand apart from password logins' ok and failed.
+func (r KerberosResult) Attempt() string { return "kerberos_" + string(r) }
 
 // Failed reports whether r refuses a client that showed something it should
 // not have: every refusal except [KerberosBusy], which is the proxy's own limit.

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -103,6 +104,11 @@ func decodeKRB5Token(b []byte) ([]byte, error) {
 func decodeNegotiate(b []byte) (krb5 []byte, mech asn1.ObjectIdentifier, res KerberosResult, err error) {
 	if len(b) > 0 && b[0] == 0xa1 {
 		return nil, nil, KerberosMechanism, errors.New("SPNEGO NegTokenResp: a continuation, but no exchange is under way")
+	}
+	if bytes.HasPrefix(b, []byte("NTLMSSP\x00")) {
+		// Windows sends raw NTLM under "Negotiate" when it has no ticket
+		// for the proxy (no SPN, or the KDC out of reach).
+		return nil, nil, KerberosMechanism, errors.New("NTLM, not Kerberos: the client has no ticket for the proxy")
 	}
 	oid, inner, err := decodeInitialToken(b)
 	if err != nil {

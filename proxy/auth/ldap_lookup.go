@@ -55,6 +55,10 @@ func (l *DirectoryLookup) LookupUser(ctx context.Context, user string) (Identity
 	return Identity{User: user, Group: r.Group}, OK, nil
 }
 
+// UserName implements [UserNamer] with the directory's naming (see
+// [Directory.UserName]), for the name a ticket's user is looked up and known by.
+func (l *DirectoryLookup) UserName(user string) (string, bool) { return l.d.UserName(user) }
+
 // find searches the user's entry as the service account; nil when there is none
 // or more than one.
 func (l *DirectoryLookup) find(ctx context.Context, user string) (*ldap.Entry, error) {

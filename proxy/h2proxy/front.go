@@ -55,6 +55,7 @@ type connState struct {
 	cred    string        // the Proxy-Authorization last verified on the connection
 	id      auth.Identity // who it verified
 	loginAt time.Time     // when
+	sso     ticketLogin   // the connection's Kerberos login (negotiate.go)
 }
 
 // Serve serves one connection whose TLS handshake chose h2, until it closes,

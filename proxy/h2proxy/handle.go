@@ -116,26 +116,33 @@ func portAllowed(s *tunnel.Session, w http.ResponseWriter, req tunnel.Request) b
 	return false
 }
 
-// login checks the stream's Proxy-Authorization: Basic credentials with the
-// core, unless they are the ones the connection verified last, less than
-// auth.cache_ttl ago (then the stream is that identity's, with no check: a
-// browser sends the same credentials on every stream). Other credentials are
-// checked on their own.
+// login checks the stream's credentials with the core: Negotiate, a Kerberos
+// ticket, which logs the whole connection in (negotiate.go), so that streams
+// without credentials are then its user's; or Basic, unless they are the
+// ones the connection verified last, less than auth.cache_ttl ago (then the
+// stream is that identity's, with no check: a browser sends the same
+// credentials on every stream). Other credentials are checked on their own.
 func (c *connState) login(s *tunnel.Session, w http.ResponseWriter, r *http.Request) bool {
-	cfg := s.Conn().Policy().Config
-	if s.Conn().Policy().Authn == nil {
+	cfg, authn := s.Conn().Policy().Config, s.Conn().Policy().Authn
+	if authn == nil {
 		return true
 	}
 	v := r.Header.Get("Proxy-Authorization")
+	if v != "" && authn.Tickets() && httpproxy.IsNegotiate(v) {
+		return c.negotiate(s, w, v)
+	}
+	if id, ok := c.ticketLogin(v); ok {
+		s.LoggedInWithTicket(id)
+		return true
+	}
 	if id, ok := c.verified(v, cfg.Auth.CacheTTL); ok {
 		s.LoggedIn(id)
 		return true
 	}
 	user, password, ok := httpproxy.ParseBasic(v)
-	if !ok {
+	if !ok || !authn.Passwords() {
 		s.Refuse(metrics.ResultAuthFailed, "auth_required")
-		w.Header().Set("Proxy-Authenticate", httpproxy.Challenge(cfg))
-		reply(w, http.StatusProxyAuthRequired, "sockshaper: proxy authentication required")
+		loginRefused(s, w, http.StatusProxyAuthRequired)
 		return false
 	}
 	ctx, cancel := context.WithDeadline(s.Context(), s.Start().Add(cfg.Timeouts.Handshake))
@@ -145,16 +152,7 @@ func (c *connState) login(s *tunnel.Session, w http.ResponseWriter, r *http.Requ
 		c.remember(v, out.Identity)
 		return true
 	}
-	switch status := httpproxy.LoginRefusal(out.Result); status {
-	case 0:
-		s.Conn().Cut(tunnel.ReasonError) // the client left: the stream is reset
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "5")
-		reply(w, status, "sockshaper: cannot check logins now; try again")
-	default:
-		w.Header().Set("Proxy-Authenticate", httpproxy.Challenge(cfg))
-		reply(w, status, "sockshaper: proxy authentication required")
-	}
+	loginRefused(s, w, httpproxy.LoginRefusal(out.Result))
 	return false
 }
 

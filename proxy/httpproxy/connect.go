@@ -30,7 +30,7 @@ func (c *client) connect(s *tunnel.Session, req *Request, r tunnel.Request) {
 			c.refuse(s, o, req)
 			return nil, nil
 		}
-		if _, err := c.nc.Write([]byte(established)); err != nil {
+		if _, err := c.nc.Write(c.established()); err != nil {
 			c.closing = true
 			return nil, err
 		}

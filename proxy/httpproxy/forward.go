@@ -236,7 +236,7 @@ func (c *client) relayResponse(s *tunnel.Session, req *Request, resp *http.Respo
 	}
 	c.closing = c.closing || req.Close || c.conn.Draining()
 	w := &timed{conn: c.nc, idle: c.cfg.Timeouts.Idle}
-	head := responseHead(resp, length, c.closing, listed)
+	head := c.withAuthReply(responseHead(resp, length, c.closing, listed))
 	whole := false // the body goes out with the head
 	var err error
 	if !noBody {

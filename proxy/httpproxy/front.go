@@ -41,6 +41,7 @@ type client struct {
 	up      *upstream     // the origin connection of the last request, for reuse
 	closing bool          // no further request: the connection ends after this one
 	front   string        // the metrics front: http, or https over TLS
+	sso     negotiated    // the connection's Kerberos login (negotiate.go)
 }
 
 // Serve serves one connection whose handshake deadline is set, reading it

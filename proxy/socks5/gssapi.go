@@ -76,26 +76,43 @@ func appendGSSMessage(b []byte, typ byte, token []byte) []byte {
 	return append(b, token...)
 }
 
+// Accept checks an RFC 1961 context token and returns the ticket check, and
+// whether the client may go on: a good ticket can still be refused (its user
+// unknown to the directory, or the directory not answering).
+type Accept func(token []byte) (login auth.KerberosLogin, ok bool)
+
+// AcceptWith is the Accept of a bare [auth.TicketVerifier], for a client at
+// the given address: the ticket check alone decides.
+func AcceptWith(v auth.TicketVerifier, client netip.Addr) Accept {
+	return func(token []byte) (auth.KerberosLogin, bool) {
+		l := v.AcceptGSS(token, client)
+		return l, l.Result == auth.KerberosOK
+	}
+}
+
 // NegotiateGSSAPI runs the RFC 1961 sub-negotiation on rw, once the client has
 // been told the method is [MethodGSSAPI]: the client's context token is checked
-// by v (a Kerberos ticket, no call to the KDC), the mutual-authentication token
-// goes back when the client asked for it, then the protection level is agreed
-// ([ProtectionNone] only). The protection-level message may be a GSS-API Wrap
-// token (RFC 1961, curl by default) or the bare byte (the NEC reference
+// by accept (a Kerberos ticket, no call to the KDC), the mutual-authentication
+// token goes back when the client asked for it, then the protection level is
+// agreed ([ProtectionNone] only). The protection-level message may be a GSS-API
+// Wrap token (RFC 1961, curl by default) or the bare byte (the NEC reference
 // implementation, curl --socks5-gssapi-nec); the reply takes the same form.
 //
 // It returns the login whatever happened (its Result says why a ticket was
 // refused) and a nil error when the client may go on with its request, in the
 // clear. On error the client has been sent the abort message where the protocol
 // has one; the caller closes the connection. The caller sets the deadline.
-func NegotiateGSSAPI(rw io.ReadWriter, v auth.TicketVerifier, client netip.Addr) (auth.KerberosLogin, error) {
+func NegotiateGSSAPI(rw io.ReadWriter, accept Accept) (auth.KerberosLogin, error) {
 	token, err := readGSSMessage(rw, gssAuth)
 	if err != nil {
 		return auth.KerberosLogin{Result: auth.KerberosMalformed, Err: err}, err
 	}
-	login := v.AcceptGSS(token, client)
-	if login.Result != auth.KerberosOK {
+	login, ok := accept(token)
+	if !ok || login.Result != auth.KerberosOK {
 		rw.Write([]byte{gssVersion, gssAbort})
+		if login.Result == auth.KerberosOK { // a good ticket, but its user cannot log in now
+			return login, fmt.Errorf("%w: the ticket's user: %w", ErrGSSAPIRefused, login.Err)
+		}
 		return login, fmt.Errorf("%w: %s: %w", ErrGSSAPIRefused, login.Result, login.Err)
 	}
 	if login.Reply != nil {

@@ -76,7 +76,7 @@ func (s *gssServer) serve(c net.Conn) {
 	if !strings.ContainsRune(string(methods), MethodGSSAPI) {
 		return
 	}
-	login, err := NegotiateGSSAPI(rw, s.v, netip.MustParseAddrPort(c.RemoteAddr().String()).Addr())
+	login, err := NegotiateGSSAPI(rw, AcceptWith(s.v, netip.MustParseAddrPort(c.RemoteAddr().String()).Addr()))
 	s.mu.Lock()
 	s.logins, s.errs = append(s.logins, login), append(s.errs, err)
 	s.mu.Unlock()

@@ -40,7 +40,10 @@ func handshake(s *tunnel.Session, br *bufio.Reader) (tunnel.Request, error) {
 	return req, err
 }
 
-// negotiate reads the greeting, picks the method and authenticates.
+// negotiate reads the greeting, picks the method and authenticates: GSS-API
+// (a Kerberos ticket, RFC 1961) when Kerberos is on and the client offers it,
+// whatever else it offers; else username/password (RFC 1929) where passwords
+// are checked and may be sent; no authentication when none is configured.
 func negotiate(s *tunnel.Session, br *bufio.Reader) error {
 	var head [2]byte
 	if _, err := io.ReadFull(br, head[:]); err != nil {
@@ -54,29 +57,44 @@ func negotiate(s *tunnel.Session, br *bufio.Reader) error {
 		return fmt.Errorf("read greeting methods: %w", err)
 	}
 	conn := s.Conn()
-	authn := conn.Policy().Authn
-	want := byte(socks5.NoAuth)
-	if authn != nil {
-		want = socks5.UserPassAuth
-	}
 	nc := conn.Net()
-	if authn != nil && !conn.Secure() && !conn.Policy().Config.PasswordsInClear() {
-		// auth.require_tls: no password may come over this connection, so
-		// no method that would carry one is offered.
-		nc.Write([]byte{socksVersion, methodNoAcceptable})
-		s.Refuse(metrics.ResultAuthFailed, reasonTLSRequired)
-		return errTLSRequired
-	}
-	if !offers(methods[:head[1]], want) {
-		nc.Write([]byte{socksVersion, methodNoAcceptable})
-		s.Refuse(metrics.ResultAuthFailed, "")
-		return errNoAcceptableMethod
-	}
-	if authn == nil {
+	switch method, reason := chooseMethod(conn, methods[:head[1]]); method {
+	case socks5.NoAuth:
 		_, err := socks5.NoAuthAuthenticator{}.Authenticate(br, nc)
 		return err
+	case MethodGSSAPI:
+		return loginGSSAPI(s, br)
+	case socks5.UserPassAuth:
+		return login(s, br)
+	default:
+		nc.Write([]byte{socksVersion, methodNoAcceptable})
+		s.Refuse(metrics.ResultAuthFailed, reason)
+		if reason == reasonTLSRequired {
+			return errTLSRequired
+		}
+		return errNoAcceptableMethod
 	}
-	return login(s, br)
+}
+
+// chooseMethod picks the method for a client that offers methods, or
+// methodNoAcceptable and the close reason.
+func chooseMethod(conn *tunnel.Conn, methods []byte) (method byte, reason string) {
+	authn := conn.Policy().Authn
+	switch {
+	case authn == nil && offers(methods, socks5.NoAuth):
+		return socks5.NoAuth, ""
+	case authn == nil:
+		return methodNoAcceptable, ""
+	case authn.Tickets() && offers(methods, MethodGSSAPI):
+		return MethodGSSAPI, ""
+	case authn.Passwords() && !conn.Secure() && !conn.Policy().Config.PasswordsInClear():
+		// auth.require_tls: no password may come over this connection, so
+		// no method that would carry one is offered.
+		return methodNoAcceptable, reasonTLSRequired
+	case authn.Passwords() && offers(methods, socks5.UserPassAuth):
+		return socks5.UserPassAuth, ""
+	}
+	return methodNoAcceptable, ""
 }
 
 func offers(methods []byte, want byte) bool {

@@ -75,16 +75,32 @@ func fuzzCore(t testing.TB) *tunnel.Core {
 	gate := auth.NewGate(auth.GateOptions{Throttle: cfg.Auth.Throttle})
 	t.Cleanup(gate.Close)
 	return tunnel.New(&tunnel.Policy{Config: &cfg, Classifier: shaping.NewClassifier(cfg.Apps),
-		Authn: gate.Authenticator(users, cfg.Auth.CacheTTL)}, tunnel.Options{})
+		Authn: gate.Authenticator(auth.WithTickets(users, stubVerifier{}, nil), cfg.Auth.CacheTTL)}, tunnel.Options{})
 }
 
-// FuzzHandshake feeds arbitrary client bytes to the greeting, RFC 1929 and request
-// parsers; they must never panic and must either fail or produce a destination.
+// offered returns the methods a greeting at the start of in offers.
+func offered(in []byte) []byte {
+	if len(in) < 2 || len(in) < 2+int(in[1]) {
+		return nil
+	}
+	return in[2 : 2+int(in[1])]
+}
+
+// FuzzHandshake feeds arbitrary client bytes to the greeting, RFC 1929, RFC 1961
+// (with a stub ticket verifier that takes the token "good") and request
+// parsers; they must never panic and must either fail or produce a
+// destination, for a user who logged in: alice by password, or the stub's "u"
+// by GSS-API when the greeting offered it, whatever else it offered.
 func FuzzHandshake(f *testing.F) {
 	login := cat([]byte{5, 1, 2}, loginMsg("alice", "pw"))
+	gss := cat([]byte{5, 2, 2, 1}, appendGSSMessage(nil, gssAuth, []byte("good")), appendGSSMessage(nil, gssProtection, []byte{0}))
 	f.Add(cat(login, requestMsg(1, "127.0.0.1", 80)))
 	f.Add(cat(login, requestMsg(1, "example.org", 443)))
 	f.Add(cat(login, requestMsg(3, "::1", 53)))
+	f.Add(cat(gss, requestMsg(1, "example.org", 443)))
+	f.Add(cat([]byte{5, 1, 1}, appendGSSMessage(nil, gssAuth, []byte("good")), appendGSSMessage(nil, gssProtection, []byte("W\x00")),
+		requestMsg(1, "127.0.0.1", 80)))
+	f.Add(cat([]byte{5, 1, 1}, appendGSSMessage(nil, gssAuth, []byte("bad")), requestMsg(1, "127.0.0.1", 80)))
 	f.Add([]byte{5, 1, 0, 5, 1, 0, 3, 0, 0, 80})
 	f.Add([]byte{5, 255})
 	core := fuzzCore(f)
@@ -92,6 +108,15 @@ func FuzzHandshake(f *testing.F) {
 		conn := core.NewConn(discardConn{}, netip.MustParseAddrPort("127.0.0.1:1"), tunnel.ConnHooks{})
 		s := conn.NewSession("socks5")
 		req, err := handshake(s, bufio.NewReader(bytes.NewReader(in)))
+		if err == nil {
+			want := "alice"
+			if bytes.IndexByte(offered(in), MethodGSSAPI) >= 0 {
+				want = "u"
+			}
+			if s.User() != want {
+				t.Fatalf("request accepted for user %q after greeting %x; want %q", s.User(), offered(in), want)
+			}
+		}
 		if err == nil && req.Target.Host == "" && !req.Target.Addr.IsValid() {
 			t.Fatal("request without destination")
 		}

@@ -47,6 +47,10 @@ type Conn struct {
 	current  *Session
 	sessions int    // started so far
 	onDrain  func() // a multiplexed connection's goodbye (HTTP/2 GOAWAY)
+
+	// ownerTicket: the owner logged in with a Kerberos ticket, which a
+	// users file that stops listing the name does not revoke.
+	ownerTicket bool
 }
 
 // ConnHooks are the server's parts of a connection's life.
@@ -295,6 +299,15 @@ func (conn *Conn) Owner() (string, bool) {
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	return conn.owner, conn.owned
+}
+
+// PasswordOwner is [Conn.Owner] for a user who logged in with a password (or
+// needed no login), whom a users file that stops listing the name revokes; a
+// user who showed a Kerberos ticket has none.
+func (conn *Conn) PasswordOwner() (string, bool) {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	return conn.owner, conn.owned && !conn.ownerTicket
 }
 
 // Detach hands the end of the connection to the relay that called it: the

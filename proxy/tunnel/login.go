@@ -47,13 +47,16 @@ func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome
 // reuses (a later request on it).
 func (s *Session) LoggedIn(id auth.Identity) {
 	s.setUser(id.User)
-	s.group = id.Group
+	s.loginGroup = id.Group
+	// The accounting line names the group the user's buckets follow
+	// (shaping.members wins over the login's, default_group without one).
+	s.record.group = s.core.shaper.GroupFor(s.Who())
 }
 
 // Who is the session's user as their login established them, for their
 // buckets: a directory's group chooses the user's own limit (shaping.members
 // wins over it).
-func (s *Session) Who() shaping.Who { return shaping.Who{User: s.user, Group: s.group} }
+func (s *Session) Who() shaping.Who { return shaping.Who{User: s.user, Group: s.loginGroup} }
 
 func loginError(out auth.Outcome) error {
 	var err error

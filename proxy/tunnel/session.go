@@ -23,6 +23,7 @@ type record struct {
 	front     string // the protocol: socks5, http, https, http2
 	command   string // a metrics command label value
 	user      string // as logged in, or as tried when the login failed
+	group     string // the logged-in user's shaping group, at the login
 	requested string // the destination as the client gave it
 	dialled   string // the address dialled (a UDP association's first peer)
 	app       string // the app class
@@ -36,15 +37,16 @@ type record struct {
 // goroutine serving it, then to the relay goroutine that finishes last.
 type Session struct {
 	record
-	group string // the shaping group the user's login chose; "" none
-	conn  *Conn
-	core  *Core
-	id    uint64
-	start time.Time
-	log   *slog.Logger
+	loginGroup string // the shaping group the user's login chose; "" none
+	conn       *Conn
+	core       *Core
+	id         uint64
+	start      time.Time
+	log        *slog.Logger
 
 	opened       bool
 	userAdmitted bool
+	ticket       bool           // the user logged in with a Kerberos ticket
 	quota        *usage.Session // the user's usage while admitted; nil without a store
 	lease        sessionLease   // taken by Copy; the relay holds its own
 
@@ -130,7 +132,7 @@ func (s *Session) Closing(reason string) { s.reason = reason }
 // says which, for a front that can tell the client).
 func (s *Session) admitUser() Outcome {
 	pol := s.conn.pol
-	if cur := s.core.Policy(); cur != pol && cur.Roster != nil && !cur.Roster.Has(s.user) {
+	if cur := s.core.Policy(); cur != pol && cur.Roster != nil && !s.ticket && !cur.Roster.Has(s.user) {
 		return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultAuthFailed})
 	}
 	if !s.core.users.admit(s.user, pol.Config.Limits.MaxSessionsPerUser) {
@@ -149,7 +151,7 @@ func (s *Session) admitUser() Outcome {
 	s.quota = quota
 	s.userAdmitted = true
 	s.conn.mu.Lock()
-	s.conn.owner, s.conn.owned = s.user, true
+	s.conn.owner, s.conn.owned, s.conn.ownerTicket = s.user, true, s.ticket
 	s.conn.mu.Unlock()
 	return Outcome{}
 }
@@ -252,6 +254,7 @@ func (s *Session) end() {
 		slog.String("client", s.conn.peer.String()),
 		slog.String("front", s.front),
 		slog.String("user", displayUser(s.user)),
+		slog.String("group", s.group),
 		slog.String("command", s.command),
 		slog.String("destination", s.requested),
 		slog.String("dialled", s.dialled),
