@@ -179,6 +179,9 @@ user_pref("network.connectivity-service.enabled", false);
 	cmd := exec.Command(firefox, "--headless", "--no-remote", "--profile", profile, "--screenshot", shot,
 		"https://"+name+":"+page+"/page")
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "MOZ_DISABLE_CONTENT_SANDBOX=1")
+	if os.Getenv("FFLOG") != "" {
+		cmd.Env = append(cmd.Env, "MOZ_LOG=nsHttp:5,nsSocketTransport:5", "MOZ_LOG_FILE="+os.Getenv("FFLOG"))
+	}
 	done := make(chan error, 1)
 	var out []byte
 	go func() { var err error; out, err = cmd.CombinedOutput(); done <- err }()

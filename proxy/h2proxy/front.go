@@ -62,6 +62,11 @@ type connState struct {
 // its keep-alive wait passes with no stream, or the server drains it (GOAWAY,
 // then the streams end or are cut at the drain's deadline).
 func (Front) Serve(conn *tunnel.Conn, _ *bufio.Reader) {
+	nc, err := waitForClient(conn.Net())
+	if err != nil {
+		conn.Log().Debug("http2 connection closed before its preface", "err", err)
+		return
+	}
 	cfg := conn.Policy().Config
 	streams := cfg.TLS.MaxConcurrentStreams
 	base := &http.Server{MaxHeaderBytes: maxHeaderBytes, ErrorLog: log.New(io.Discard, "", 0)}
@@ -90,9 +95,9 @@ func (Front) Serve(conn *tunnel.Conn, _ *bufio.Reader) {
 	defer func() { rec.HTTP2Conn(-1, c.streams) }()
 	// The TLS handshake's deadline ends here: streams have their own, and the
 	// connection waits with none at most http.keepalive (h2.IdleTimeout).
-	conn.Net().SetDeadline(time.Time{})
+	nc.SetDeadline(time.Time{})
 	conn.SetIdle(true)
-	h2.ServeConn(conn.Net(), &http2.ServeConnOpts{Context: conn.Context(), BaseConfig: base, Handler: c})
+	h2.ServeConn(nc, &http2.ServeConnOpts{Context: conn.Context(), BaseConfig: base, Handler: c})
 }
 
 // begin and end count a stream's handler: the connection is idle (first to be
