@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # compare.sh: sockshaper against Dante, microsocks, the bare armon/go-socks5
 # library (bench/armonpeer) and the direct path (the ceiling), all on
-# 127.0.0.1, measured with cmd/sockbench.
+# 127.0.0.1, measured with bench/sockbench.
 #
 # Figures: download over 1 and 8 connections, upload over 1, 64-byte latency,
 # session churn with 16 clients, memory per idle session, and the proxy's CPU

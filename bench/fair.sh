@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fair.sh: users × sessions → rates on a saturated shared bucket (issue 20,
-# finding 6), through the real sockshaper binary with cmd/sockbench on 127.0.0.1.
+# finding 6), through the real sockshaper binary with bench/sockbench on 127.0.0.1.
 # No user has a limit of their own; the shared bucket (the global one, or an
 # app class's total) is the only limit, and every user wants more than it gives.
 # Each user should get 1/k of it with k users, whatever their sessions (max-min

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # http.sh: sockshaper's HTTP front against Squid and tinyproxy (and the direct
-# path, the ceiling), all on 127.0.0.1, measured with cmd/sockbench -http.
+# path, the ceiling), all on 127.0.0.1, measured with bench/sockbench -http.
 #
 # Figures: CONNECT download over 1 and 8 connections, 64-byte round trips in a
 # CONNECT tunnel, tunnel churn (CONNECT, 64 B exchange, close) and request churn

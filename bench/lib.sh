@@ -59,7 +59,7 @@ need_packages() {
 # when it does not build) into $WORK; sockshaper from the tree SOCKSHAPER_TREE
 # when set (another checkout, for before/after runs), else from this one.
 build_tools() {
-  (cd "$BENCH_ROOT" && go build -o "$WORK/sockbench" ./cmd/sockbench) || die "sockbench does not build"
+  (cd "$BENCH_ROOT" && go build -o "$WORK/sockbench" ./bench/sockbench) || die "sockbench does not build"
   SOCKSHAPER_OK=1
   if ! (cd "${SOCKSHAPER_TREE:-$BENCH_ROOT}" && go build -o "$WORK/sockshaper" ./cmd/sockshaper) 2>"$WORK/sockshaper-build.log"; then
     SOCKSHAPER_OK=0

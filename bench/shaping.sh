@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shaping.sh: the shaping issue's measurements through the real sockshaper binary,
-# with cmd/sockbench on 127.0.0.1.
+# with bench/sockbench on 127.0.0.1.
 #
 #   1. alice, limited to 4 MiB/s download, over 1, 4 and 16 parallel sessions:
 #      achieved total against the limit, and the CV across her sessions;
