@@ -34,6 +34,7 @@ type churnResult struct {
 	SessionTime latencySummary `json:"session_time"`
 	Errors      int            `json:"errors"`
 	ErrorSteps  map[string]int `json:"error_steps,omitempty"`
+	TLS         *tlsCounts     `json:"tls,omitempty"` // -tls: handshakes, resumed ones
 }
 
 // runChurn has -conns clients each loop whole sessions for -duration: connect,
@@ -65,6 +66,7 @@ func runChurn(ctx context.Context, o *options, log *slog.Logger) (result, error)
 	r := &churnResult{Scenario: "churn", Via: d.via(), Clients: len(o.perConn), Seconds: elapsed.Seconds(),
 		Sessions: len(all), PerSecond: float64(len(all)) / elapsed.Seconds(), SessionTime: summarize(all)}
 	r.Errors, r.ErrorSteps = errs.counts()
+	r.TLS = d.tls.counts()
 	return r, ctx.Err()
 }
 
@@ -106,4 +108,7 @@ func (r *churnResult) table(w io.Writer) {
 	fmt.Fprintln(w, "session time (connect to close):")
 	writeSummary(w, r.SessionTime)
 	fmt.Fprintf(w, "errors    %d %v\n", r.Errors, stepList(r.ErrorSteps))
+	if r.TLS != nil {
+		fmt.Fprintf(w, "TLS       %d handshakes, %d resumed\n", r.TLS.Handshakes, r.TLS.Resumed)
+	}
 }
