@@ -30,6 +30,7 @@ type tlsOptions struct {
 	resume     bool   // -resume: keep a session cache, so later handshakes resume
 	h2         bool   // -h2: sessions are CONNECT streams on HTTP/2 connections
 	h2Conns    int    // -h2-conns: HTTP/2 connections the sessions share
+	kex        string // -kex: the key exchanges offered
 
 	once   sync.Once
 	client *tlsClient // made by [tlsOptions.tlsClient]
@@ -43,18 +44,24 @@ func (t *tlsOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&t.resume, "resume", false, "resume TLS sessions (a client session cache); without it every handshake is a full one")
 	fs.BoolVar(&t.h2, "h2", false, "HTTP/2 to the proxy over TLS: each session is a CONNECT stream on one of -h2-conns connections")
 	fs.IntVar(&t.h2Conns, "h2-conns", 1, "-h2: HTTP/2 connections the sessions are spread over, round robin")
+	fs.StringVar(&t.kex, "kex", "default", "key exchanges offered: default (Go's: X25519MLKEM768 first, as browsers offer) or x25519 (X25519 alone, so that every server agrees on the same)")
 }
 
 // check validates the flags against the rest of o.
 func (t *tlsOptions) check(o *options) error {
+	if t.kex == "" { // a scenario without the TLS flags
+		t.kex = "default"
+	}
 	switch {
 	case !t.on && !t.h2:
-		if t.caFile != "" || t.serverName != "" || t.resume {
-			return errors.New("-ca, -server-name and -resume need -tls or -h2")
+		if t.caFile != "" || t.serverName != "" || t.resume || t.kex != "default" {
+			return errors.New("-ca, -server-name, -resume and -kex need -tls or -h2")
 		}
 		return nil
 	case o.direct:
 		return errors.New("-tls and -h2 speak to a proxy: not with -direct")
+	case t.kex != "default" && t.kex != "x25519":
+		return fmt.Errorf("-kex: want default or x25519, got %q", t.kex)
 	case t.h2 && (t.h2Conns < 1 || t.h2Conns > maxH2Conns):
 		return fmt.Errorf("-h2-conns: want 1 to %d, got %d", maxH2Conns, t.h2Conns)
 	}
@@ -104,6 +111,9 @@ func (t *tlsOptions) config(proxyAddr string) (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	if t.h2 {
 		cfg.NextProtos = []string{"h2"}
+	}
+	if t.kex == "x25519" {
+		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
 	}
 	if t.resume {
 		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(64)
