@@ -154,3 +154,46 @@ func TestHTTP2IdleStreamMemory(t *testing.T) {
 		t.Errorf("each idle stream holds %d B of heap, want at most %d", perHeap, limit)
 	}
 }
+
+// TestHTTP2FrameSizeBounded: the proxy announces HTTP/2's default largest
+// frame (16 KiB) and refuses a larger one with FRAME_SIZE_ERROR: the
+// connection's frame buffer grows to the largest frame read and keeps that
+// size, so with x/net's default of 1 MiB each client connection could make
+// the proxy hold 1 MiB.
+func TestHTTP2FrameSizeBounded(t *testing.T) {
+	h := newHarness(t, "")
+	addr, cfg := startTLSHarness(t, h)
+	target := startTarget(t, echo)
+	c := dialH2Client(t, addr, cfg)
+	f, err := c.fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		t.Fatalf("the server's first frame is %v, want its SETTINGS", f)
+	}
+	if v, ok := sf.Value(http2.SettingMaxFrameSize); ok && v > 16<<10 {
+		t.Errorf("SETTINGS_MAX_FRAME_SIZE %d, want at most %d", v, 16<<10)
+	}
+	c.fr.WriteSettingsAck()
+	c.connectEcho(target) // stream 1, open
+	if err := c.fr.WriteData(1, false, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("a 64 KiB DATA frame: the connection ended with %v, want GOAWAY FRAME_SIZE_ERROR", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeFrameSize {
+				t.Errorf("a 64 KiB DATA frame: GOAWAY %v, want FRAME_SIZE_ERROR", ga.ErrCode)
+			}
+			return
+		}
+		if df, ok := f.(*http2.DataFrame); ok && len(df.Data()) > 0 {
+			t.Fatal("a 64 KiB DATA frame was taken and relayed")
+		}
+	}
+}
