@@ -104,7 +104,7 @@ churn_run() {
   [ "$p" = sockshaper-plain ] || extra=("$@")
   settle_timewait "$TW_MAX"
   J=$(bench churn "${CONN[@]}" "${PID[@]}" "${extra[@]}" -conns 16 -duration "$CHURN")
-  record "$f" "$p" "$J" .sessions_per_second; record "${f}cpu" "$p" "$J" .proxy_cpu_ms_per_session
+  record "$f" "$p" "$J" .sessions_per_second; record "${f}cpu" "$p" "$J" '(if .proxy_cpu_us_per_session then .proxy_cpu_us_per_session / 1000 else null end)'
   record err "$p" "$J" .errors
 }
 

@@ -32,12 +32,9 @@ type churnResult struct {
 	Sessions    int            `json:"sessions"`
 	PerSecond   float64        `json:"sessions_per_second"`
 	SessionTime latencySummary `json:"session_time"`
+	TLS         *tlsCounts     `json:"tls,omitempty"` // -tls: handshakes, resumed ones
 	Errors      int            `json:"errors"`
 	ErrorSteps  map[string]int `json:"error_steps,omitempty"`
-	TLS         *tlsCounts     `json:"tls,omitempty"` // -tls: handshakes, resumed ones
-	// CPUMsPerSess is the proxy's CPU time (with its children) per session
-	// over the run; nil without -pid.
-	CPUMsPerSess *float64 `json:"proxy_cpu_ms_per_session,omitempty"`
 }
 
 // runChurn has -conns clients each loop whole sessions for -duration: connect,
@@ -51,10 +48,6 @@ func runChurn(ctx context.Context, o *options, log *slog.Logger) (result, error)
 	defer t.Close()
 	d := newDialer(o)
 	errs := newErrorCount(log)
-	cpu0, hasCPU, err := proxyCPU(o.pid)
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now()
 	end := start.Add(o.duration)
 	var mu sync.Mutex
@@ -71,17 +64,8 @@ func runChurn(ctx context.Context, o *options, log *slog.Logger) (result, error)
 	wg.Wait()
 	elapsed := time.Since(start)
 	r := &churnResult{Scenario: "churn", Via: d.via(), Clients: len(o.perConn), Seconds: elapsed.Seconds(),
-		Sessions: len(all), PerSecond: float64(len(all)) / elapsed.Seconds(), SessionTime: summarize(all)}
+		Sessions: len(all), PerSecond: float64(len(all)) / elapsed.Seconds(), SessionTime: summarize(all), TLS: d.tls.counts()}
 	r.Errors, r.ErrorSteps = errs.counts()
-	r.TLS = d.tls.counts()
-	if hasCPU && len(all) > 0 {
-		cpu1, err := treeCPUSeconds(o.pid)
-		if err != nil {
-			return nil, fmt.Errorf("-pid: %w", err)
-		}
-		ms := (cpu1 - cpu0) * 1000 / float64(len(all))
-		r.CPUMsPerSess = &ms
-	}
 	return r, ctx.Err()
 }
 
@@ -123,9 +107,6 @@ func (r *churnResult) table(w io.Writer) {
 	fmt.Fprintln(w, "session time (connect to close):")
 	writeSummary(w, r.SessionTime)
 	fmt.Fprintf(w, "errors    %d %v\n", r.Errors, stepList(r.ErrorSteps))
-	if r.CPUMsPerSess != nil {
-		fmt.Fprintf(w, "proxy CPU %.3f ms per session\n", *r.CPUMsPerSess)
-	}
 	if r.TLS != nil {
 		fmt.Fprintf(w, "TLS       %d handshakes, %d resumed\n", r.TLS.Handshakes, r.TLS.Resumed)
 	}
