@@ -180,7 +180,8 @@ main() {
   echo "sockbench tls: $ROUNDS round(s), transfers $DUR, churn $CHURN; $(nproc) cores," \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), Linux $(uname -r), $(date -u +%F);" \
     "load average at start $load0, at end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "sockshaper-h2: 8 and 100 tunnels are streams on one HTTP/2 connection; the others open one TLS connection per tunnel."
+  echo "sockshaper-h2: every tunnel is a stream on one HTTP/2 connection (one TLS handshake per run, so its churn rows"
+  echo "are stream churn, with no handshake per tunnel); the others open one TLS connection per tunnel."
   echo
   report
 }
