@@ -103,7 +103,11 @@ churn_run() {
   shift 2
   [ "$p" = sockshaper-plain ] || extra=("$@")
   settle_timewait "$TW_MAX"
-  J=$(bench churn "${CONN[@]}" "${PID[@]}" "${extra[@]}" -conns 16 -duration "$CHURN")
+  local pid=() help
+  # churn -pid (the proxy's CPU per session) comes with h-perf's sockbench.
+  help=$("$WORK/sockbench" churn -h 2>&1 || true)
+  [[ $help == *"-pid"* ]] && pid=("${PID[@]}")
+  J=$(bench churn "${CONN[@]}" "${pid[@]}" "${extra[@]}" -conns 16 -duration "$CHURN")
   record "$f" "$p" "$J" .sessions_per_second; record "${f}cpu" "$p" "$J" '(if .proxy_cpu_us_per_session then .proxy_cpu_us_per_session / 1000 else null end)'
   record err "$p" "$J" .errors
 }
