@@ -116,6 +116,8 @@ func TestInterimResponsesAreBounded(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("two requests to an endless-interim origin took %v", took)
 	}
+	// The accounting line follows the 502 the client has read: wait for it.
+	waitForRecordCount(t, d, "session", 2)
 	lines := d.records("session")
 	var seen int
 	for _, l := range lines {

@@ -254,18 +254,23 @@ func (conn *Conn) Abort() {
 // stalled, error): its sockets are reset rather than closed, so that a client (or
 // destination) sees an error and never takes a transfer cut short for a complete
 // one. The first reason sticks and names the close of its session.
+//
+// Every cutter arms the resets before it closes: two cuts may race (a quota
+// cuts a user's sessions while their relay finds the allowance used up), and
+// the one that loses the reason must not close the sockets gracefully before
+// the winner has armed them (the client would see a clean end).
 func (conn *Conn) Cut(reason string) {
-	if !conn.cutBy.CompareAndSwap(nil, &reason) {
-		conn.Abort()
-		return
-	}
 	conn.mu.Lock()
-	resetOnClose(conn.nc)
-	for _, c := range conn.closers {
-		resetOnClose(c)
+	if !conn.aborted {
+		resetOnClose(conn.nc)
+		for _, c := range conn.closers {
+			resetOnClose(c)
+		}
 	}
 	conn.mu.Unlock()
-	conn.core.rec.SessionReset(reason)
+	if conn.cutBy.CompareAndSwap(nil, &reason) {
+		conn.core.rec.SessionReset(reason)
+	}
 	conn.Abort()
 }
 
