@@ -42,21 +42,27 @@ func TestReadmeQuickStart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	// The block runs with bash -e off, as pasted; only lo comes up in the namespace.
+	// The block runs as pasted (no bash -e); only lo comes up in the namespace.
+	// Its output goes to files, not pipes, so that a server the block leaves
+	// running cannot hold the test up.
+	dir := t.TempDir()
+	stdout, stderr := createFile(t, filepath.Join(dir, "stdout")), createFile(t, filepath.Join(dir, "stderr"))
 	cmd := exec.CommandContext(ctx, "unshare", "--net", "bash", "-c", "ip link set lo up && exec bash -s")
 	cmd.Dir = repoRoot
 	cmd.Stdin = strings.NewReader(block)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	err = cmd.Run()
 	pgid := cmd.Process.Pid
 	left := syscall.Kill(-pgid, 0) == nil // before any cleanup of ours
 	syscall.Kill(-pgid, syscall.SIGKILL)
+	out, _ := os.ReadFile(stdout.Name())
+	errOut, _ := os.ReadFile(stderr.Name())
 	t.Logf("the quick start printed:\n%s", out)
 	if err != nil {
-		t.Fatalf("the quick start failed: %v\nstderr:\n%s", err, stderr.String())
+		t.Fatalf("the quick start failed: %v\nstderr:\n%s", err, errOut)
 	}
 	if left {
 		t.Error("the quick start left a process of its group running: its last line must stop what it started")
@@ -107,4 +113,14 @@ func quickStartProblems(out string) []string {
 		}
 	}
 	return problems
+}
+
+// createFile creates path, closed when the test ends.
+func createFile(t *testing.T, path string) *os.File {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
