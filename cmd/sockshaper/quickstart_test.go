@@ -36,8 +36,8 @@ func TestReadmeQuickStart(t *testing.T) {
 	if block == "" {
 		t.Fatal("README.md has no ```bash block under a heading \"Quick start\"")
 	}
-	if out, err := exec.Command("unshare", "--net", "true").CombinedOutput(); err != nil {
-		skipOutsideCI(t, "unshare --net (a network namespace needs root): %v %s", err, out)
+	if out, err := exec.Command("unshare", "-rn", "true").CombinedOutput(); err != nil {
+		skipOutsideCI(t, "unshare -rn (user and network namespaces): %v %s", err, out)
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
@@ -47,7 +47,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	// running cannot hold the test up.
 	dir := t.TempDir()
 	stdout, stderr := createFile(t, filepath.Join(dir, "stdout")), createFile(t, filepath.Join(dir, "stderr"))
-	cmd := exec.CommandContext(ctx, "unshare", "--net", "bash", "-c", "ip link set lo up && exec bash -s")
+	cmd := exec.CommandContext(ctx, "unshare", "-rn", "bash", "-c", "ip link set lo up && exec bash -s")
 	cmd.Dir = repoRoot
 	cmd.Stdin = strings.NewReader(block)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
