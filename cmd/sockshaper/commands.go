@@ -190,7 +190,7 @@ func writeCommandUsage(w io.Writer, c command) {
 
 // writeUsage prints every command with its flags.
 func writeUsage(w io.Writer) {
-	fmt.Fprint(w, "sockshaper: a SOCKS5 proxy for campus networks, authenticated, shaped and measured.\n\n")
+	fmt.Fprint(w, "sockshaper: a campus proxy (SOCKS5, HTTP, HTTPS and HTTP/2 on one daemon), authenticated, shaped and measured.\n\n")
 	fmt.Fprint(w, "usage: sockshaper [flags]            run the proxy (same as sockshaper serve [flags])\n")
 	fmt.Fprint(w, "       sockshaper COMMAND [flags] [ARGUMENTS]\n\ncommands:\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
