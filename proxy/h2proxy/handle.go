@@ -141,7 +141,11 @@ func (c *connState) login(s *tunnel.Session, w http.ResponseWriter, r *http.Requ
 	}
 	user, password, ok := httpproxy.ParseBasic(v)
 	if !ok || !authn.Passwords() {
-		s.Refuse(metrics.ResultAuthFailed, "auth_required")
+		if httpproxy.Unreadable(v, v != "", authn.Passwords()) {
+			s.Refuse(metrics.ResultAuthFailed, "auth_unreadable")
+		} else {
+			s.Challenged()
+		}
 		loginRefused(s, w, http.StatusProxyAuthRequired)
 		return false
 	}

@@ -42,6 +42,16 @@ func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome
 	return out
 }
 
+// Challenged records that the request came without credentials and its front
+// asks for them (HTTP's 407): what every browser's first request gets before
+// it sends them, so it is auth_required, not a failed login. It is no login
+// attempt and the throttle never hears of it; the log line is Debug, not the
+// login failure's Info.
+func (s *Session) Challenged() {
+	s.Refuse(metrics.ResultAuthRequired, metrics.ResultAuthRequired)
+	s.log.Debug("credentials required")
+}
+
 // LoggedIn makes the session the verified identity's: a login checked by
 // [Session.Login], or one the front verified for the whole connection and
 // reuses (a later request on it).
