@@ -71,6 +71,7 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 	for _, line := range keytab {
 		fmt.Fprintln(stdout, line)
 	}
+	fmt.Fprintln(stdout, shapingNote(cfg))
 	b := proxy.DeriveBudgets(cfg.Limits, proxy.FDLimit())
 	fmt.Fprintf(stdout, "budgets at this process's descriptor limit %d: %s\n", b.FDLimit, b)
 	if err := b.Fits(); err != nil {
