@@ -8,6 +8,7 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // Why a login was refused, by auth result; a client sees the same refusal for
@@ -87,3 +88,7 @@ func loginError(out auth.Outcome) error {
 	}
 	return err
 }
+
+// Usage is the usage store the core counts users' bytes in, for a user's own
+// page; nil when the core counts none.
+func (c *Core) Usage() *usage.Store { return c.usage }
