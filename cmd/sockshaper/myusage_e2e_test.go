@@ -90,7 +90,7 @@ func TestMyUsageInChromium(t *testing.T) {
 		t.Fatalf("puppeteer printed %q: %v", out.String(), err)
 	}
 	t.Logf("screenshot: %s; page text:\n%s", shot, got.Text)
-	if b, err := os.ReadFile(shot); err == nil {
+	if b, err := os.ReadFile(shot); err == nil && got.Status == 200 { // for the lead to quote
 		os.WriteFile("/tmp/sockshaper-my-usage.png", b, 0o644)
 	}
 	for _, want := range []string{"alice", "students", "600.0 KiB", "600.0 KiB of 10.0 MiB used", "of 100.0 MiB used",
