@@ -10,9 +10,9 @@ import (
 // HTTP front (a forwarded request, a CONNECT) names the rule that refused it
 // in the log line and the accounting line: a named set, a CIDR of the config,
 // the IPv4 rule an IPv4-mapped or NAT64 address falls under, the proxy's own
-// listener.
+// listener, and the HTTP fronts' http.connect_ports.
 func TestDeniedDestinationNamesTheRule(t *testing.T) {
-	d := startDaemon(t, baseConfig, usersFile())
+	d := startDaemon(t, baseConfig+"http: {connect_ports: [\"80-82\", \"1024-65535\"]}\n", usersFile())
 	_, port, _ := net.SplitHostPort(d.listen)
 	socks := []struct{ target, rule string }{
 		{"127.0.0.2:80", "127.0.0.2/32"},
@@ -35,6 +35,7 @@ func TestDeniedDestinationNamesTheRule(t *testing.T) {
 		{"http://169.254.169.254/latest/meta-data/", "metadata"},
 		{"-p http://[64:ff9b::7f00:2]:82/", "embedded-ipv4:127.0.0.2/32"},
 		{"http://127.0.0.1:" + port + "/loop", "proxy-listener"},
+		{"http://192.0.2.1:25/", "http.connect_ports"},
 	}
 	for _, tc := range web {
 		args := append([]string{"-o", "/dev/null", "-w", "%{http_code}", "-x", proxy}, strings.Fields(tc.args)...)
@@ -70,7 +71,7 @@ func TestDeniedDestinationNamesTheRule(t *testing.T) {
 		rule, _ := l["rule"].(string)
 		logged[rule]++
 	}
-	if len(logged) != 6 || logged["proxy-listener"] != 2 || logged["metadata"] != 2 || logged[""] != 0 {
+	if len(logged) != 7 || logged["proxy-listener"] != 2 || logged["metadata"] != 2 || logged[""] != 0 {
 		t.Errorf("\"destination denied\" lines by rule %v, want every rule named", logged)
 	}
 }

@@ -112,7 +112,7 @@ func portAllowed(s *tunnel.Session, w http.ResponseWriter, req tunnel.Request) b
 	if s.Conn().Policy().Config.HTTP.ConnectPortAllowed(req.Target.Port) {
 		return true
 	}
-	s.Refuse(metrics.ResultDestinationDenied, "connect_port")
+	s.PortDenied()
 	reply(w, http.StatusForbidden, "sockshaper: this port is not allowed (http.connect_ports)")
 	return false
 }

@@ -77,6 +77,19 @@ func (s *Session) markClient(m dscp.Mark) {
 	}
 }
 
+// RuleConnectPorts names the HTTP fronts' refusal of a port outside
+// http.connect_ports.
+const RuleConnectPorts = "http.connect_ports"
+
+// PortDenied records a destination a front refused for its port
+// (http.connect_ports): destination_denied, with [RuleConnectPorts] as its
+// rule in the log and the accounting line. The front answers.
+func (s *Session) PortDenied() {
+	s.rule = RuleConnectPorts
+	s.Refuse(metrics.ResultDestinationDenied, "connect_port")
+	s.log.Info("destination denied", "destination", s.requested, "rule", RuleConnectPorts)
+}
+
 // denied records a destination the policy refused, and the rule that did, for
 // the log and the accounting line.
 func (s *Session) denied(rule string) Outcome {
