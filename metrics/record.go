@@ -41,8 +41,8 @@ func (m *Metrics) SessionClosed(front, command, app, result string, d time.Durat
 }
 
 // SessionRejected counts a session that ended before it was opened (limit_reached,
-// auth_failed, client_denied, destination_denied, command_refused, dial_failed,
-// protocol_error) in sockshaper_sessions_total{front, command, app, result}; front is
+// auth_failed, auth_required, client_denied, destination_denied, command_refused,
+// dial_failed, protocol_error) in sockshaper_sessions_total{front, command, app, result}; front is
 // [FrontNone] for a connection refused before it sent a byte. Its duration is not
 // observed: the handshake histogram covers that time.
 func (m *Metrics) SessionRejected(front, command, app, result string) {

@@ -185,6 +185,7 @@ func (d *daemon) run() error {
 	}
 	d.ready.Store(true)
 	logBudgets(d.log, d.server.Budgets())
+	logShaping(d.log, d.cfg)
 	d.log.Info("serving", "listen", ln.Addr().String(), "http_listen", httpAddr, "tls_listen", tlsListen, "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
 	d.notify.ready()
 	for {
@@ -287,6 +288,7 @@ func (d *daemon) reload() {
 	d.log.Info("reloaded", "config", cfg.Source, "users", n, "sessions_revoked", revoked)
 	logDirectory(d.log, cfg)
 	logBudgets(d.log, d.server.Budgets())
+	logShaping(d.log, cfg)
 }
 
 // logDirectory says which directory logins go to; it is not asked until a login

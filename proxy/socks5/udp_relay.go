@@ -186,7 +186,7 @@ func (a *association) denied(dst netip.AddrPort, name string) {
 		if name == "" {
 			name = dst.String()
 		}
-		a.sess.Log().Info("udp destination denied", "destination", name)
+		a.sess.Log().Info("udp destination denied", "destination", name, "rule", a.core.DenyingRule(a.pol, dst))
 		return
 	}
 	a.dropped(dst, "denied", nil)

@@ -8,6 +8,7 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // Why a login was refused, by auth result; a client sees the same refusal for
@@ -40,6 +41,16 @@ func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome
 	s.Refuse(metrics.ResultAuthFailed, "auth_"+out.Result)
 	s.log.Info("login failed", "err", fmt.Errorf("login as %q: %w", user, loginError(out)))
 	return out
+}
+
+// Challenged records that the request came without credentials and its front
+// asks for them (HTTP's 407): what every browser's first request gets before
+// it sends them, so it is auth_required, not a failed login. It is no login
+// attempt and the throttle never hears of it; the log line is Debug, not the
+// login failure's Info.
+func (s *Session) Challenged() {
+	s.Refuse(metrics.ResultAuthRequired, metrics.ResultAuthRequired)
+	s.log.Debug("credentials required")
 }
 
 // LoggedIn makes the session the verified identity's: a login checked by
@@ -77,3 +88,7 @@ func loginError(out auth.Outcome) error {
 	}
 	return err
 }
+
+// Usage is the usage store the core counts users' bytes in, for a user's own
+// page; nil when the core counts none.
+func (c *Core) Usage() *usage.Store { return c.usage }

@@ -29,6 +29,7 @@ type record struct {
 	app       string // the app class
 	result    string // a metrics result label value
 	reason    string // the close reason; result when empty
+	rule      string // the rule that denied the destination; "" none
 }
 
 // Session is one request on a connection, from its reading to its accounting
@@ -267,6 +268,7 @@ func (s *Session) end() {
 		slog.Duration("throttled_down", time.Duration(s.throttledDown.Load())),
 		slog.String("close_reason", s.reason),
 		slog.Bool("quota_limited", limited),
+		slog.String("rule", s.rule),
 	)
 }
 
