@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/sockshaper/sockshaper/metrics"
@@ -19,10 +18,6 @@ import (
 // there is (the 16-bit length field bounds it below 64 KiB), so no datagram is
 // ever truncated and one buffer serves both directions.
 const udpBufSize = maxReplyHeader + 1<<16 - 1
-
-// udpBufs holds relay buffers: one per datagram being relayed, lent for that
-// datagram only (udpReader), so thousands of waiting associations hold none.
-var udpBufs = sync.Pool{New: func() any { return new([udpBufSize]byte) }}
 
 // errControlData says the client sent bytes on the control connection of an
 // association, which RFC 1928 gives no meaning.
@@ -249,7 +244,7 @@ func (a *association) end() {
 	a.release()
 }
 
-// release gives back the leases and the buffer of a datagram being relayed.
+// release gives back the leases and the batch of datagrams being relayed.
 func (a *association) release() {
 	for _, l := range a.leases {
 		if l != nil {
