@@ -36,6 +36,7 @@ type callsResult struct {
 	ProxyCPUPer1k  *float64       `json:"proxy_cpu_percent_per_1000_calls,omitempty"`
 	ProxyRSSMiB    *float64       `json:"proxy_rss_mib,omitempty"`
 	RSSPerCallKiB  *float64       `json:"proxy_rss_kib_per_call,omitempty"`
+	PSSPerCallKiB  *float64       `json:"proxy_pss_kib_per_call,omitempty"` // fair to a forking proxy (Dante)
 	ProxyFDs       *int           `json:"proxy_fds,omitempty"`
 }
 
@@ -76,7 +77,9 @@ func newCallsResult(o *options, calls []*udpCall, st *callStats, m callMeasure, 
 		per1k := cpu * 1000 / float64(max(r.LiveCalls, 1))
 		rss := float64(m.mem1.RSSKiB) / 1024
 		perCall := float64(m.mem1.RSSKiB-m.mem0.RSSKiB) / float64(max(r.LiveCalls, 1))
+		pssPerCall := float64(m.mem1.PSSKiB-m.mem0.PSSKiB) / float64(max(r.LiveCalls, 1))
 		r.ProxyCPU, r.ProxyCPUPer1k, r.ProxyRSSMiB, r.RSSPerCallKiB, r.ProxyFDs = &cpu, &per1k, &rss, &perCall, &m.mem1.FDs
+		r.PSSPerCallKiB = &pssPerCall
 	}
 	return r
 }
@@ -95,8 +98,8 @@ func (r *callsResult) table(w io.Writer) {
 	}
 	fmt.Fprintf(w, "sockbench CPU: %.0f%% of a core\n", r.ToolCPUPercent)
 	if r.ProxyCPU != nil {
-		fmt.Fprintf(w, "proxy: CPU %.1f%% of a core (%.1f%% per 1,000 calls), RSS %.1f MiB (%.1f KiB per call), %d descriptors\n",
-			*r.ProxyCPU, *r.ProxyCPUPer1k, *r.ProxyRSSMiB, *r.RSSPerCallKiB, *r.ProxyFDs)
+		fmt.Fprintf(w, "proxy: CPU %.1f%% of a core (%.1f%% per 1,000 calls), RSS %.1f MiB (%.1f KiB per call, PSS %.1f), %d descriptors\n",
+			*r.ProxyCPU, *r.ProxyCPUPer1k, *r.ProxyRSSMiB, *r.RSSPerCallKiB, *r.PSSPerCallKiB, *r.ProxyFDs)
 	}
 	if r.Errors > 0 {
 		fmt.Fprintf(w, "errors: %d %s\n", r.Errors, stepList(r.ErrorSteps))
