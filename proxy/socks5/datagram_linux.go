@@ -46,62 +46,60 @@ func newUDPBatch() *udpBatch {
 	return b
 }
 
-// udpReader reads an association's relay socket a batch at a time. It waits for
-// a datagram without a batch (the poller's readiness, through RawConn.Read) and
-// takes a pooled batch only when the socket is readable; then one recvmmsg,
-// which does not wait, takes every datagram queued, up to udpBatchLen. Reading
-// allocates nothing.
+// udpReader reads an association's relay socket a batch at a time and hands
+// each batch to relay. It waits for a datagram without a batch (the poller's
+// readiness, through RawConn.Read) and takes a pooled batch only when the
+// socket is readable; then one recvmmsg, which does not wait, takes every
+// datagram queued, up to udpBatchLen. Reading allocates nothing.
+//
+// The whole loop runs inside one RawConn.Read, which returns only when the
+// socket fails or is closed: a fresh Read forgets the readiness the poller
+// noted since the last wait, so it must begin with a read that may find
+// nothing (EAGAIN), one system call for nothing per wake when datagrams come
+// one at a time, as a call's do. Inside one Read the poller's note is kept,
+// so a short batch, which says the queue was empty when it was read, goes
+// straight back to waiting: a datagram that arrived since has been noted and
+// ends the wait at once.
 type udpReader struct {
-	rc    syscall.RawConn
-	recv  func(fd uintptr) bool // made once, so that reading allocates nothing
-	batch *udpBatch
-	err   error
+	rc      syscall.RawConn
+	onReady func(fd uintptr) bool // made once, so that reading allocates nothing
+	relay   func(*udpBatch)
+	err     error
 }
 
-// newUDPReader returns a reader of c, or an error when c has no descriptor.
-func newUDPReader(c *net.UDPConn) (*udpReader, error) {
+// newUDPReader returns a reader of c that hands each batch to relay, or an
+// error when c has no descriptor.
+func newUDPReader(c *net.UDPConn, relay func(*udpBatch)) (*udpReader, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	r := &udpReader{rc: rc}
-	r.recv = r.tryRecv
+	r := &udpReader{rc: rc, relay: relay}
+	r.onReady = r.readBatches
 	return r, nil
 }
 
-// read blocks until at least one datagram arrives and returns the batch of
-// those queued: datagram i's payload is at bufs[i][maxReplyHeader:][:size[i]],
-// so that a reply header fits in front, and its source is from[i], IPv4-mapped
-// addresses unmapped. The caller gives the batch back with release before the
-// next read. A closed socket ends the wait with an error.
-func (r *udpReader) read() (*udpBatch, error) {
+// run reads and relays batches until the socket fails or is closed, and
+// returns why. Each batch is handed to relay, in arrival order, and goes back
+// to the pool when relay returns.
+func (r *udpReader) run() error {
 	r.err = nil
-	if err := r.rc.Read(r.recv); err != nil {
-		return nil, err
+	if err := r.rc.Read(r.onReady); err != nil {
+		return err
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	return r.batch, nil
+	return r.err
 }
 
-// release gives the batch of the last read back to the pool.
-func (r *udpReader) release() {
-	if r.batch != nil {
-		udpBatches.Put(r.batch)
-		r.batch = nil
-	}
-}
-
-// tryRecv takes a batch and receives what is queued without blocking; when
-// nothing is, it gives the batch back and returns false, and the poller waits.
-func (r *udpReader) tryRecv(fd uintptr) bool {
-	b := udpBatches.Get().(*udpBatch)
-	s := &b.sys
-	for i := range s.rhdrs {
-		s.rhdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny
-	}
+// readBatches reads and relays batches while the queue fills them, without
+// blocking. It returns false to wait for the poller, after a short batch or
+// when nothing was queued, and true, ending run, only on an error.
+func (r *udpReader) readBatches(fd uintptr) bool {
 	for {
+		b := udpBatches.Get().(*udpBatch)
+		s := &b.sys
+		for i := range s.rhdrs {
+			s.rhdrs[i].Hdr.Namelen = unix.SizeofSockaddrAny
+		}
 		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.rhdrs[0])),
 			udpBatchLen, unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
@@ -111,10 +109,13 @@ func (r *udpReader) tryRecv(fd uintptr) bool {
 				b.size[i] = int(s.rhdrs[i].Len)
 				b.from[i] = sockaddrAddrPort(&s.rsa[i])
 			}
-			r.batch = b
-			return true
+			r.relay(b)
+			udpBatches.Put(b) // not to be touched from here on
+			if n < udpBatchLen {
+				return false
+			}
 		case unix.EINTR:
-			continue
+			udpBatches.Put(b)
 		case unix.EAGAIN:
 			udpBatches.Put(b)
 			return false

@@ -20,27 +20,26 @@ func newUDPBatch() *udpBatch { return new(udpBatch) }
 // datagram, so an association holds a pooled batch while it waits.
 type udpReader struct {
 	c     *net.UDPConn
-	batch *udpBatch
+	relay func(*udpBatch)
 }
 
-func newUDPReader(c *net.UDPConn) (*udpReader, error) { return &udpReader{c: c}, nil }
-
-func (r *udpReader) read() (*udpBatch, error) {
-	b := udpBatches.Get().(*udpBatch)
-	r.batch = b
-	n, from, err := r.c.ReadFromUDPAddrPort(b.bufs[0][maxReplyHeader:])
-	if err != nil {
-		r.release()
-		return nil, err
-	}
-	b.n, b.size[0], b.from[0] = 1, n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	return b, nil
+func newUDPReader(c *net.UDPConn, relay func(*udpBatch)) (*udpReader, error) {
+	return &udpReader{c: c, relay: relay}, nil
 }
 
-func (r *udpReader) release() {
-	if r.batch != nil {
-		udpBatches.Put(r.batch)
-		r.batch = nil
+// run reads one datagram at a time and relays it, until the socket fails or
+// is closed.
+func (r *udpReader) run() error {
+	for {
+		b := udpBatches.Get().(*udpBatch)
+		n, from, err := r.c.ReadFromUDPAddrPort(b.bufs[0][maxReplyHeader:])
+		if err != nil {
+			udpBatches.Put(b)
+			return err
+		}
+		b.n, b.size[0], b.from[0] = 1, n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		r.relay(b)
+		udpBatches.Put(b)
 	}
 }
 

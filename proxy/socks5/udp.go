@@ -81,11 +81,7 @@ func newAssociation(s *tunnel.Session, req tunnel.Request) (*association, bool) 
 	if !conn.AddCloser(sock) {
 		return nil, false
 	}
-	reader, err := newUDPReader(sock)
-	var writer *udpWriter
-	if err == nil {
-		writer, err = newUDPWriter(sock)
-	}
+	writer, err := newUDPWriter(sock)
 	if err != nil {
 		reply(s, replyGeneralFailure, metrics.ResultDialFailed)
 		s.Log().Warn("udp relay socket", "err", err)
@@ -97,13 +93,17 @@ func newAssociation(s *tunnel.Session, req tunnel.Request) (*association, bool) 
 		pol:      conn.Policy(),
 		sock:     sock,
 		local:    advertised,
-		reader:   reader,
 		writer:   writer,
 		clientIP: conn.Peer().Addr(),
 		wantPort: req.Target.Port,
 		peers:    make(map[netip.AddrPort]string),
 		names:    make(map[string]resolvedName),
 		leases:   make(map[string]*shaping.Lease),
+	}
+	if a.reader, err = newUDPReader(sock, a.relay); err != nil {
+		reply(s, replyGeneralFailure, metrics.ResultDialFailed)
+		s.Log().Warn("udp relay socket", "err", err)
+		return nil, false
 	}
 	a.bytesByApp = make(map[string]int64, 2)
 	a.up = udpCounter{sess: s, direction: metrics.DirectionUpload, byApp: a.bytesByApp}
@@ -150,7 +150,8 @@ func (a *association) serve() (ctlErr, relayErr error) {
 		defer close(done)
 		// The relay goroutine ends the association's state itself, so that even a
 		// panicking session goroutine, which does not wait for it, cannot give
-		// back its leases or its datagram's buffer while it still uses them.
+		// back its leases while it still uses them. A batch being relayed when
+		// the relay panics is left to the collector, never pooled again.
 		defer a.end()
 		defer a.core.Recover(conn)
 		relayErr = a.run()
@@ -244,14 +245,13 @@ func (a *association) end() {
 	a.release()
 }
 
-// release gives back the leases and the batch of datagrams being relayed.
+// release gives back the leases.
 func (a *association) release() {
 	for _, l := range a.leases {
 		if l != nil {
 			l.Release()
 		}
 	}
-	a.reader.release()
 }
 
 // dropped logs one dropped datagram at debug level. The check comes first so a

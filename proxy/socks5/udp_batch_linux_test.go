@@ -15,68 +15,146 @@ import (
 	"github.com/sockshaper/sockshaper/internal/dscp"
 )
 
-// TestUDPReaderBatch queues datagrams from two sources on a relay socket and
-// checks that one read takes them all, in order, each with its size and source
-// and its payload behind room for a reply header; and that a lone datagram is
-// returned at once, not held back to fill a batch.
-func TestUDPReaderBatch(t *testing.T) {
-	relay := listenUDP(t, "127.0.0.1:0")
-	r, err := newUDPReader(relay)
+// readerUnderTest runs a udpReader on a relay socket of its own and hands each
+// batch it relays, copied, to batches.
+type readerUnderTest struct {
+	relay   *net.UDPConn
+	batches chan []udpDatagram
+	during  func(b *udpBatch, relay netip.AddrPort) // called inside relay, before it returns
+	done    chan error
+}
+
+// udpDatagram is a datagram as the reader handed it on.
+type udpDatagram struct {
+	payload string
+	from    netip.AddrPort
+}
+
+func startReader(t *testing.T, during func(*udpBatch, netip.AddrPort)) *readerUnderTest {
+	t.Helper()
+	u := &readerUnderTest{relay: listenUDP(t, "127.0.0.1:0"), batches: make(chan []udpDatagram, 64), during: during, done: make(chan error, 1)}
+	dst := addrPortOfUDP(u.relay)
+	r, err := newUDPReader(u.relay, func(b *udpBatch) {
+		var ds []udpDatagram
+		for i := range b.n {
+			ds = append(ds, udpDatagram{string(b.bufs[i][maxReplyHeader:][:b.size[i]]), b.from[i]})
+		}
+		u.batches <- ds
+		if u.during != nil {
+			u.during(b, dst)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() { u.done <- r.run() }()
+	t.Cleanup(func() {
+		u.relay.Close()
+		select {
+		case <-u.done:
+		case <-time.After(5 * time.Second):
+			t.Error("the reader did not end when its socket closed")
+		}
+	})
+	return u
+}
+
+// next returns the next batch the reader relayed, failing after a second: a
+// datagram waiting longer than that for its turn is a lost wake-up.
+func (u *readerUnderTest) next(t *testing.T) []udpDatagram {
+	t.Helper()
+	select {
+	case ds := <-u.batches:
+		return ds
+	case <-time.After(time.Second):
+		t.Fatal("no batch relayed within a second")
+		return nil
+	}
+}
+
+// TestUDPReaderBatch queues datagrams from two sources on a relay socket before
+// its reader starts and checks that one batch takes a full batch's worth, in
+// order, each with its size and source and its payload behind room for a reply
+// header, and the next batch the rest.
+func TestUDPReaderBatch(t *testing.T) {
 	srcs := [2]*net.UDPConn{listenUDP(t, "127.0.0.1:0"), listenUDP(t, "127.0.0.1:0")}
+	relay := listenUDP(t, "127.0.0.1:0")
 	dst := addrPortOfUDP(relay)
 	const queued = udpBatchLen + 3 // more than one batch holds
-	var want []string
+	var want []udpDatagram
 	for i := range queued {
 		p := fmt.Sprintf("datagram %d %s", i, bytes.Repeat([]byte("x"), i*100))
 		if _, err := srcs[i%2].WriteToUDPAddrPort([]byte(p), dst); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, p)
+		want = append(want, udpDatagram{p, addrPortOfUDP(srcs[i%2])})
 	}
 	time.Sleep(50 * time.Millisecond) // loopback delivers at once; this is margin
-	var got []string
-	var froms []netip.AddrPort
-	for reads := 0; len(got) < queued; reads++ {
-		if reads == 2 {
-			t.Fatalf("two reads took %d of %d queued datagrams, want all", len(got), queued)
-		}
-		b, err := r.read()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if reads == 0 && b.n != udpBatchLen {
-			t.Errorf("first read took %d datagrams, want a full batch of %d", b.n, udpBatchLen)
-		}
+	got := make(chan []udpDatagram, 4)
+	r, err := newUDPReader(relay, func(b *udpBatch) {
+		var ds []udpDatagram
 		for i := range b.n {
-			got = append(got, string(b.bufs[i][maxReplyHeader:][:b.size[i]]))
-			froms = append(froms, b.from[i])
+			ds = append(ds, udpDatagram{string(b.bufs[i][maxReplyHeader:][:b.size[i]]), b.from[i]})
 		}
-		r.release()
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("datagram %d: %.20q, want %.20q", i, got[i], want[i])
-		}
-		if wantFrom := addrPortOfUDP(srcs[i%2]); froms[i] != wantFrom {
-			t.Errorf("datagram %d from %v, want %v", i, froms[i], wantFrom)
-		}
-	}
-	// A lone datagram comes back alone and at once.
-	srcs[0].WriteToUDPAddrPort([]byte("lone"), dst)
-	start := time.Now()
-	b, err := r.read()
+		got <- ds
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.n != 1 || string(b.bufs[0][maxReplyHeader:][:b.size[0]]) != "lone" {
-		t.Errorf("lone datagram: read %d datagrams, first %q", b.n, b.bufs[0][maxReplyHeader:][:b.size[0]])
+	done := make(chan error, 1)
+	go func() { done <- r.run() }()
+	var first, second []udpDatagram
+	for i, b := range []*[]udpDatagram{&first, &second} {
+		select {
+		case *b = <-got:
+		case <-time.After(time.Second):
+			t.Fatalf("batch %d not relayed within a second", i+1)
+		}
 	}
-	r.release()
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("a lone datagram took %v to read", d)
+	if len(first) != udpBatchLen || len(second) != queued-udpBatchLen {
+		t.Errorf("batches of %d and %d datagrams, want %d and %d", len(first), len(second), udpBatchLen, queued-udpBatchLen)
+	}
+	for i, d := range append(first, second...) {
+		if i < len(want) && d != want[i] {
+			t.Errorf("datagram %d: %.20q from %v, want %.20q from %v", i, d.payload, d.from, want[i].payload, want[i].from)
+		}
+	}
+	relay.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("run after close: %v, want %v", err, net.ErrClosed)
+	}
+}
+
+// TestUDPReaderWakes checks the reader's waits: a lone datagram is relayed at
+// once, alone (no batch is waited for); one that arrives later still wakes the
+// reader after a short batch sent it back to waiting without a read; and so
+// does one that arrives while a batch is being relayed, which is the wake-up
+// a fresh wait would forget.
+func TestUDPReaderWakes(t *testing.T) {
+	src := listenUDP(t, "127.0.0.1:0")
+	u := startReader(t, func(b *udpBatch, relay netip.AddrPort) {
+		if string(b.bufs[0][maxReplyHeader:][:b.size[0]]) == "during" {
+			return
+		}
+		// Inside the relay of a short batch: the queue was empty when read.
+		src.WriteToUDPAddrPort([]byte("during"), relay)
+		time.Sleep(10 * time.Millisecond) // it is queued before relay returns
+	})
+	dst := addrPortOfUDP(u.relay)
+	src.WriteToUDPAddrPort([]byte("lone"), dst)
+	if ds := u.next(t); len(ds) != 1 || ds[0].payload != "lone" {
+		t.Fatalf("lone datagram: %+v", ds)
+	}
+	if ds := u.next(t); len(ds) != 1 || ds[0].payload != "during" {
+		t.Fatalf("datagram sent while the batch before was relayed: %+v", ds)
+	}
+	time.Sleep(100 * time.Millisecond)
+	src.WriteToUDPAddrPort([]byte("later"), dst)
+	if ds := u.next(t); len(ds) != 1 || ds[0].payload != "later" {
+		t.Fatalf("datagram after a pause: %+v", ds)
+	}
+	if ds := u.next(t); len(ds) != 1 || ds[0].payload != "during" {
+		t.Fatalf("datagram sent while the batch before was relayed: %+v", ds)
 	}
 }
 

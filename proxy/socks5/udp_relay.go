@@ -36,17 +36,10 @@ type resolvedName struct {
 }
 
 // run reads the relay socket until it is closed, a batch of queued datagrams at
-// a time (udp_batch.go). A datagram is read behind room for a reply header, so a
-// peer's answer goes to the client without a copy.
+// a time (udp_batch.go), and relays each batch. A datagram is read behind room
+// for a reply header, so a peer's answer goes to the client without a copy.
 func (a *association) run() error {
-	for {
-		b, err := a.reader.read()
-		if err != nil {
-			return err
-		}
-		a.relay(b)
-		a.reader.release()
-	}
+	return a.reader.run()
 }
 
 // handle sorts datagram i of b by its source: the client, a peer the client
