@@ -50,13 +50,15 @@ build_baseline() {
   (cd "$WORK/base/src" && go build -o "$WORK/base/sockshaper" ./cmd/sockshaper) || die "-baseline $BASELINE does not build"
 }
 
-# start_baseline starts the baseline binary on the unshaped config.
+# start_baseline starts the baseline binary on the unshaped config, through
+# start_sockshaper, which runs $WORK/sockshaper: renamed aside meanwhile (a
+# running binary can be renamed, not overwritten).
 start_baseline() {
-  local bin=$WORK/sockshaper
-  cp "$bin" "$WORK/sockshaper.current"
-  cp "$WORK/base/sockshaper" "$bin"
+  mv "$WORK/sockshaper" "$WORK/sockshaper.current"
+  cp "$WORK/base/sockshaper" "$WORK/sockshaper"
   start_sockshaper "$WORK/unshaped.yaml"
-  cp "$WORK/sockshaper.current" "$bin"
+  mv "$WORK/sockshaper" "$WORK/base/sockshaper.running"
+  mv "$WORK/sockshaper.current" "$WORK/sockshaper"
   BASE_PID=$SS_PID BASE_ADDR=$SS_ADDR
 }
 
