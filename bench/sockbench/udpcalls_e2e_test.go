@@ -31,7 +31,7 @@ apps:
 // each, through the built daemon for 5 s, 200 B every 20 ms each way (80 kbit/s
 // of payload): under a skype limit of 200 kbit/s per user every datagram must
 // arrive, with a jitter bound wide enough for a loaded 2-core machine; under one
-// of 40 kbit/s about half of each direction must be dropped, which shows that
+// of 40 kbit/s about half of each direction (30% to 70%) must be dropped, which shows that
 // the calls are classed and shaped per user. The direct path runs too, for the
 // same checks without a proxy.
 func TestUDPCallsAgainstSockshaper(t *testing.T) {
@@ -60,7 +60,7 @@ func TestUDPCallsAgainstSockshaper(t *testing.T) {
 	for _, tt := range []struct {
 		limit            string
 		minLoss, maxLoss float64 // percent
-	}{{"200kbit", 0, 0}, {"40kbit", 40, 60}} {
+	}{{"200kbit", 0, 0}, {"40kbit", 30, 70}} {
 		config := filepath.Join(dir, "config-"+tt.limit+".yaml")
 		writeFile(t, config, fmt.Sprintf(udpCallsConfig, usersFile, tt.limit))
 		addr, _, pid := startCampusDaemon(t, bin, config)
@@ -79,8 +79,9 @@ func TestUDPCallsAgainstSockshaper(t *testing.T) {
 // checkCalls checks what every udp-calls run must show: every call live, no
 // error or stray datagram, 250 datagrams a second per call scheduled over the
 // measured phase, loss within [minLoss, maxLoss] percent, ordered percentiles,
-// and jitter against the send times under 200 ms: a path that queued datagrams
-// for a frame's worth of seconds fails it even on a loaded machine.
+// and jitter against the send times under a second: wide, since a 2-core machine
+// shared with builds has shown p99s of 200 ms on the direct path, but a path
+// that holds datagrams back for seconds fails it.
 func checkCalls(t *testing.T, name string, r callsResult, calls int, minLoss, maxLoss float64) {
 	t.Helper()
 	want := int64(calls * 2 * 5 * 50) // both ways, 5 s, 50 a second
@@ -94,8 +95,8 @@ func checkCalls(t *testing.T, name string, r callsResult, calls int, minLoss, ma
 		t.Errorf("%s: %d of %d lost (%.2f%%; up %d, down %d), want %.0f%% to %.0f%%", name, r.Lost, r.Sent, r.LossPercent, r.UpLost, r.DownLost, minLoss, maxLoss)
 	case maxLoss > 0 && (r.UpLost == 0 || r.DownLost == 0):
 		t.Errorf("%s: lost %d toward the far ends and %d toward the clients; the limit is both ways", name, r.UpLost, r.DownLost)
-	case j.Count == 0 || !(j.P50 <= j.P90 && j.P90 <= j.P99 && j.P99 <= j.Max) || j.P99 > 200:
-		t.Errorf("%s: jitter against send times %+v, want ordered with p99 under 200 ms", name, j)
+	case j.Count == 0 || !(j.P50 <= j.P90 && j.P90 <= j.P99 && j.P99 <= j.Max) || j.P99 > 1000:
+		t.Errorf("%s: jitter against send times %+v, want ordered with p99 under a second", name, j)
 	}
 }
 
