@@ -87,4 +87,4 @@ go test -race -count=1 -timeout 20m ./...
 # Goroutine stack sizes and allocation counts are what the race detector changes
 # most: the test of the idle relay's stacks and the allocation guards of session
 # churn (issue 24) run in the build that ships.
-go test -count=1 -run 'TestIdleRelayStacksStaySmall|TestSessionChurnAllocations|TestKeyOfAllocatesNothing' ./proxy/ ./proxy/auth/
+go test -count=1 -run 'TestIdleRelayStacksStaySmall|TestSessionChurnAllocations|TestKeyOfAllocatesNothing|TestIsTimeoutAtASessionsEndAllocatesNothing' ./proxy/ ./proxy/auth/ ./proxy/tunnel/
