@@ -71,6 +71,8 @@ func parseOptions(name string, args []string, stderr io.Writer) (*options, error
 			fs.StringVar(&raw.sourceRate, "source-rate", "0", "pace the source target to this total rate (e.g. 50MiB); 0: as fast as possible")
 			o.calls.register(fs)
 		}
+	case "churn", "get-churn":
+		fs.IntVar(&o.pid, "pid", 0, "proxy process id: report its CPU microseconds per session (0: skip)")
 	case "idle":
 		fs.IntVar(&o.sessions, "sessions", 1000, "sessions to open and hold")
 		fs.DurationVar(&o.hold, "hold", 2*time.Second, "how long to hold the sessions after they are all open")

@@ -28,6 +28,7 @@ type Conn struct {
 	ctx    context.Context
 	stop   context.CancelFunc
 	log    *slog.Logger
+	logh   lazyLog // log's handler
 	hooks  ConnHooks
 	secure bool // over TLS
 
@@ -84,7 +85,8 @@ func (c *Core) NewConn(nc net.Conn, peer netip.AddrPort, hooks ConnHooks) *Conn 
 	conn := &Conn{core: c, pol: c.Policy(), nc: nc, peer: peer, id: c.nextConn.Add(1), start: time.Now(), hooks: hooks}
 	_, conn.secure = nc.(*tls.Conn)
 	conn.ctx, conn.stop = context.WithCancel(context.Background())
-	conn.log = c.log.With("conn", conn.id, "client", peer.String())
+	conn.logh = lazyLog{inner: c.log.Handler(), conn: conn}
+	conn.log = slog.New(&conn.logh)
 	return conn
 }
 
@@ -222,7 +224,8 @@ func (conn *Conn) NewStream(nc net.Conn) *Conn {
 	st := &Conn{core: conn.core, pol: conn.pol, nc: nc, peer: conn.peer, id: conn.core.nextConn.Add(1),
 		start: time.Now(), secure: conn.secure, parent: conn}
 	st.ctx, st.stop = context.WithCancel(conn.ctx)
-	st.log = conn.log.With("stream", st.id)
+	st.logh = lazyLog{inner: conn.core.log.Handler(), conn: st}
+	st.log = slog.New(&st.logh)
 	if conn.hooks.Stream != nil {
 		st.hooks = conn.hooks.Stream(st)
 	}

@@ -31,7 +31,22 @@ var (
 // tells its client (a wrong login and a throttled one look the same to it). The
 // connection's policy must have an authenticator.
 func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome {
-	out := s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password)
+	return s.loginOutcome(s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password), user)
+}
+
+// LoginCached is [Session.Login] for a login whose answer needs no wait (see
+// [auth.Authenticator.Cached]): a front asks it first and, when ok is false,
+// calls Login under the context that bounds the check.
+func (s *Session) LoginCached(user, password string) (out auth.Outcome, ok bool) {
+	if out, ok = s.conn.pol.Authn.Cached(s.conn.peer.Addr(), user, password); !ok {
+		return out, false
+	}
+	return s.loginOutcome(out, user), true
+}
+
+// loginOutcome counts a login's answer and makes the session the user's, or
+// records and logs its refusal.
+func (s *Session) loginOutcome(out auth.Outcome, user string) auth.Outcome {
 	s.core.rec.AuthAttempt(out.Result)
 	if out.Result == auth.ResultOK {
 		s.LoggedIn(out.Identity)

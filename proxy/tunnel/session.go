@@ -44,6 +44,7 @@ type Session struct {
 	id         uint64
 	start      time.Time
 	log        *slog.Logger
+	logh       lazyLog // log's handler once the user logged in
 
 	opened       bool
 	userAdmitted bool
@@ -104,7 +105,8 @@ func (s *Session) Requested() string { return s.requested }
 // setUser records who the session is for, in the accounting line and its log.
 func (s *Session) setUser(user string) {
 	s.user = user
-	s.log = s.log.With("user", user)
+	s.logh = lazyLog{inner: s.core.log.Handler(), conn: s.conn, user: user, named: true}
+	s.log = slog.New(&s.logh)
 }
 
 // Read records the request its front read: what the session is for, in its
