@@ -22,6 +22,7 @@
 # Needs root to install squid and tinyproxy.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/httppeers.sh"
 
 BENCH_PASS=${BENCH_PASS:-bench-pass-7}
 ROUNDS=3 DUR=3s LAT=2s CHURN=2s CPU_DUR=3s TW_MAX=1000
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || die "-rounds: want 1 to 99"
-SS_PID="" SS_ADDR="" SQUID_PID="" TP_PID=""
+SS_PID="" SS_ADDR=""
 
 record() {
   local v
@@ -63,8 +64,6 @@ proxy_pid() {
 }
 
 setup_proxies() {
-  SQUID_PORT=$(free_port)
-  TP_PORT=$(free_port)
   make_users "$WORK/users.htpasswd" bench
   cat >"$WORK/sockshaper.yaml" <<EOF
 listen: 127.0.0.1:0
@@ -73,57 +72,15 @@ auth: {users_file: $WORK/users.htpasswd}
 access: {client_networks: [127.0.0.0/8], deny_destinations: [private, link-local, metadata]}
 limits: {max_sessions: 20000, max_sessions_per_client_ip: 20000, max_sessions_per_user: 20000}
 EOF
-  # Squid drops to its own user: it must reach its files.
-  chmod 711 "$WORK"
-  mkdir -p "$WORK/squid"
-  printf 'bench:%s\n' "$(openssl passwd -apr1 "$BENCH_PASS")" >"$WORK/squid/passwd"
-  cat >"$WORK/squid/squid.conf" <<EOF
-http_port 127.0.0.1:$SQUID_PORT
-visible_hostname sockbench
-auth_param basic program /usr/lib/squid/basic_ncsa_auth $WORK/squid/passwd
-auth_param basic children 4
-auth_param basic credentialsttl 2 hours
-acl localnet src 127.0.0.0/8
-acl users proxy_auth REQUIRED
-http_access deny !localnet
-http_access allow users
-http_access deny all
-cache deny all
-access_log none
-cache_log $WORK/squid/cache.log
-pid_filename $WORK/squid/squid.pid
-coredump_dir $WORK/squid
-shutdown_lifetime 1 seconds
-max_filedescriptors 65536
-EOF
-  chown -R proxy "$WORK/squid"
-  cat >"$WORK/tinyproxy.conf" <<EOF
-Port $TP_PORT
-Listen 127.0.0.1
-Timeout 600
-MaxClients 1000
-Allow 127.0.0.1
-BasicAuth bench $BENCH_PASS
-LogLevel Error
-EOF
+  http_peers_setup
 }
 
 # restart_proxies starts every proxy anew for a round.
 restart_proxies() {
-  local p
-  for p in $SS_PID $SQUID_PID $TP_PID; do
-    stop_pid "$p"
-    forget_pid "$p"
-  done
+  stop_pid "$SS_PID"
+  forget_pid "$SS_PID"
   start_sockshaper "$WORK/sockshaper.yaml"
-  squid -N -f "$WORK/squid/squid.conf" >>"$WORK/squid/out" 2>&1 &
-  SQUID_PID=$!
-  STARTED+=("$SQUID_PID")
-  tinyproxy -d -c "$WORK/tinyproxy.conf" >>"$WORK/tinyproxy.out" 2>&1 &
-  TP_PID=$!
-  STARTED+=("$TP_PID")
-  wait_port "$SQUID_PORT"
-  wait_port "$TP_PORT"
+  http_peers_restart
 }
 
 warm() {
@@ -174,7 +131,7 @@ report() {
     "get|request churn: one GET per connection, 16 clients (requests/s)" "getp50|request churn: p50 request time (ms)"
     "cpu1|proxy CPU, download 1 conn (s/GiB)" "cpu8|proxy CPU, download 8 conns (s/GiB)" "err|errors (sum of runs)")
   local cols=(direct sockshaper squid tinyproxy) row c
-  echo "| figure | direct | sockshaper (HTTP front) | Squid $(squid -v | head -1 | awk '{print $4}') | tinyproxy $(tinyproxy -v | awk '{print $2}') |"
+  echo "| figure | direct | sockshaper (HTTP front) | Squid $(squid_version) | tinyproxy $(tinyproxy_version) |"
   echo "| --- | --- | --- | --- | --- |"
   for row in "${rows[@]}"; do
     printf '| %s |' "${row#*|}"

@@ -129,10 +129,13 @@ wait_port() {
   die "nothing listens on port $1"
 }
 
-# start_sockshaper CONFIG sets SS_PID and SS_ADDR (the SOCKS5 address it logged).
+# start_sockshaper CONFIG [FLAG...] starts $SS_BIN (default: $WORK/sockshaper)
+# with CONFIG and the flags, and sets SS_PID and SS_ADDR (the SOCKS5 address it
+# logged).
 start_sockshaper() {
-  local logf="$WORK/sockshaper.$RANDOM.log"
-  "$WORK/sockshaper" -config "$1" -log-format json 2>"$logf" &
+  local logf="$WORK/sockshaper.$RANDOM.log" config=$1
+  shift
+  "${SS_BIN:-$WORK/sockshaper}" -config "$config" -log-format json "$@" 2>"$logf" &
   SS_PID=$!
   STARTED+=("$SS_PID")
   SS_ADDR=""
@@ -186,4 +189,53 @@ settle_timewait() {
   done
   [ $((SECONDS - start)) -gt 0 ] && log "waited $((SECONDS - start)) s for TIME_WAIT sockets to expire ($n left)"
   return 0
+}
+
+# ROUND is the round under way; the scripts record it with each value, so that
+# ratios pair the runs of one round (interleaved, under the same load).
+ROUND=0
+
+# ratio_cell FILE FIGURE A B prints the median (min–max) over the rounds of A's
+# value divided by B's in the same round, from FILE's lines FIGURE\tPROXY\tVALUE\tROUND;
+# "-" when no round has both.
+ratio_cell() {
+  local vals m lo hi
+  vals=$(awk -F'\t' -v f="$2" -v a="$3" -v b="$4" '
+    $1==f && $2==a {va[$4]=$3}
+    $1==f && $2==b {vb[$4]=$3}
+    END {for (r in va) if ((r in vb) && vb[r] > 0) print va[r]/vb[r]}' "$1" | sort -g)
+  [ -z "$vals" ] && { echo "-"; return; }
+  m=$(median <<<"$vals"); lo=$(head -1 <<<"$vals"); hi=$(tail -1 <<<"$vals")
+  if [ "$(wc -l <<<"$vals")" -gt 1 ]; then
+    printf '%.2f× (%.2f–%.2f)\n' "$m" "$lo" "$hi"
+  else
+    printf '%.2f×\n' "$m"
+  fi
+}
+
+# verdict FILE FIGURE A B TARGET prints "met" when the median ratio of A to B
+# (as ratio_cell) is at least TARGET, "missed" otherwise, "-" without figures.
+verdict() {
+  local m
+  m=$(awk -F'\t' -v f="$2" -v a="$3" -v b="$4" '
+    $1==f && $2==a {va[$4]=$3}
+    $1==f && $2==b {vb[$4]=$3}
+    END {for (r in va) if ((r in vb) && vb[r] > 0) print va[r]/vb[r]}' "$1" | median)
+  [ "$m" = "-" ] && { echo "-"; return; }
+  awk -v m="$m" -v t="$5" 'BEGIN {print (m >= t) ? "met" : "missed"}'
+}
+
+# load_note prints the load averages and the time, for the tables' headers.
+load_note() {
+  echo "load $(cut -d' ' -f1-3 /proc/loadavg) at $(date +%T)"
+}
+
+# build_before REV builds sockshaper at git revision REV of this repository into
+# $WORK/sockshaper-before (for before/after runs in one script), from a copy
+# of the tree at REV.
+build_before() {
+  local src="$WORK/before-src"
+  mkdir -p "$src"
+  git -C "$BENCH_ROOT" archive "$1" | tar -x -C "$src" || die "git archive $1 failed"
+  (cd "$src" && go build -o "$WORK/sockshaper-before" ./cmd/sockshaper) || die "sockshaper at $1 does not build"
 }

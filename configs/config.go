@@ -211,6 +211,10 @@ type Access struct {
 	ClientPrefixes []netip.Prefix `yaml:"-"`
 	// DeniedPrefixes is DenyDestinations expanded and parsed, filled by validation.
 	DeniedPrefixes []netip.Prefix `yaml:"-"`
+	// DeniedRules names the rule of each of DeniedPrefixes (same index): the
+	// named set it came from ("loopback") or the CIDR as parsed
+	// ("127.0.0.2/32"), for the log and accounting line of a refusal.
+	DeniedRules []string `yaml:"-"`
 }
 
 // ProxyProtocol is who may tell the proxy a client's address in a PROXY protocol

@@ -75,6 +75,7 @@ func goodConfig(t *testing.T) *Config {
 			ClientPrefixes:   mustPrefixes(t, "10.0.0.0/8", "192.0.2.7/32", "172.16.0.0/12", "10.1.0.0/16"),
 			DeniedPrefixes: mustPrefixes(t, "169.254.169.254/32", "100.100.100.200/32", "fd00:ec2::254/128",
 				"198.51.100.0/24", "203.0.113.9/32"),
+			DeniedRules: []string{"metadata", "metadata", "metadata", "198.51.100.0/24", "203.0.113.9/32"},
 		},
 		Timeouts: Timeouts{Handshake: 5 * time.Second, Dial: 3 * time.Second, Idle: 2 * time.Minute, Drain: 90 * time.Second},
 		Limits:   Limits{MaxSessions: 100, MaxSessionsPerClientIP: 10, MaxSessionsPerUser: 5, MaxHandshakes: 300, MaxHandshakesPerClientIP: 20},

@@ -118,17 +118,21 @@ func (v *validator) access(a *Access) {
 			a.ClientPrefixes = append(a.ClientPrefixes, p)
 		}
 	}
-	a.DeniedPrefixes = nil
+	a.DeniedPrefixes, a.DeniedRules = nil, nil
 	sets := NamedDestinationSets()
 	for i, s := range a.DenyDestinations {
 		if set, ok := sets[s]; ok {
 			a.DeniedPrefixes = append(a.DeniedPrefixes, set...)
+			for range set {
+				a.DeniedRules = append(a.DeniedRules, s)
+			}
 			continue
 		}
 		p, err := parsePrefix(s)
 		switch {
 		case err == nil:
 			a.DeniedPrefixes = append(a.DeniedPrefixes, p)
+			a.DeniedRules = append(a.DeniedRules, p.String())
 		case strings.Trim(s, "abcdefghijklmnopqrstuvwxyz-") == "":
 			v.add(path("access", "deny_destinations").index(i), nil, fmt.Sprintf(
 				"unknown named set %q; the named sets are %s, or write a CIDR",

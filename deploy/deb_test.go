@@ -54,19 +54,22 @@ func TestDebianPackage(t *testing.T) {
 		os.Remove(deb)
 	})
 	t.Logf("dpkg -c %s:\n%s", filepath.Base(deb), runTool(t, "", dpkg, "-c", deb))
+	checkPackageMetadata(t, dpkg, deb)
 
 	install := runTool(t, "", dpkg, "-i", deb)
 	if running := processesOf(t, pgrep, "sockshaper"); running != "" {
 		t.Errorf("a sockshaper process runs after install without systemd: %s\n%s", running, install)
 	}
 	checkInstalledFiles(t)
+	checkInstalledMonitoring(t)
 	checkInstalledBinary(t)
 	checkInstalledUnit(t)
 	checkLogrotate(t)
 
 	runTool(t, "", dpkg, "--purge", "sockshaper")
 	for _, gone := range []string{"/usr/bin/sockshaper", "/etc/sockshaper", "/etc/logrotate.d/sockshaper", "/var/log/sockshaper",
-		"/lib/systemd/system/sockshaper.service", "/etc/systemd/system/multi-user.target.wants/sockshaper.service"} {
+		"/lib/systemd/system/sockshaper.service", "/etc/systemd/system/multi-user.target.wants/sockshaper.service",
+		"/usr/share/sockshaper"} {
 		if _, err := os.Lstat(gone); err == nil {
 			t.Errorf("%s left after purge", gone)
 		}

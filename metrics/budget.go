@@ -66,7 +66,7 @@ func (m *Metrics) HandshakeSlots(stage string, delta int) {
 	if m == nil {
 		return
 	}
-	m.budget.handshakesActive.WithLabelValues(stage).Add(float64(delta))
+	m.kids.slots.of(stage).Add(float64(delta))
 }
 
 // HandshakeEvicted counts an unfinished handshake closed to make room for a new

@@ -251,3 +251,29 @@ func TestSelectors(t *testing.T) {
 		t.Errorf("selectors = %+v, want %+v", got, want)
 	}
 }
+
+// TestDashboardShowsChallengesApart: a browser's request without credentials
+// (the 407 challenge, result auth_required) is shown as a challenge of its
+// own, and no panel about failed logins counts it.
+func TestDashboardShowsChallengesApart(t *testing.T) {
+	d, err := readDashboard(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var challenges bool
+	for _, p := range d.allPanels() {
+		for _, tg := range p.Targets {
+			for _, s := range selectors(t, tg.Expr) {
+				challenges = challenges || s.name == "sockshaper_sessions_total" &&
+					strings.Contains(s.matchers, `result="`+ResultAuthRequired+`"`)
+				if strings.Contains(s.matchers, `result="`+ResultAuthFailed+`"`) && s.name == "sockshaper_sessions_total" &&
+					strings.Contains(s.matchers, ResultAuthRequired) {
+					t.Errorf("panel %q counts challenges as failed logins: %s", p.Title, tg.Expr)
+				}
+			}
+		}
+	}
+	if !challenges {
+		t.Errorf("no panel shows sockshaper_sessions_total{result=%q} apart from failed logins", ResultAuthRequired)
+	}
+}

@@ -27,8 +27,17 @@ const (
 // that relayed and ended normally; every other value names why a session was refused
 // or failed.
 const (
-	ResultOK                = "ok"
-	ResultAuthFailed        = "auth_failed"
+	ResultOK = "ok"
+	// ResultAuthFailed is a login refused: a wrong password or unknown user, a
+	// throttled or unverifiable login, a refused Kerberos ticket, credentials
+	// that cannot be read, or a SOCKS5 client offering no method the proxy
+	// accepts. Alerts on failed logins select it.
+	ResultAuthFailed = "auth_failed"
+	// ResultAuthRequired is an HTTP request that came without credentials and
+	// got the 407 challenge (401 for the proxy's own pages): what every browser
+	// does before it sends them, so it is not a failed login, and is no login
+	// attempt (sockshaper_auth_attempts_total) nor counts toward the throttle.
+	ResultAuthRequired      = "auth_required"
 	ResultClientDenied      = "client_denied"
 	ResultDestinationDenied = "destination_denied"
 	ResultCommandRefused    = "command_refused"
@@ -127,7 +136,7 @@ func frontCommands() []struct {
 
 func results() []string {
 	return []string{
-		ResultOK, ResultAuthFailed, ResultClientDenied, ResultDestinationDenied,
+		ResultOK, ResultAuthFailed, ResultAuthRequired, ResultClientDenied, ResultDestinationDenied,
 		ResultCommandRefused, ResultDialFailed, ResultLimitReached, ResultProtocolError,
 		ResultQuotaExceeded,
 	}

@@ -72,6 +72,7 @@ type Metrics struct {
 	quota             *quotaMetrics            // sockshaper_quota_exceeded_total{group}, sockshaper_user_quota_used_bytes{user, period}, sockshaper_user_quota_limit_bytes{user, period}
 	cluster           *clusterMetrics          // sockshaper_cluster_peers, sockshaper_cluster_exchange_duration_seconds{result}, sockshaper_cluster_outages_total
 	tls               *tlsMetrics              // sockshaper_tls_handshake_failures_total{reason}, sockshaper_tls_certificate_*, sockshaper_http2_*
+	kids              *sessionChildren         // the children of the vectors above that every session records into
 }
 
 // New creates sockshaper's collectors, registers them on reg together with the Go
@@ -160,6 +161,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 	)
 	m.preinit(opts.Apps)
 	m.budget = newBudgetMetrics(reg)
+	m.kids = newSessionChildren(m) // after budget, whose vector it caches too
 	m.ldap = newLDAPMetrics(reg)
 	m.quota = newQuotaMetrics(reg, opts, m.perUser)
 	m.cluster = newClusterMetrics(reg)

@@ -70,7 +70,7 @@ type designMetric struct {
 }
 
 // designTable is the contract of every sockshaper_ metric: this table is its
-// source of truth (README's "Metrics and dashboards" and docs/deployment.md
+// source of truth (docs/monitoring.md and docs/deployment.md
 // describe the series to operators). A metric added to the code and not here
 // fails TestDesignMetricsPresent, and so does one here that the code drops.
 func designTable() []designMetric {

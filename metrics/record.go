@@ -10,7 +10,7 @@ func (m *Metrics) SessionOpened(front, command, app string) {
 	if m == nil {
 		return
 	}
-	m.sessionsActive.WithLabelValues(front, command, app).Inc()
+	m.kids.active.of(label3{front, command, app}).Inc()
 }
 
 // SessionReclassified moves a session that [Metrics.SessionOpened] counted from
@@ -22,8 +22,8 @@ func (m *Metrics) SessionReclassified(front, command, from, to string) {
 	if m == nil || from == to {
 		return
 	}
-	m.sessionsActive.WithLabelValues(front, command, from).Dec()
-	m.sessionsActive.WithLabelValues(front, command, to).Inc()
+	m.kids.active.of(label3{front, command, from}).Dec()
+	m.kids.active.of(label3{front, command, to}).Inc()
 }
 
 // SessionClosed ends a session that [Metrics.SessionOpened] counted, with the same
@@ -35,21 +35,21 @@ func (m *Metrics) SessionClosed(front, command, app, result string, d time.Durat
 	if m == nil {
 		return
 	}
-	m.sessionsActive.WithLabelValues(front, command, app).Dec()
-	m.sessionsTotal.WithLabelValues(front, command, app, result).Inc()
-	m.sessionDuration.WithLabelValues(app).Observe(d.Seconds())
+	m.kids.active.of(label3{front, command, app}).Dec()
+	m.kids.total.of(label4{front, command, app, result}).Inc()
+	m.kids.duration.of(app).Observe(d.Seconds())
 }
 
 // SessionRejected counts a session that ended before it was opened (limit_reached,
-// auth_failed, client_denied, destination_denied, command_refused, dial_failed,
-// protocol_error) in sockshaper_sessions_total{front, command, app, result}; front is
+// auth_failed, auth_required, client_denied, destination_denied, command_refused,
+// dial_failed, protocol_error) in sockshaper_sessions_total{front, command, app, result}; front is
 // [FrontNone] for a connection refused before it sent a byte. Its duration is not
 // observed: the handshake histogram covers that time.
 func (m *Metrics) SessionRejected(front, command, app, result string) {
 	if m == nil {
 		return
 	}
-	m.sessionsTotal.WithLabelValues(front, command, app, result).Inc()
+	m.kids.total.of(label4{front, command, app, result}).Inc()
 }
 
 // AuthAttempt counts one login (a password, a Kerberos ticket) in
@@ -58,7 +58,7 @@ func (m *Metrics) AuthAttempt(result string) {
 	if m == nil {
 		return
 	}
-	m.authAttempts.WithLabelValues(result).Inc()
+	m.kids.auth.of(result).Inc()
 }
 
 // Transferred counts n bytes relayed in sockshaper_transferred_bytes_total{app,
@@ -70,7 +70,7 @@ func (m *Metrics) Transferred(user, app, direction, transport string, n int64) {
 	if m == nil || n <= 0 {
 		return
 	}
-	m.transferred.WithLabelValues(app, direction, transport).Add(float64(n))
+	m.kids.transferred.of(label3{app, direction, transport}).Add(float64(n))
 	m.perUser.add(user, app, direction, float64(n))
 }
 
@@ -80,7 +80,7 @@ func (m *Metrics) Throttled(app, direction string, d time.Duration) {
 	if m == nil || d <= 0 {
 		return
 	}
-	m.throttled.WithLabelValues(app, direction).Add(d.Seconds())
+	m.kids.throttled.of(label2{app, direction}).Add(d.Seconds())
 }
 
 // InboundRefused counts a refused inbound path in
@@ -100,7 +100,7 @@ func (m *Metrics) Dialed(result string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.dialDuration.WithLabelValues(result).Observe(d.Seconds())
+	m.kids.dial.of(result).Observe(d.Seconds())
 }
 
 // Handshake observes d, the time from accept to the reply to the SOCKS request, in

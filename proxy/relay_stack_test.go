@@ -14,6 +14,10 @@ import (
 	"time"
 )
 
+// maxIdleHeap bounds the heap an idle session holds in
+// TestIdleRelayStacksStaySmall, a little above what issue 24 reached.
+const maxIdleHeap = 6900 // 7.2–7.4 KB before issue 24, 6.4 KB after
+
 // TestIdleRelayStacksStaySmall opens sessions that each exchanged one message
 // and then idle past the relay's periodic wake (it reports bytes and moves its
 // deadlines every 5 s), and checks the goroutine stacks a session holds. Each
@@ -40,7 +44,7 @@ func TestIdleRelayStacksStaySmall(t *testing.T) {
 		c.Read(buf)
 	})
 	msg, reply := make([]byte, 64), make([]byte, 64)
-	stacks0, g0 := stackInUse()
+	stacks0, g0, heap0 := stackInUse()
 	conns := make([]net.Conn, n)
 	for i := range conns {
 		c := dialVia(t, h.addr, "alice", target)
@@ -56,10 +60,11 @@ func TestIdleRelayStacksStaySmall(t *testing.T) {
 	// Past one report interval: every relay direction has woken on its read
 	// deadline, reported its bytes and set new deadlines.
 	time.Sleep(6 * time.Second)
-	stacks1, g1 := stackInUse()
+	stacks1, g1, heap1 := stackInUse()
 	perSession := (stacks1 - stacks0) / n
-	t.Logf("%d idle sessions: %d goroutines and %d B of stacks each (2 relay goroutines in the proxy, 1 in the test's target)",
-		n, (g1-g0)/n, perSession)
+	heapPerSession := (heap1 - heap0) / n
+	t.Logf("%d idle sessions: %d goroutines, %d B of stacks and %d B of heap each (2 relay goroutines in the proxy, 1 in the test's target; both ends' sockets)",
+		n, (g1-g0)/n, perSession, heapPerSession)
 	if g := (g1 - g0) / n; g != 3 {
 		t.Fatalf("%d goroutines a session, want 3", g)
 	}
@@ -67,13 +72,21 @@ func TestIdleRelayStacksStaySmall(t *testing.T) {
 	if limit := int64(8 << 10); perSession > limit {
 		t.Errorf("each idle session holds %d B of goroutine stacks, want at most %d", perSession, limit)
 	}
+	// The heap of a session, the test's client and target included. Issue 24
+	// took the logger clones (a handler and its formatted attributes per
+	// connection and per login) and the write probes' TCP_INFO buffers (two
+	// of a few hundred bytes) out of it.
+	if limit := int64(maxIdleHeap); heapPerSession > limit {
+		t.Errorf("each idle session holds %d B of heap, want at most %d", heapPerSession, limit)
+	}
 }
 
 // stackInUse returns the bytes of goroutine stacks in use after a collection
-// (which shrinks the stacks it can), and the number of goroutines.
-func stackInUse() (bytes, goroutines int64) {
+// (which shrinks the stacks it can), the number of goroutines and the bytes of
+// live heap objects.
+func stackInUse() (bytes, goroutines, heap int64) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return int64(ms.StackInuse), int64(runtime.NumGoroutine())
+	return int64(ms.StackInuse), int64(runtime.NumGoroutine()), int64(ms.HeapAlloc)
 }

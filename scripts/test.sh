@@ -84,6 +84,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
-# Goroutine stack sizes are what the race detector changes most: the test of the
-# idle relay's stacks runs in the build that ships.
-go test -count=1 -run 'TestIdleRelayStacksStaySmall' ./proxy/
+# Goroutine stack sizes and allocation counts are what the race detector changes
+# most: the test of the idle relay's stacks and the allocation guards of session
+# churn (issue 24) run in the build that ships.
+go test -count=1 -run 'TestIdleRelayStacksStaySmall|TestSessionChurnAllocations|TestKeyOfAllocatesNothing|TestIsTimeoutAtASessionsEndAllocatesNothing' ./proxy/ ./proxy/auth/ ./proxy/tunnel/

@@ -35,6 +35,10 @@ type churnResult struct {
 	TLS         *tlsCounts     `json:"tls,omitempty"` // -tls: handshakes, resumed ones
 	Errors      int            `json:"errors"`
 	ErrorSteps  map[string]int `json:"error_steps,omitempty"`
+	// ProxyCPUMicros is the proxy's CPU time per session (user and system, its
+	// whole process tree), with -pid; ToolCPUMicros is sockbench's own.
+	ProxyCPUMicros *float64 `json:"proxy_cpu_us_per_session,omitempty"`
+	ToolCPUMicros  float64  `json:"tool_cpu_us_per_session"`
 }
 
 // runChurn has -conns clients each loop whole sessions for -duration: connect,
@@ -48,6 +52,10 @@ func runChurn(ctx context.Context, o *options, log *slog.Logger) (result, error)
 	defer t.Close()
 	d := newDialer(o)
 	errs := newErrorCount(log)
+	cpu, err := startChurnCPU(o.pid)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	end := start.Add(o.duration)
 	var mu sync.Mutex
@@ -66,6 +74,7 @@ func runChurn(ctx context.Context, o *options, log *slog.Logger) (result, error)
 	r := &churnResult{Scenario: "churn", Via: d.via(), Clients: len(o.perConn), Seconds: elapsed.Seconds(),
 		Sessions: len(all), PerSecond: float64(len(all)) / elapsed.Seconds(), SessionTime: summarize(all), TLS: d.tls.counts()}
 	r.Errors, r.ErrorSteps = errs.counts()
+	cpu.finish(r)
 	return r, ctx.Err()
 }
 
@@ -106,6 +115,10 @@ func (r *churnResult) table(w io.Writer) {
 	fmt.Fprintf(w, "sessions  %d  (%.1f/s)\n", r.Sessions, r.PerSecond)
 	fmt.Fprintln(w, "session time (connect to close):")
 	writeSummary(w, r.SessionTime)
+	if r.ProxyCPUMicros != nil {
+		fmt.Fprintf(w, "proxy CPU %.0f µs per session\n", *r.ProxyCPUMicros)
+	}
+	fmt.Fprintf(w, "tool CPU  %.0f µs per session\n", r.ToolCPUMicros)
 	fmt.Fprintf(w, "errors    %d %v\n", r.Errors, stepList(r.ErrorSteps))
 	if r.TLS != nil {
 		fmt.Fprintf(w, "TLS       %d handshakes, %d resumed\n", r.TLS.Handshakes, r.TLS.Resumed)

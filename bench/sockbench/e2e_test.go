@@ -175,9 +175,16 @@ func TestAgainstSockshaper(t *testing.T) {
 		t.Errorf("download through CONNECT: %d bytes, %d errors", tunnel.Bytes, tunnel.Errors)
 	}
 	var get churnResult
-	runJSON(t, &get, append([]string{"get-churn", "-conns", "2"}, auth...)...)
-	if get.Sessions <= 0 || get.Errors != 0 || get.Scenario != "get-churn" {
-		t.Errorf("get-churn: %d requests, %d errors", get.Sessions, get.Errors)
+	runJSON(t, &get, append([]string{"get-churn", "-conns", "2", "-pid", strconv.Itoa(pid)}, auth...)...)
+	if get.Sessions <= 0 || get.Errors != 0 || get.Scenario != "get-churn" || get.ProxyCPUMicros == nil {
+		t.Errorf("get-churn: %d requests, %d errors, proxy CPU %v; want requests, no errors, a CPU figure",
+			get.Sessions, get.Errors, get.ProxyCPUMicros)
+	}
+	var ch churnResult
+	runJSON(t, &ch, append([]string{"churn", "-conns", "4", "-pid", strconv.Itoa(pid)}, auth...)...)
+	if ch.Sessions <= 0 || ch.Errors != 0 || ch.ProxyCPUMicros == nil || *ch.ProxyCPUMicros <= 0 || ch.ToolCPUMicros <= 0 {
+		t.Errorf("churn: %d sessions, %d errors, proxy CPU %v, tool CPU %v µs per session; want sessions, no errors, CPU figures",
+			ch.Sessions, ch.Errors, ch.ProxyCPUMicros, ch.ToolCPUMicros)
 	}
 	var refused churnResult
 	bad := []string{"get-churn", "-proxy", addr, "-users", "alice", "-password", "wrong", "-duration", "200ms", "-conns", "1"}

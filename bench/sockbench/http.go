@@ -89,6 +89,10 @@ func runGetChurn(ctx context.Context, o *options, log *slog.Logger) (result, err
 	defer t.Close()
 	d := newDialer(o)
 	errs := newErrorCount(log)
+	cpu, err := startChurnCPU(o.pid)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	end := start.Add(o.duration)
 	var mu sync.Mutex
@@ -116,6 +120,7 @@ func runGetChurn(ctx context.Context, o *options, log *slog.Logger) (result, err
 	r := &churnResult{Scenario: "get-churn", Via: d.via(), Clients: len(o.perConn), Seconds: elapsed.Seconds(),
 		Sessions: len(all), PerSecond: float64(len(all)) / elapsed.Seconds(), SessionTime: summarize(all)}
 	r.Errors, r.ErrorSteps = errs.counts()
+	cpu.finish(r)
 	return r, ctx.Err()
 }
 

@@ -58,6 +58,8 @@ scenarios:
   rate-change  download, copy -new-config over -config, SIGHUP -pid, time to -new-rate
   udp          -conns UDP associations keep -window datagrams of -size bytes in flight
                to a UDP echo for -duration: datagrams/s, loss, round trip (-window 1)
+  udp-calls    -conns calls' media both ways over UDP associations, one datagram of -size
+               bytes per -frame each way: loss, jitter against the senders' schedule
   campus       a campus's users, calls, downloads and attackers against -config's proxy
                (sockbench campus -setup DIR writes the users file and the config)
 
@@ -85,6 +87,7 @@ func scenarios() map[string]scenario {
 		"rate-change": runRateChange,
 		"campus":      runCampus,
 		"udp":         runUDP,
+		"udp-calls":   runUDPCalls,
 	}
 }
 

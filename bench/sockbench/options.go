@@ -23,32 +23,33 @@ const (
 // options are the flags of one scenario. Scenarios read only the fields they
 // registered; the zero value of the rest is never used.
 type options struct {
-	proxy       string        // SOCKS5 proxy host:port
-	http        bool          // the proxy is an HTTP proxy (CONNECT, absolute-URI GET)
-	direct      bool          // dial targets without a proxy
-	users       []credential  // from -users and -password
-	perConn     []credential  // one per connection, from -user-per-conn or round robin
-	conns       int           // parallel connections (clients for churn)
-	duration    time.Duration // how long the measured phase lasts
-	timeout     time.Duration // bounds a dial plus the SOCKS5 handshake
-	json        bool          // print JSON instead of a table
-	verbose     bool          // debug logging
-	pid         int           // proxy process to measure (CPU, memory, SIGHUP)
-	clientBps   int64         // client-side pacing of a transfer, bytes/s; 0 = none
-	sourceBps   int64         // download: the source target's pacing, bytes/s; 0 = none
-	sessions    int           // idle: sessions to open
-	hold        time.Duration // idle: how long to hold them
-	config      string        // rate-change: the live config file
-	newConfig   string        // rate-change: the file copied over config
-	newRate     int64         // rate-change: the limit the new config sets, bytes/s
-	before      time.Duration // rate-change: download time before the SIGHUP
-	after       time.Duration // rate-change: download time after the SIGHUP
-	campus      campusOptions // campus: the mix, the background and the windows
-	calls       callOptions   // download: per-connection pacing, warm-up, expected rate
-	size        int           // udp: payload bytes of a datagram, without the SOCKS5 header
-	window      int           // udp: datagrams in flight per association
-	lossTimeout time.Duration // udp: how long a datagram may go unanswered before it is presumed lost
-	tls         tlsOptions    // -tls, -h2: an HTTPS proxy (tlsmode.go)
+	proxy       string         // SOCKS5 proxy host:port
+	http        bool           // the proxy is an HTTP proxy (CONNECT, absolute-URI GET)
+	direct      bool           // dial targets without a proxy
+	users       []credential   // from -users and -password
+	perConn     []credential   // one per connection, from -user-per-conn or round robin
+	conns       int            // parallel connections (clients for churn)
+	duration    time.Duration  // how long the measured phase lasts
+	timeout     time.Duration  // bounds a dial plus the SOCKS5 handshake
+	json        bool           // print JSON instead of a table
+	verbose     bool           // debug logging
+	pid         int            // proxy process to measure (CPU, memory, SIGHUP)
+	clientBps   int64          // client-side pacing of a transfer, bytes/s; 0 = none
+	sourceBps   int64          // download: the source target's pacing, bytes/s; 0 = none
+	sessions    int            // idle: sessions to open
+	hold        time.Duration  // idle: how long to hold them
+	config      string         // rate-change: the live config file
+	newConfig   string         // rate-change: the file copied over config
+	newRate     int64          // rate-change: the limit the new config sets, bytes/s
+	before      time.Duration  // rate-change: download time before the SIGHUP
+	after       time.Duration  // rate-change: download time after the SIGHUP
+	campus      campusOptions  // campus: the mix, the background and the windows
+	calls       callOptions    // download: per-connection pacing, warm-up, expected rate
+	size        int            // udp: payload bytes of a datagram, without the SOCKS5 header
+	window      int            // udp: datagrams in flight per association
+	lossTimeout time.Duration  // udp: how long a datagram may go unanswered before it is presumed lost
+	udpCalls    udpCallOptions // udp-calls: the media's pacing and the far ends
+	tls         tlsOptions     // -tls, -h2: an HTTPS proxy (tlsmode.go)
 }
 
 // rawFlags holds flag values that need parsing after flag.Parse.
@@ -71,6 +72,8 @@ func parseOptions(name string, args []string, stderr io.Writer) (*options, error
 			fs.StringVar(&raw.sourceRate, "source-rate", "0", "pace the source target to this total rate (e.g. 50MiB); 0: as fast as possible")
 			o.calls.register(fs)
 		}
+	case "churn", "get-churn":
+		fs.IntVar(&o.pid, "pid", 0, "proxy process id: report its CPU microseconds per session (0: skip)")
 	case "idle":
 		fs.IntVar(&o.sessions, "sessions", 1000, "sessions to open and hold")
 		fs.DurationVar(&o.hold, "hold", 2*time.Second, "how long to hold the sessions after they are all open")
@@ -87,6 +90,8 @@ func parseOptions(name string, args []string, stderr io.Writer) (*options, error
 		fs.IntVar(&o.window, "window", 32, "datagrams in flight per association (1: one round trip at a time, for latency)")
 		fs.DurationVar(&o.lossTimeout, "loss-timeout", 200*time.Millisecond, "how long a datagram may go unanswered before it counts as lost and is replaced")
 		fs.IntVar(&o.pid, "pid", 0, "proxy process id: report its CPU seconds per million datagrams (0: skip)")
+	case "udp-calls":
+		o.udpCalls.register(fs, o)
 	case "campus":
 		o.campus.register(fs)
 		fs.IntVar(&o.pid, "pid", 0, "proxy process id: its CPU, memory and descriptors per window (0: skip)")
@@ -178,6 +183,8 @@ func (o *options) finish(name string, raw rawFlags) error {
 		return o.campus.check(raw.password, o.duration)
 	case "udp":
 		return o.checkUDP()
+	case "udp-calls":
+		return o.udpCalls.check(o.conns)
 	}
 	return nil
 }

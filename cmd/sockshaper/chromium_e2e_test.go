@@ -216,13 +216,15 @@ func TestChromiumLogsInThroughHTTPFront(t *testing.T) {
 		t.Fatalf("page through the proxy with a login: %+v, %v", got, err)
 	}
 	_, port, _ := net.SplitHostPort(web.Listener.Addr().String())
-	var challenged, served bool
+	var challenged, served, failed bool
 	for _, l := range d.sessionsTo("127.0.0.1:" + port) {
-		challenged = challenged || l["front"] == "http" && l["result"] == "auth_failed" && l["close_reason"] == "auth_required"
+		challenged = challenged || l["front"] == "http" && l["result"] == "auth_required" && l["close_reason"] == "auth_required"
 		served = served || l["front"] == "http" && l["user"] == "alice" && l["command"] == "request" && l["result"] == "ok"
+		failed = failed || l["result"] == "auth_failed"
 	}
-	if !challenged || !served {
-		t.Errorf("accounting lines %v: want a 407 challenge, then front=http user=alice result=ok", d.sessionsTo(port))
+	if !challenged || !served || failed {
+		t.Errorf("accounting lines %v: want a 407 challenge (auth_required), then front=http user=alice result=ok, and no auth_failed",
+			d.sessionsTo(port))
 	}
 	d.waitMetricAbove(`sockshaper_auth_attempts_total{result="ok"}`, 0) // the page, and its favicon
 }

@@ -49,7 +49,7 @@ func commands() []command {
 			summary: "validate a config (FILE or -config; neither: the embedded default) and its users file, as a reload would",
 			flags:   configFlag, run: runCheckConfig},
 		{name: "passwd", args: "USER", minArgs: 1, maxArgs: 1,
-			summary: "read a password on standard input (no echo on a terminal), print a users-file line",
+			summary: "read a password on standard input (on a terminal: twice, without echo; a mismatch writes nothing), print a users-file line",
 			run:     func(inv invocation) int { return passwd(inv.args, inv.stdin, inv.stdout, inv.stderr) }},
 		{name: "ldap-test", args: "USER", minArgs: 1, maxArgs: 1,
 			summary: "log USER in against auth.ldap (password on standard input) and show the entry, groups and shaping group, or why it fails",
@@ -190,7 +190,7 @@ func writeCommandUsage(w io.Writer, c command) {
 
 // writeUsage prints every command with its flags.
 func writeUsage(w io.Writer) {
-	fmt.Fprint(w, "sockshaper: a SOCKS5 proxy for campus networks, authenticated, shaped and measured.\n\n")
+	fmt.Fprint(w, "sockshaper: a campus proxy (SOCKS5, HTTP, HTTPS and HTTP/2 on one daemon), authenticated, shaped and measured.\n\n")
 	fmt.Fprint(w, "usage: sockshaper [flags]            run the proxy (same as sockshaper serve [flags])\n")
 	fmt.Fprint(w, "       sockshaper COMMAND [flags] [ARGUMENTS]\n\ncommands:\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)

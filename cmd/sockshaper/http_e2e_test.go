@@ -111,7 +111,8 @@ func TestCurlThroughHTTPFront(t *testing.T) {
 	d.waitMetric(`sockshaper_sessions_total{app="other",command="request",front="http",result="ok"}`, 1)
 	d.waitMetric(`sockshaper_sessions_total{app="other",command="connect",front="http",result="ok"}`, 1)
 	d.waitMetric(`sockshaper_sessions_total{app="other",command="request",front="http",result="destination_denied"}`, 1)
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="request",front="http",result="auth_failed"}`, 2)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="request",front="http",result="auth_failed"}`, 1)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="request",front="http",result="auth_required"}`, 1)
 	d.waitMetric(`sockshaper_auth_attempts_total{result="failed"}`, 1)
 	line := d.records("session")[0]
 	if line["front"] != "http" || line["user"] != "alice" || line["command"] != "request" || line["result"] != "ok" {
@@ -193,7 +194,7 @@ print(opener.open(url, timeout=10).read().decode(), end="")
 	if err != nil || string(out) != "hello from /hello/python" {
 		t.Fatalf("python urllib: %v, %q", err, out)
 	}
-	d.waitMetric(`sockshaper_sessions_total{app="other",command="request",front="http",result="auth_failed"}`, 1)
+	d.waitMetric(`sockshaper_sessions_total{app="other",command="request",front="http",result="auth_required"}`, 1)
 
 	secure := startWebServer(t, true)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{

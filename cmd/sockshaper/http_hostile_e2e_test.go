@@ -116,19 +116,28 @@ func TestInterimResponsesAreBounded(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("two requests to an endless-interim origin took %v", took)
 	}
-	lines := d.records("session")
-	var seen int
-	for _, l := range lines {
-		if l["front"] == "http" && l["command"] == "request" {
-			seen++
-			// 16 heads of 25 bytes each, at least, passed the session's buckets.
-			if down, _ := l["bytes_down"].(float64); down < 16*25 {
-				t.Errorf("accounting line bytes_down = %v, want the interim heads counted: %v", down, l)
+	// The proxy writes a session's accounting line after its 502 reached the
+	// client: wait for the second one.
+	forwarded := func() (out []map[string]any) {
+		for _, l := range d.records("session") {
+			if l["front"] == "http" && l["command"] == "request" {
+				out = append(out, l)
 			}
 		}
+		return out
 	}
-	if seen != 2 {
-		t.Errorf("%d accounting lines of forwarded requests, want 2", seen)
+	lines := forwarded()
+	for deadline := time.Now().Add(5 * time.Second); len(lines) < 2 && time.Now().Before(deadline); lines = forwarded() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, l := range lines {
+		// 16 heads of 25 bytes each, at least, passed the session's buckets.
+		if down, _ := l["bytes_down"].(float64); down < 16*25 {
+			t.Errorf("accounting line bytes_down = %v, want the interim heads counted: %v", down, l)
+		}
+	}
+	if len(lines) != 2 {
+		t.Errorf("%d accounting lines of forwarded requests, want 2", len(lines))
 	}
 }
 

@@ -56,7 +56,7 @@ func TestChromiumKerberos(t *testing.T) {
 	}
 	var challenged, served bool
 	for _, l := range d.sessionsTo(web.Listener.Addr().String()) {
-		challenged = challenged || l["result"] == "auth_failed" && l["close_reason"] == "auth_required"
+		challenged = challenged || l["result"] == "auth_required" && l["close_reason"] == "auth_required"
 		served = served || l["front"] == "http" && l["user"] == "alice" && l["group"] == "staff" &&
 			l["command"] == "request" && l["result"] == "ok"
 	}

@@ -49,7 +49,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationSeconds}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -57,6 +57,17 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, errors.New("-log-format: want text or json")
+}
+
+// durationSeconds writes a duration attribute as seconds, a float
+// ("duration":0.0038, timeout=5), in both formats: slog's JSON handler would
+// write integer nanoseconds and its text handler Go's "3.8ms", which log
+// pipelines (jq, Loki) cannot compare or sum.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key, a.Value.Duration().Seconds())
+	}
+	return a
 }
 
 // runCheckConfig takes the config as FILE or -config (the example config's header

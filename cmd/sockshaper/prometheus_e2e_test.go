@@ -58,6 +58,10 @@ func trafficForDashboards(t *testing.T, d *process) []net.Conn {
 	if out, code := curlArgs(t, "-x", httpProxyURL(d.listen, "alice", password), helloServer(t).URL+"/http"); code != 0 {
 		t.Fatalf("curl through the HTTP front: exit %d, %s", code, out)
 	}
+	// A request without credentials: the 407 challenge (auth_required).
+	if out, code := curlArgs(t, "-x", "http://"+d.listen, helloServer(t).URL+"/challenged"); code != 0 || !strings.Contains(out, "authentication required") {
+		t.Fatalf("curl without credentials: exit %d, %s", code, out)
+	}
 	tunnel := connectThrough(t, d.listen, "alice", other)
 	roundTrip(t, tunnel, "through CONNECT")
 	open = append(open, tunnel)

@@ -53,6 +53,7 @@ func serve(o options, stderr io.Writer) int {
 		return 1
 	}
 	defer d.closeUsage() // also on a failed start, so the state_dir lock goes
+	defer d.closeAccess()
 	if err := d.run(); err != nil {
 		d.log.Error("exiting", "err", err)
 		return 1
@@ -68,7 +69,8 @@ func newDaemon(o options, stderr io.Writer) (*daemon, error) {
 	d := &daemon{opts: o, log: log, build: currentBuild(), notify: notifier{log}}
 	accounting := log
 	if o.accessLog != "" {
-		if d.access, err = openReopenable(o.accessLog); err != nil {
+		onError := func(err error) { log.Error("write access log; its buffered lines are lost", "err", err) }
+		if d.access, err = openReopenable(o.accessLog, onError); err != nil {
 			return nil, err
 		}
 		accounting, _ = newLogger(d.access, o.logFormat, "info")
@@ -185,6 +187,7 @@ func (d *daemon) run() error {
 	}
 	d.ready.Store(true)
 	logBudgets(d.log, d.server.Budgets())
+	logShaping(d.log, d.cfg)
 	d.log.Info("serving", "listen", ln.Addr().String(), "http_listen", httpAddr, "tls_listen", tlsListen, "admin", adminAddr, "config", d.cfg.Source, "version", d.build.Version, "revision", d.build.Revision)
 	d.notify.ready()
 	for {
@@ -216,7 +219,8 @@ func (d *daemon) drain(admin *http.Server) error {
 	if d.dir != nil {
 		d.dir.Close()
 	}
-	d.closeUsage() // after the sessions, whose last bytes are counted by now
+	d.closeUsage()  // after the sessions, whose last bytes are counted by now
+	d.closeAccess() // after the sessions' accounting lines
 	if admin != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		defer acancel()
@@ -224,6 +228,14 @@ func (d *daemon) drain(admin *http.Server) error {
 	}
 	d.log.Info("stopped")
 	return nil
+}
+
+// closeAccess writes out the buffered accounting lines; later ones are
+// written as they come.
+func (d *daemon) closeAccess() {
+	if d.access != nil {
+		d.access.Close()
+	}
 }
 
 // reload re-reads the config and users file; on any error the old ones stay.
@@ -287,6 +299,7 @@ func (d *daemon) reload() {
 	d.log.Info("reloaded", "config", cfg.Source, "users", n, "sessions_revoked", revoked)
 	logDirectory(d.log, cfg)
 	logBudgets(d.log, d.server.Budgets())
+	logShaping(d.log, cfg)
 }
 
 // logDirectory says which directory logins go to; it is not asked until a login

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,6 +72,7 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 	for _, line := range keytab {
 		fmt.Fprintln(stdout, line)
 	}
+	fmt.Fprintln(stdout, shapingNote(cfg))
 	b := proxy.DeriveBudgets(cfg.Limits, proxy.FDLimit())
 	fmt.Fprintf(stdout, "budgets at this process's descriptor limit %d: %s\n", b.FDLimit, b)
 	if err := b.Fits(); err != nil {
@@ -171,16 +173,41 @@ func passwd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// errMismatch is the refusal of two different passwords typed on a terminal.
+var errMismatch = errors.New("the passwords do not match; nothing written")
+
+// readPassword reads the password: on a terminal, twice without echo, and
+// refuses two that differ (a typo there locks the user out); from a pipe, one
+// line, as scripts send it.
 func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(stderr, "Password: ")
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
-		return string(b), err
+		first, err := prompt(f, stderr, "Password: ")
+		if err != nil {
+			return "", err
+		}
+		again, err := prompt(f, stderr, "Retype password: ")
+		if err != nil {
+			return "", err
+		}
+		if first != again {
+			return "", errMismatch
+		}
+		return first, nil
 	}
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && (err != io.EOF || line == "") {
 		return "", fmt.Errorf("read password: %w", err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// prompt asks for a password on the terminal f, without echo.
+func prompt(f *os.File, stderr io.Writer, text string) (string, error) {
+	fmt.Fprint(stderr, text)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return string(b), nil
 }

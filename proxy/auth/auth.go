@@ -1,8 +1,10 @@
 // Package auth owns who a client is: it checks a user name and password against a
-// [Verifier] (the users file today, a directory next) and guards that check with
-// the verified-login cache, the in-flight de-duplication, a fair worker pool for
-// the expensive comparisons, timing equalisation and the failed-login throttle.
-// Every front (SOCKS5, HTTP) asks the same [Authenticator].
+// [Verifier] (the users file, an LDAP or Active Directory server, or both) and
+// guards that check with the verified-login cache, the in-flight de-duplication, a
+// fair worker pool for the expensive comparisons, timing equalisation and the
+// failed-login throttle; it also accepts Kerberos tickets against a keytab (HTTP
+// Negotiate, SOCKS5 GSS-API). Every front (SOCKS5, HTTP, HTTP/2) asks the same
+// [Authenticator].
 //
 // A [Gate] holds what lives as long as the server (the throttle and the worker
 // pool); an [Authenticator] holds what a reload replaces (the verifier and the

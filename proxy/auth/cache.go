@@ -4,7 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"io"
+	"encoding/binary"
+	"hash"
 	"sync"
 	"time"
 )
@@ -26,6 +27,7 @@ type cache struct {
 	stale time.Duration
 	now   func() time.Time
 	key   [32]byte
+	macs  sync.Pool // of *keyer: every login hashes, and a new HMAC costs its key schedule and 8 allocations
 
 	mu      sync.Mutex
 	entries map[loginKey]cached
@@ -42,13 +44,31 @@ func newCache(ttl, stale time.Duration, now func() time.Time) *cache {
 	return c
 }
 
+// keyer is an HMAC keyed with the cache's key, reset for each use, with a
+// buffer for its input.
+type keyer struct {
+	mac hash.Hash
+	in  []byte
+	sum loginKey // Sum's output: a local one would escape to the heap
+}
+
+// keyOf returns the keyed hash of user and password: HMAC-SHA256 of the
+// user's length (a uvarint), user and password, so that no two logins share
+// an input.
 func (c *cache) keyOf(user, password string) loginKey {
-	m := hmac.New(sha256.New, c.key[:])
-	io.WriteString(m, user)
-	m.Write([]byte{0})
-	io.WriteString(m, password)
-	var k loginKey
-	m.Sum(k[:0])
+	kr, _ := c.macs.Get().(*keyer)
+	if kr == nil {
+		kr = &keyer{mac: hmac.New(sha256.New, c.key[:])}
+	}
+	kr.mac.Reset()
+	kr.in = append(append(binary.AppendUvarint(kr.in[:0], uint64(len(user))), user...), password...)
+	kr.mac.Write(kr.in)
+	clear(kr.in) // the password does not stay in the pool
+	kr.mac.Sum(kr.sum[:0])
+	k := kr.sum
+	if cap(kr.in) <= 1024 { // a huge login's buffer is not kept
+		c.macs.Put(kr)
+	}
 	return k
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/proxy/httpproxy"
+	"github.com/sockshaper/sockshaper/proxy/mypage"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
@@ -111,7 +112,7 @@ func portAllowed(s *tunnel.Session, w http.ResponseWriter, req tunnel.Request) b
 	if s.Conn().Policy().Config.HTTP.ConnectPortAllowed(req.Target.Port) {
 		return true
 	}
-	s.Refuse(metrics.ResultDestinationDenied, "connect_port")
+	s.PortDenied()
 	reply(w, http.StatusForbidden, "sockshaper: this port is not allowed (http.connect_ports)")
 	return false
 }
@@ -141,7 +142,11 @@ func (c *connState) login(s *tunnel.Session, w http.ResponseWriter, r *http.Requ
 	}
 	user, password, ok := httpproxy.ParseBasic(v)
 	if !ok || !authn.Passwords() {
-		s.Refuse(metrics.ResultAuthFailed, "auth_required")
+		if httpproxy.Unreadable(v, v != "", authn.Passwords()) {
+			s.Refuse(metrics.ResultAuthFailed, "auth_unreadable")
+		} else {
+			s.Challenged()
+		}
 		loginRefused(s, w, http.StatusProxyAuthRequired)
 		return false
 	}
@@ -174,10 +179,20 @@ func (c *connState) remember(v string, id auth.Identity) {
 }
 
 // local answers a request for the proxy itself: its PAC file (/proxy.pac,
-// /wpad.dat), which needs no login, and 404 for anything else.
+// /wpad.dat), which needs no login, the user's own page (/my-usage) behind
+// it, and 404 for anything else.
 func (c *connState) local(s *tunnel.Session, w http.ResponseWriter, r *http.Request) {
 	s.Read(tunnel.Request{Command: metrics.CommandNone, Requested: r.URL.Path})
 	switch {
+	case r.URL.Path == mypage.Path && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		lr := httpproxy.MyUsage(s, r.Header.Get("Authorization"))
+		for _, f := range lr.Fields {
+			w.Header().Set(f.Name, f.Value)
+		}
+		w.WriteHeader(lr.Status)
+		if r.Method == http.MethodGet {
+			w.Write(lr.Body)
+		}
 	case r.URL.Path != "/proxy.pac" && r.URL.Path != "/wpad.dat":
 		s.Refuse(metrics.ResultCommandRefused, "not_found")
 		reply(w, http.StatusNotFound, "sockshaper: this is a proxy; its PAC file is /proxy.pac")

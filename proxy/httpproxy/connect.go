@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
@@ -60,8 +59,7 @@ func (c *client) portAllowed(s *tunnel.Session, req *Request, d destination) boo
 	if c.cfg.HTTP.ConnectPortAllowed(d.target.Port) {
 		return true
 	}
-	s.Refuse(metrics.ResultDestinationDenied, "connect_port")
-	s.Log().Info("port not allowed by http.connect_ports", "destination", s.Requested())
+	s.PortDenied()
 	c.send(reply{status: http.StatusForbidden, text: "sockshaper: this port is not allowed (http.connect_ports)"}, req)
 	return false
 }

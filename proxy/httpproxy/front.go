@@ -24,6 +24,7 @@ import (
 
 	"github.com/sockshaper/sockshaper/configs"
 	"github.com/sockshaper/sockshaper/metrics"
+	"github.com/sockshaper/sockshaper/proxy/mypage"
 	"github.com/sockshaper/sockshaper/proxy/tunnel"
 )
 
@@ -159,9 +160,16 @@ func (c *client) serveRequest(s *tunnel.Session, req *Request) {
 }
 
 // serveLocal answers a request in origin form, which is for the proxy itself:
-// the PAC file, under /proxy.pac and WPAD's /wpad.dat, without a login.
+// the PAC file, under /proxy.pac and WPAD's /wpad.dat, without a login, and
+// the user's own page, /my-usage, behind it (MyUsage).
 func (c *client) serveLocal(s *tunnel.Session, req *Request, path string) {
 	s.Read(tunnel.Request{Command: metrics.CommandNone, Requested: path})
+	if p, _, _ := strings.Cut(path, "?"); p == mypage.Path && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
+		auth, _ := req.Get("Authorization")
+		r := MyUsage(s, auth)
+		c.send(reply{status: r.Status, body: r.Body, fields: r.Fields}, req)
+		return
+	}
 	if p, _, _ := strings.Cut(path, "?"); p != "/proxy.pac" && p != "/wpad.dat" {
 		s.Refuse(metrics.ResultCommandRefused, "not_found")
 		c.send(reply{status: http.StatusNotFound, text: "sockshaper: this is a proxy; its PAC file is /proxy.pac"}, req)

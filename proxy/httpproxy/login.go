@@ -42,7 +42,12 @@ func (c *client) login(s *tunnel.Session, req *Request) bool {
 	if !ok || !authn.Passwords() {
 		// Browsers send their first request without credentials and retry
 		// with them after the challenge: not a failed login, not counted.
-		s.Refuse(metrics.ResultAuthFailed, "auth_required")
+		// Credentials sent but unreadable are a failed login.
+		if Unreadable(v, found, authn.Passwords()) {
+			s.Refuse(metrics.ResultAuthFailed, "auth_unreadable")
+		} else {
+			s.Challenged()
+		}
 		c.send(c.challenge(), req)
 		return false
 	}

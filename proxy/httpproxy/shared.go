@@ -40,6 +40,19 @@ func ParseBasic(v string) (user, password string, ok bool) {
 	return strings.Cut(string(raw), ":")
 }
 
+// Unreadable reports whether a Proxy-Authorization value v was sent but is
+// no credentials the proxy can check: a malformed Basic value, or Basic where
+// only Kerberos is accepted (passwords false). Such a request is a failed
+// login (auth_failed), unlike one that sent no credentials and is only
+// challenged (auth_required).
+func Unreadable(v string, found, passwords bool) bool {
+	if !found || v == "" {
+		return false
+	}
+	_, _, ok := ParseBasic(v)
+	return !ok || !passwords
+}
+
 // Challenge is the Proxy-Authenticate value of a 407 under cfg.
 func Challenge(cfg *configs.Config) string {
 	return `Basic realm="` + cfg.HTTP.Realm + `", charset="UTF-8"`

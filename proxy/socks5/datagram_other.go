@@ -5,41 +5,53 @@ package socks5
 import (
 	"net"
 	"net/netip"
-
-	"github.com/sockshaper/sockshaper/internal/dscp"
 )
 
+// udpBatchLen: systems without the Linux calls read and send one datagram at a
+// time.
+const udpBatchLen = 1
+
+// batchSys is empty without the Linux calls.
+type batchSys struct{}
+
+func newUDPBatch() *udpBatch { return new(udpBatch) }
+
 // udpReader on systems without the Linux calls: the read itself waits for a
-// datagram, so an association holds a pooled buffer while it waits.
+// datagram, so an association holds a pooled batch while it waits.
 type udpReader struct {
-	c   *net.UDPConn
-	buf *[udpBufSize]byte
+	c     *net.UDPConn
+	relay func(*udpBatch)
 }
 
-func newUDPReader(c *net.UDPConn) (*udpReader, error) { return &udpReader{c: c}, nil }
+func newUDPReader(c *net.UDPConn, relay func(*udpBatch)) (*udpReader, error) {
+	return &udpReader{c: c, relay: relay}, nil
+}
 
-func (r *udpReader) read() (*[udpBufSize]byte, int, netip.AddrPort, error) {
-	r.buf = udpBufs.Get().(*[udpBufSize]byte)
-	n, from, err := r.c.ReadFromUDPAddrPort(r.buf[maxReplyHeader:])
-	if err != nil {
-		r.release()
-		return nil, 0, netip.AddrPort{}, err
+// run reads one datagram at a time and relays it, until the socket fails or
+// is closed.
+func (r *udpReader) run() error {
+	for {
+		b := udpBatches.Get().(*udpBatch)
+		n, from, err := r.c.ReadFromUDPAddrPort(b.bufs[0][maxReplyHeader:])
+		if err != nil {
+			udpBatches.Put(b)
+			return err
+		}
+		b.n, b.size[0], b.from[0] = 1, n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		r.relay(b)
+		udpBatches.Put(b)
 	}
-	return r.buf, n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), nil
 }
 
-func (r *udpReader) release() {
-	if r.buf != nil {
-		udpBufs.Put(r.buf)
-		r.buf = nil
-	}
-}
-
-// udpWriter on systems without the Linux calls sends through the net package.
+// udpWriter on systems without the Linux calls sends through the net package,
+// one datagram at a time.
 type udpWriter struct{ c *net.UDPConn }
 
 func newUDPWriter(c *net.UDPConn) (*udpWriter, error) { return &udpWriter{c: c}, nil }
 
-func (w *udpWriter) write(m dscp.Mark, b []byte, dst netip.AddrPort) (int, error) {
-	return m.WriteTo(w.c, b, dst)
+func (w *udpWriter) send(b *udpBatch) {
+	for i := range b.nsend {
+		s := &b.sends[i]
+		_, s.err = s.mark.WriteTo(w.c, s.b, s.dst)
+	}
 }

@@ -9,29 +9,31 @@ import (
 	"syscall"
 	"unsafe"
 
-	"github.com/sockshaper/sockshaper/internal/dscp"
+	"golang.org/x/sys/unix"
 )
 
-// errFamily is a destination the relay socket's address family cannot reach.
-var errFamily = errors.New("destination of the other address family")
+// Errors of a datagram the writer could not send.
+var (
+	// errFamily is a destination the relay socket's address family cannot reach.
+	errFamily = errors.New("destination of the other address family")
+	// errNoneSent is sendmmsg sending nothing without saying why.
+	errNoneSent = errors.New("sendmmsg sent no datagram")
+)
 
-// udpWriter sends an association's datagrams. An unmarked datagram goes out with
-// a raw, non-blocking sendto: on loopback and fast links the relay is bound by
-// system calls, and net.UDPConn's send enters the scheduler's syscall state,
-// waking the runtime's monitor thread for each datagram. A full send buffer
-// still waits in the poller. A marked datagram needs its control message and
-// goes through [dscp.Mark.WriteTo]. Sending allocates nothing.
+// udpWriter sends the datagrams a batch queued with one raw, non-blocking
+// sendmmsg, made only when the poller says the socket can take them: on
+// loopback and fast links the relay is bound by system calls, and net.UDPConn's
+// send enters the scheduler's syscall state, waking the runtime's monitor
+// thread for each datagram. A full send buffer waits in the poller. A marked
+// datagram carries its class's DSCP control messages in its own header, so one
+// batch mixes classes. Sending allocates nothing.
 type udpWriter struct {
-	c      *net.UDPConn
 	rc     syscall.RawConn
-	send   func(fd uintptr) bool // made once, so that sending allocates nothing
+	sendFn func(fd uintptr) bool // made once, so that sending allocates nothing
 	inet6  bool                  // the socket is AF_INET6 (IPv4 goes as mapped)
-	b      []byte
-	sa4    syscall.RawSockaddrInet4
-	sa6    syscall.RawSockaddrInet6
-	n      int
-	err    error
-	useSA6 bool
+	batch  *udpBatch             // being sent
+	n      int                   // headers of the batch to send
+	done   int                   // headers sent or failed
 }
 
 // newUDPWriter returns a writer of c, or an error when c has no descriptor.
@@ -40,78 +42,106 @@ func newUDPWriter(c *net.UDPConn) (*udpWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &udpWriter{c: c, rc: rc}
+	w := &udpWriter{rc: rc}
 	var domain int
 	var serr error
-	if err := rc.Control(func(fd uintptr) { domain, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_DOMAIN) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { domain, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN) }); err != nil {
 		return nil, err
 	}
 	if serr != nil {
 		return nil, serr
 	}
-	w.inet6 = domain == syscall.AF_INET6
-	w.send = w.trySend
+	w.inet6 = domain == unix.AF_INET6
+	w.sendFn = w.trySend
 	return w, nil
 }
 
-// write sends b to dst, marked with m.
-func (w *udpWriter) write(m dscp.Mark, b []byte, dst netip.AddrPort) (int, error) {
-	if !m.IsZero() {
-		return m.WriteTo(w.c, b, dst)
-	}
-	if err := w.setDestination(dst); err != nil {
-		return 0, err
-	}
-	w.b, w.n, w.err = b, 0, nil
-	err := w.rc.Write(w.send)
-	w.b = nil
-	if err != nil {
-		return 0, err
-	}
-	return w.n, w.err
-}
-
-func (w *udpWriter) setDestination(dst netip.AddrPort) error {
-	addr := dst.Addr().Unmap()
-	port := (*[2]byte)(unsafe.Pointer(&w.sa4.Port))
-	if w.inet6 {
-		port = (*[2]byte)(unsafe.Pointer(&w.sa6.Port))
-		w.sa6.Family, w.sa6.Addr, w.useSA6 = syscall.AF_INET6, addr.As16(), true
-	} else {
-		if !addr.Is4() {
-			return errFamily
-		}
-		w.sa4.Family, w.sa4.Addr, w.useSA6 = syscall.AF_INET, addr.As4(), false
-	}
-	port[0], port[1] = byte(dst.Port()>>8), byte(dst.Port())
-	return nil
-}
-
-// trySend sends w.b without blocking; when the send buffer is full it returns
-// false, and the poller waits until the socket is writable.
-func (w *udpWriter) trySend(fd uintptr) bool {
-	sa, salen := unsafe.Pointer(&w.sa4), uintptr(syscall.SizeofSockaddrInet4)
-	if w.useSA6 {
-		sa, salen = unsafe.Pointer(&w.sa6), uintptr(syscall.SizeofSockaddrInet6)
-	}
-	var p unsafe.Pointer
-	if len(w.b) > 0 {
-		p = unsafe.Pointer(&w.b[0])
-	}
-	for {
-		n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(p), uintptr(len(w.b)),
-			syscall.MSG_DONTWAIT, uintptr(sa), salen)
-		switch errno {
-		case 0:
-			w.n = int(n)
-			return true
-		case syscall.EINTR:
+// send sends b's queued datagrams, in order, and sets the err of each that
+// could not go.
+func (w *udpWriter) send(b *udpBatch) {
+	w.batch, w.n, w.done = b, 0, 0
+	s := &b.sys
+	for i := range b.nsend {
+		q := &b.sends[i]
+		h := &s.shdrs[w.n].Hdr
+		namelen, err := w.setName(&s.ssa[w.n], q.dst)
+		if err != nil {
+			q.err = err
 			continue
-		case syscall.EAGAIN:
+		}
+		h.Namelen = namelen
+		s.siovs[w.n].Base = nil
+		if len(q.b) > 0 {
+			s.siovs[w.n].Base = &q.b[0]
+		}
+		s.siovs[w.n].SetLen(len(q.b))
+		h.Control = nil
+		h.SetControllen(0)
+		if oob := q.mark.ControlMessages(); len(oob) > 0 {
+			h.Control = &oob[0]
+			h.SetControllen(len(oob))
+		}
+		s.sidx[w.n] = uint8(i)
+		w.n++
+	}
+	if w.n > 0 {
+		if err := w.rc.Write(w.sendFn); err != nil {
+			for ; w.done < w.n; w.done++ {
+				b.sends[s.sidx[w.done]].err = err
+			}
+		}
+	}
+	w.batch = nil
+}
+
+// setName writes dst into sa in the socket's family and returns its length.
+func (w *udpWriter) setName(sa *unix.RawSockaddrInet6, dst netip.AddrPort) (uint32, error) {
+	addr := dst.Addr().Unmap()
+	if w.inet6 {
+		sa.Family, sa.Addr, sa.Flowinfo, sa.Scope_id = unix.AF_INET6, addr.As16(), 0, 0
+		putPort(&sa.Port, dst.Port())
+		return unix.SizeofSockaddrInet6, nil
+	}
+	if !addr.Is4() {
+		return 0, errFamily
+	}
+	sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+	sa4.Family, sa4.Addr, sa4.Zero = unix.AF_INET, addr.As4(), [8]uint8{}
+	putPort(&sa4.Port, dst.Port())
+	return unix.SizeofSockaddrInet4, nil
+}
+
+// putPort stores a port in network byte order.
+func putPort(p *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+// trySend sends the headers not yet sent without blocking; when the send buffer
+// is full it returns false, and the poller waits until the socket is writable.
+// sendmmsg stops at a datagram that fails, reporting those before it; called
+// again at the one that failed, it reports that one's error, which then is
+// that datagram's alone.
+func (w *udpWriter) trySend(fd uintptr) bool {
+	s := &w.batch.sys
+	for w.done < w.n {
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.shdrs[w.done])),
+			uintptr(w.n-w.done), unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case errno == 0 && n > 0:
+			w.done += int(n)
+		case errno == 0:
+			// Not seen from Linux, which reports an error when the first fails;
+			// no datagram may stay queued forever.
+			w.batch.sends[s.sidx[w.done]].err = errNoneSent
+			w.done++
+		case errno == unix.EINTR:
+		case errno == unix.EAGAIN:
 			return false
 		default:
-			w.err = errno
-			return true
+			w.batch.sends[s.sidx[w.done]].err = errno
+			w.done++
 		}
 	}
+	return true
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/sockshaper/sockshaper/internal/dscp"
 )
 
-// TestUDPWriter sends through relay sockets of both families, unmarked (the raw
-// sendto) and marked (the control message), and checks what arrives and from
+// TestUDPWriter sends through relay sockets of both families, unmarked and marked
+// (the control message), one datagram in a sendmmsg, and checks what arrives and from
 // where.
 func TestUDPWriter(t *testing.T) {
 	ipv6 := true
@@ -54,15 +54,14 @@ func TestUDPWriter(t *testing.T) {
 				t.Fatal(err)
 			}
 			dst := addrPortOfUDP(peer)
-			n, err := w.write(dscp.New(tt.mark), []byte("datagram"), dst)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("write: %v, want %v", err, tt.wantErr)
+			b := newUDPBatch()
+			b.queue(udpSend{b: []byte("datagram"), dst: dst, mark: dscp.New(tt.mark)})
+			w.send(b)
+			if err := b.sends[0].err; !errors.Is(err, tt.wantErr) {
+				t.Fatalf("send: %v, want %v", err, tt.wantErr)
 			}
-			if err != nil {
+			if tt.wantErr != nil {
 				return
-			}
-			if n != len("datagram") {
-				t.Errorf("wrote %d bytes, want %d", n, len("datagram"))
 			}
 			peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 			buf := make([]byte, 64)

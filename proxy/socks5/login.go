@@ -45,6 +45,13 @@ type attemptStore struct {
 
 func (a *attemptStore) Valid(user, password string) bool {
 	a.asked = true
+	// A login answered at once (a returning client's, from the cache) needs
+	// no deadline and no watch for a hang-up: a goroutine, two deadline moves
+	// and a context per session under churn (issue 24).
+	if out, ok := a.s.LoginCached(user, password); ok {
+		a.result = out.Result
+		return a.result == auth.ResultOK
+	}
 	conn := a.s.Conn()
 	deadline := conn.Start().Add(conn.Policy().Config.Timeouts.Handshake)
 	ctx, cancel := context.WithDeadline(conn.Context(), deadline)

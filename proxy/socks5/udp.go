@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/sockshaper/sockshaper/metrics"
@@ -19,10 +18,6 @@ import (
 // there is (the 16-bit length field bounds it below 64 KiB), so no datagram is
 // ever truncated and one buffer serves both directions.
 const udpBufSize = maxReplyHeader + 1<<16 - 1
-
-// udpBufs holds relay buffers: one per datagram being relayed, lent for that
-// datagram only (udpReader), so thousands of waiting associations hold none.
-var udpBufs = sync.Pool{New: func() any { return new([udpBufSize]byte) }}
 
 // errControlData says the client sent bytes on the control connection of an
 // association, which RFC 1928 gives no meaning.
@@ -86,11 +81,7 @@ func newAssociation(s *tunnel.Session, req tunnel.Request) (*association, bool) 
 	if !conn.AddCloser(sock) {
 		return nil, false
 	}
-	reader, err := newUDPReader(sock)
-	var writer *udpWriter
-	if err == nil {
-		writer, err = newUDPWriter(sock)
-	}
+	writer, err := newUDPWriter(sock)
 	if err != nil {
 		reply(s, replyGeneralFailure, metrics.ResultDialFailed)
 		s.Log().Warn("udp relay socket", "err", err)
@@ -102,13 +93,17 @@ func newAssociation(s *tunnel.Session, req tunnel.Request) (*association, bool) 
 		pol:      conn.Policy(),
 		sock:     sock,
 		local:    advertised,
-		reader:   reader,
 		writer:   writer,
 		clientIP: conn.Peer().Addr(),
 		wantPort: req.Target.Port,
 		peers:    make(map[netip.AddrPort]string),
 		names:    make(map[string]resolvedName),
 		leases:   make(map[string]*shaping.Lease),
+	}
+	if a.reader, err = newUDPReader(sock, a.relay); err != nil {
+		reply(s, replyGeneralFailure, metrics.ResultDialFailed)
+		s.Log().Warn("udp relay socket", "err", err)
+		return nil, false
 	}
 	a.bytesByApp = make(map[string]int64, 2)
 	a.up = udpCounter{sess: s, direction: metrics.DirectionUpload, byApp: a.bytesByApp}
@@ -155,7 +150,8 @@ func (a *association) serve() (ctlErr, relayErr error) {
 		defer close(done)
 		// The relay goroutine ends the association's state itself, so that even a
 		// panicking session goroutine, which does not wait for it, cannot give
-		// back its leases or its datagram's buffer while it still uses them.
+		// back its leases while it still uses them. A batch being relayed when
+		// the relay panics is left to the collector, never pooled again.
 		defer a.end()
 		defer a.core.Recover(conn)
 		relayErr = a.run()
@@ -249,14 +245,13 @@ func (a *association) end() {
 	a.release()
 }
 
-// release gives back the leases and the buffer of a datagram being relayed.
+// release gives back the leases.
 func (a *association) release() {
 	for _, l := range a.leases {
 		if l != nil {
 			l.Release()
 		}
 	}
-	a.reader.release()
 }
 
 // dropped logs one dropped datagram at debug level. The check comes first so a

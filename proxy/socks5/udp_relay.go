@@ -35,34 +35,28 @@ type resolvedName struct {
 	expires time.Time
 }
 
-// run reads the relay socket until it is closed. A datagram is read behind room
-// for a reply header, so a peer's answer goes to the client without a copy, into
-// a buffer lent for that datagram only.
+// run reads the relay socket until it is closed, a batch of queued datagrams at
+// a time (udp_batch.go), and relays each batch. A datagram is read behind room
+// for a reply header, so a peer's answer goes to the client without a copy.
 func (a *association) run() error {
-	for {
-		buf, n, from, err := a.reader.read()
-		if err != nil {
-			return err
-		}
-		a.handle(buf, from, n)
-		a.reader.release()
-	}
+	return a.reader.run()
 }
 
-// handle sorts a datagram by its source: the client, a peer the client sent to,
-// or anyone else, whose datagram is the inbound path a supernode needs and is
-// dropped and counted.
-func (a *association) handle(buf *[udpBufSize]byte, from netip.AddrPort, n int) {
+// handle sorts datagram i of b by its source: the client, a peer the client
+// sent to, or anyone else, whose datagram is the inbound path a supernode needs
+// and is dropped and counted.
+func (a *association) handle(b *udpBatch, i int) {
+	from, n := b.from[i], b.size[i]
 	if from == a.client {
-		a.fromClient(from, buf[maxReplyHeader:maxReplyHeader+n])
+		a.fromClient(b, from, b.bufs[i][maxReplyHeader:maxReplyHeader+n])
 		return
 	}
 	if app, ok := a.peers[from]; ok {
-		a.fromPeer(buf, from, app, n)
+		a.fromPeer(b, i, app)
 		return
 	}
 	if a.lockClient(from) {
-		a.fromClient(from, buf[maxReplyHeader:maxReplyHeader+n])
+		a.fromClient(b, from, b.bufs[i][maxReplyHeader:maxReplyHeader+n])
 		return
 	}
 	a.drops.unsolicited++
@@ -86,9 +80,9 @@ func (a *association) lockClient(from netip.AddrPort) bool {
 	return true
 }
 
-// fromClient relays one client datagram to its destination, after the header,
+// fromClient queues one client datagram to its destination, after the header,
 // policy and upload bucket checks.
-func (a *association) fromClient(from netip.AddrPort, msg []byte) {
+func (a *association) fromClient(b *udpBatch, from netip.AddrPort, msg []byte) {
 	d, err := parseDatagram(msg)
 	switch {
 	case err != nil:
@@ -101,7 +95,7 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 		a.dropped(from, "fragment", nil)
 		return
 	}
-	dst, name, ok := a.destination(d)
+	dst, name, ok := a.destination(b, d)
 	if !ok {
 		return
 	}
@@ -113,36 +107,25 @@ func (a *association) fromClient(from netip.AddrPort, msg []byte) {
 	}
 	a.remember(dst, app)
 	toDest, _ := a.pol.Classifier.Marks(app)
-	if _, err := a.writer.write(toDest, d.payload, dst); err != nil {
-		a.drops.send++
-		a.dropped(dst, "send_failed", err)
-		return
-	}
-	a.noteClass(app)
-	// The accounting line names the first destination; the session reads it
-	// only after this goroutine has ended.
-	a.sess.NotePeer(dst)
-	a.up.add(app, len(d.payload))
+	b.queue(udpSend{b: d.payload, dst: dst, mark: toDest, app: app, payload: len(d.payload), up: true})
 }
 
-// fromPeer relays the n bytes in buf from a peer the client sent to back to the
-// client, with the peer's address in the header written in front of the payload.
-func (a *association) fromPeer(buf *[udpBufSize]byte, from netip.AddrPort, app string, n int) {
+// fromPeer queues datagram i of b, from a peer the client sent to, back to the
+// client, with the peer's address in the header written in front of the
+// payload.
+func (a *association) fromPeer(b *udpBatch, i int, app string) {
+	from, n := b.from[i], b.size[i]
 	if !allow(a.lease(app), metrics.DirectionDownload, n) {
 		a.drops.shaped++
 		a.dropped(from, "shaped", nil)
 		return
 	}
 	// The header is appended in place, into the room left in front of the payload.
+	buf := &b.bufs[i]
 	start := maxReplyHeader - replyHeaderLen(from)
 	appendReplyHeader(buf[start:start], from)
 	_, toClient := a.pol.Classifier.Marks(app)
-	if _, err := a.writer.write(toClient, buf[start:maxReplyHeader+n], a.client); err != nil {
-		a.drops.send++
-		a.dropped(a.client, "send_failed", err)
-		return
-	}
-	a.down.add(app, n)
+	b.queue(udpSend{b: buf[start : maxReplyHeader+n], dst: a.client, mark: toClient, app: app, payload: n})
 }
 
 // destination returns where a client datagram goes: its address, or its name's
@@ -151,13 +134,13 @@ func (a *association) fromPeer(buf *[udpBufSize]byte, from netip.AddrPort, app s
 // A denied or unresolvable destination is dropped, and so is one of the proxy's
 // own listeners: the name's address is checked when it is resolved, the port
 // with every datagram.
-func (a *association) destination(d datagram) (netip.AddrPort, string, bool) {
+func (a *association) destination(b *udpBatch, d datagram) (netip.AddrPort, string, bool) {
 	var dst netip.AddrPort
 	var name string
 	if d.host == nil {
 		dst = netip.AddrPortFrom(d.addr.Unmap(), d.port)
 	} else {
-		r := a.resolve(d.host)
+		r := a.resolve(b, d.host)
 		if !r.addr.IsValid() {
 			a.denied(dst, r.name)
 			return dst, "", false
@@ -186,19 +169,21 @@ func (a *association) denied(dst netip.AddrPort, name string) {
 		if name == "" {
 			name = dst.String()
 		}
-		a.sess.Log().Info("udp destination denied", "destination", name)
+		a.sess.Log().Info("udp destination denied", "destination", name, "rule", a.core.DenyingRule(a.pol, dst))
 		return
 	}
 	a.dropped(dst, "denied", nil)
 }
 
 // resolve returns host's cached resolution, looking it up when it is missing or
-// expired. Looking up a name copies it; finding it does not.
-func (a *association) resolve(host []byte) resolvedName {
+// expired. Looking up a name copies it; finding it does not. A lookup may take
+// up to the dial timeout, so the datagrams b queued before it go first.
+func (a *association) resolve(b *udpBatch, host []byte) resolvedName {
 	now := time.Now()
 	if r, ok := a.names[string(host)]; ok && now.Before(r.expires) {
 		return r
 	}
+	a.flush(b)
 	r := resolvedName{name: string(host), expires: now.Add(udpNameFailTTL)}
 	ctx, cancel := context.WithTimeout(a.sess.Context(), a.pol.Config.Timeouts.Dial)
 	addrs, err := a.core.ResolveAllowed(ctx, a.pol, r.name, netip.Addr{}, 0)

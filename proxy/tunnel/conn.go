@@ -28,6 +28,7 @@ type Conn struct {
 	ctx    context.Context
 	stop   context.CancelFunc
 	log    *slog.Logger
+	logh   lazyLog // log's handler
 	hooks  ConnHooks
 	secure bool // over TLS
 
@@ -84,7 +85,8 @@ func (c *Core) NewConn(nc net.Conn, peer netip.AddrPort, hooks ConnHooks) *Conn 
 	conn := &Conn{core: c, pol: c.Policy(), nc: nc, peer: peer, id: c.nextConn.Add(1), start: time.Now(), hooks: hooks}
 	_, conn.secure = nc.(*tls.Conn)
 	conn.ctx, conn.stop = context.WithCancel(context.Background())
-	conn.log = c.log.With("conn", conn.id, "client", peer.String())
+	conn.logh = lazyLog{inner: c.log.Handler(), conn: conn}
+	conn.log = slog.New(&conn.logh)
 	return conn
 }
 
@@ -222,7 +224,8 @@ func (conn *Conn) NewStream(nc net.Conn) *Conn {
 	st := &Conn{core: conn.core, pol: conn.pol, nc: nc, peer: conn.peer, id: conn.core.nextConn.Add(1),
 		start: time.Now(), secure: conn.secure, parent: conn}
 	st.ctx, st.stop = context.WithCancel(conn.ctx)
-	st.log = conn.log.With("stream", st.id)
+	st.logh = lazyLog{inner: conn.core.log.Handler(), conn: st}
+	st.log = slog.New(&st.logh)
 	if conn.hooks.Stream != nil {
 		st.hooks = conn.hooks.Stream(st)
 	}
@@ -254,18 +257,23 @@ func (conn *Conn) Abort() {
 // stalled, error): its sockets are reset rather than closed, so that a client (or
 // destination) sees an error and never takes a transfer cut short for a complete
 // one. The first reason sticks and names the close of its session.
+//
+// Every cutter arms the resets before it closes: two cuts may race (a quota
+// cuts a user's sessions while their relay finds the allowance used up), and
+// the one that loses the reason must not close the sockets gracefully before
+// the winner has armed them (the client would see a clean end).
 func (conn *Conn) Cut(reason string) {
-	if !conn.cutBy.CompareAndSwap(nil, &reason) {
-		conn.Abort()
-		return
-	}
 	conn.mu.Lock()
-	resetOnClose(conn.nc)
-	for _, c := range conn.closers {
-		resetOnClose(c)
+	if !conn.aborted {
+		resetOnClose(conn.nc)
+		for _, c := range conn.closers {
+			resetOnClose(c)
+		}
 	}
 	conn.mu.Unlock()
-	conn.core.rec.SessionReset(reason)
+	if conn.cutBy.CompareAndSwap(nil, &reason) {
+		conn.core.rec.SessionReset(reason)
+	}
 	conn.Abort()
 }
 

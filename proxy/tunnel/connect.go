@@ -35,8 +35,8 @@ func (s *Session) Dial(t Target) (*net.TCPConn, Outcome) {
 	pol := s.conn.pol
 	if t.Host == "" {
 		t.Addr = t.Addr.Unmap()
-		if s.core.DeniedDestination(pol, netip.AddrPortFrom(t.Addr, t.Port)) {
-			return nil, s.denied()
+		if rule := s.core.DenyingRule(pol, netip.AddrPortFrom(t.Addr, t.Port)); rule != "" {
+			return nil, s.denied(rule)
 		}
 	}
 	ctx, cancel := context.WithTimeout(s.conn.ctx, pol.Config.Timeouts.Dial)
@@ -44,7 +44,7 @@ func (s *Session) Dial(t Target) (*net.TCPConn, Outcome) {
 	addrs, err := s.core.ResolveAllowed(ctx, pol, t.Host, t.Addr, t.Port)
 	if err != nil {
 		if IsDenied(err) {
-			return nil, s.denied()
+			return nil, s.denied(DeniedRuleOf(err))
 		}
 		s.log.Info("resolve failed", "destination", s.requested, "err", err)
 		return nil, s.refuse(Outcome{Refusal: Unresolvable, Result: metrics.ResultDialFailed, Err: err})
@@ -77,9 +77,24 @@ func (s *Session) markClient(m dscp.Mark) {
 	}
 }
 
-// denied records a destination the policy refused.
-func (s *Session) denied() Outcome {
-	s.log.Info("destination denied", "destination", s.requested)
+// RuleConnectPorts names the HTTP fronts' refusal of a port outside
+// http.connect_ports.
+const RuleConnectPorts = "http.connect_ports"
+
+// PortDenied records a destination a front refused for its port
+// (http.connect_ports): destination_denied, with [RuleConnectPorts] as its
+// rule in the log and the accounting line. The front answers.
+func (s *Session) PortDenied() {
+	s.rule = RuleConnectPorts
+	s.Refuse(metrics.ResultDestinationDenied, "connect_port")
+	s.log.Info("destination denied", "destination", s.requested, "rule", RuleConnectPorts)
+}
+
+// denied records a destination the policy refused, and the rule that did, for
+// the log and the accounting line.
+func (s *Session) denied(rule string) Outcome {
+	s.rule = rule
+	s.log.Info("destination denied", "destination", s.requested, "rule", rule)
 	return s.refuse(Outcome{Refusal: Denied, Result: metrics.ResultDestinationDenied, Err: errDestinationDenied})
 }
 

@@ -97,8 +97,8 @@ func (c *countingWriter) flush() {
 func (s *Session) Reuse(t Target, dst *net.TCPConn) Outcome {
 	pol := s.conn.pol
 	addr := AddrPortOf(dst.RemoteAddr())
-	if s.core.DeniedDestination(pol, netip.AddrPortFrom(addr.Addr(), t.Port)) {
-		return s.denied()
+	if rule := s.core.DenyingRule(pol, netip.AddrPortFrom(addr.Addr(), t.Port)); rule != "" {
+		return s.denied(rule)
 	}
 	s.app = pol.Classifier.Classify(shaping.Target{Transport: "tcp", Host: t.Host, Addr: addr.Addr(), Port: t.Port})
 	s.dialled = addr.String()

@@ -8,6 +8,7 @@ import (
 	"github.com/sockshaper/sockshaper/metrics"
 	"github.com/sockshaper/sockshaper/proxy/auth"
 	"github.com/sockshaper/sockshaper/shaping"
+	"github.com/sockshaper/sockshaper/usage"
 )
 
 // Why a login was refused, by auth result; a client sees the same refusal for
@@ -30,7 +31,22 @@ var (
 // tells its client (a wrong login and a throttled one look the same to it). The
 // connection's policy must have an authenticator.
 func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome {
-	out := s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password)
+	return s.loginOutcome(s.conn.pol.Authn.Login(ctx, s.conn.peer.Addr(), user, password), user)
+}
+
+// LoginCached is [Session.Login] for a login whose answer needs no wait (see
+// [auth.Authenticator.Cached]): a front asks it first and, when ok is false,
+// calls Login under the context that bounds the check.
+func (s *Session) LoginCached(user, password string) (out auth.Outcome, ok bool) {
+	if out, ok = s.conn.pol.Authn.Cached(s.conn.peer.Addr(), user, password); !ok {
+		return out, false
+	}
+	return s.loginOutcome(out, user), true
+}
+
+// loginOutcome counts a login's answer and makes the session the user's, or
+// records and logs its refusal.
+func (s *Session) loginOutcome(out auth.Outcome, user string) auth.Outcome {
 	s.core.rec.AuthAttempt(out.Result)
 	if out.Result == auth.ResultOK {
 		s.LoggedIn(out.Identity)
@@ -40,6 +56,16 @@ func (s *Session) Login(ctx context.Context, user, password string) auth.Outcome
 	s.Refuse(metrics.ResultAuthFailed, "auth_"+out.Result)
 	s.log.Info("login failed", "err", fmt.Errorf("login as %q: %w", user, loginError(out)))
 	return out
+}
+
+// Challenged records that the request came without credentials and its front
+// asks for them (HTTP's 407): what every browser's first request gets before
+// it sends them, so it is auth_required, not a failed login. It is no login
+// attempt and the throttle never hears of it; the log line is Debug, not the
+// login failure's Info.
+func (s *Session) Challenged() {
+	s.Refuse(metrics.ResultAuthRequired, metrics.ResultAuthRequired)
+	s.log.Debug("credentials required")
 }
 
 // LoggedIn makes the session the verified identity's: a login checked by
@@ -77,3 +103,7 @@ func loginError(out auth.Outcome) error {
 	}
 	return err
 }
+
+// Usage is the usage store the core counts users' bytes in, for a user's own
+// page; nil when the core counts none.
+func (c *Core) Usage() *usage.Store { return c.usage }

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -71,6 +72,10 @@ func dialRefusal(err error) Refusal {
 
 // IsTimeout reports whether err is a network timeout, such as a passed deadline.
 func IsTimeout(err error) bool {
+	if err == nil || err == io.EOF {
+		// Every session's end: errors.As below would allocate its target.
+		return false
+	}
 	if ne, ok := err.(net.Error); ok {
 		// The relay's common case, a read deadline's *net.OpError, without
 		// errors.As's reflection: an idle relay goroutine checks this at every

@@ -17,7 +17,6 @@ import (
 // stalled one. Its mark is the count at the last deadline the relay set.
 type queueProbe struct {
 	rc    syscall.RawConn
-	info  unix.TCPInfo
 	ok    bool
 	acked uint64
 	mark  uint64
@@ -40,12 +39,15 @@ func newQueueProbe(c net.Conn) *queueProbe {
 	return p
 }
 
+// read reads TCP_INFO into a variable on the stack: a field would add its
+// few hundred bytes to every idle session, twice (issue 24).
 func (p *queueProbe) read(fd uintptr) {
+	var info unix.TCPInfo
 	size := uint32(unix.SizeofTCPInfo)
 	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
-		uintptr(unsafe.Pointer(&p.info)), uintptr(unsafe.Pointer(&size)), 0)
+		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
 	p.ok = errno == 0
-	p.acked = p.info.Bytes_acked
+	p.acked = info.Bytes_acked
 }
 
 // sample reads the acknowledged count; false when it cannot.

@@ -29,6 +29,7 @@ type record struct {
 	app       string // the app class
 	result    string // a metrics result label value
 	reason    string // the close reason; result when empty
+	rule      string // the rule that denied the destination; "" none
 }
 
 // Session is one request on a connection, from its reading to its accounting
@@ -43,6 +44,7 @@ type Session struct {
 	id         uint64
 	start      time.Time
 	log        *slog.Logger
+	logh       lazyLog // log's handler once the user logged in
 
 	opened       bool
 	userAdmitted bool
@@ -103,7 +105,8 @@ func (s *Session) Requested() string { return s.requested }
 // setUser records who the session is for, in the accounting line and its log.
 func (s *Session) setUser(user string) {
 	s.user = user
-	s.log = s.log.With("user", user)
+	s.logh = lazyLog{inner: s.core.log.Handler(), conn: s.conn, user: user, named: true}
+	s.log = slog.New(&s.logh)
 }
 
 // Read records the request its front read: what the session is for, in its
@@ -267,6 +270,7 @@ func (s *Session) end() {
 		slog.Duration("throttled_down", time.Duration(s.throttledDown.Load())),
 		slog.String("close_reason", s.reason),
 		slog.Bool("quota_limited", limited),
+		slog.String("rule", s.rule),
 	)
 }
 
