@@ -32,6 +32,7 @@ type churnResult struct {
 	Sessions    int            `json:"sessions"`
 	PerSecond   float64        `json:"sessions_per_second"`
 	SessionTime latencySummary `json:"session_time"`
+	TLS         *tlsCounts     `json:"tls,omitempty"` // -tls: handshakes, resumed ones
 	Errors      int            `json:"errors"`
 	ErrorSteps  map[string]int `json:"error_steps,omitempty"`
 	// ProxyCPUMicros is the proxy's CPU time per session (user and system, its
@@ -71,7 +72,7 @@ func runChurn(ctx context.Context, o *options, log *slog.Logger) (result, error)
 	wg.Wait()
 	elapsed := time.Since(start)
 	r := &churnResult{Scenario: "churn", Via: d.via(), Clients: len(o.perConn), Seconds: elapsed.Seconds(),
-		Sessions: len(all), PerSecond: float64(len(all)) / elapsed.Seconds(), SessionTime: summarize(all)}
+		Sessions: len(all), PerSecond: float64(len(all)) / elapsed.Seconds(), SessionTime: summarize(all), TLS: d.tls.counts()}
 	r.Errors, r.ErrorSteps = errs.counts()
 	cpu.finish(r)
 	return r, ctx.Err()
@@ -119,4 +120,7 @@ func (r *churnResult) table(w io.Writer) {
 	}
 	fmt.Fprintf(w, "tool CPU  %.0f µs per session\n", r.ToolCPUMicros)
 	fmt.Fprintf(w, "errors    %d %v\n", r.Errors, stepList(r.ErrorSteps))
+	if r.TLS != nil {
+		fmt.Fprintf(w, "TLS       %d handshakes, %d resumed\n", r.TLS.Handshakes, r.TLS.Resumed)
+	}
 }

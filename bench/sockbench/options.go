@@ -49,6 +49,7 @@ type options struct {
 	window      int            // udp: datagrams in flight per association
 	lossTimeout time.Duration  // udp: how long a datagram may go unanswered before it is presumed lost
 	udpCalls    udpCallOptions // udp-calls: the media's pacing and the far ends
+	tls         tlsOptions     // -tls, -h2: an HTTPS proxy (tlsmode.go)
 }
 
 // rawFlags holds flag values that need parsing after flag.Parse.
@@ -132,6 +133,10 @@ func commonFlags(fs *flag.FlagSet, o *options, raw *rawFlags, name string) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "limit for one dial plus SOCKS5 handshake")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.verbose, "v", false, "log debug messages")
+	switch name {
+	case "download", "upload", "latency", "churn", "idle":
+		o.tls.register(fs)
+	}
 }
 
 // finish parses the raw flag values and checks the bounds.
@@ -164,6 +169,9 @@ func (o *options) finish(name string, raw rawFlags) error {
 		return err
 	}
 	if err := o.checkBounds(); err != nil {
+		return err
+	}
+	if err := o.tls.check(o); err != nil {
 		return err
 	}
 	switch name {

@@ -58,21 +58,27 @@ type dialer struct {
 	http    bool          // the proxy speaks HTTP: tunnels open with CONNECT
 	timeout time.Duration // bounds the TCP connect plus the whole handshake
 	from    netip.Addr    // source address to bind; the zero Addr lets the kernel choose
+	tls     *tlsClient    // TLS to the proxy first (tlsmode.go); nil: none
 }
 
 // newDialer returns the dialer the options ask for.
 func newDialer(o *options) dialer {
-	d := dialer{proxy: o.proxy, http: o.http, timeout: o.timeout}
+	d := dialer{proxy: o.proxy, http: o.http, timeout: o.timeout, tls: o.tls.tlsClientOf(o)}
 	if o.direct {
-		d.proxy = ""
+		d.proxy, d.tls = "", nil
 	}
 	return d
 }
 
 // via names the path for reports: the proxy address or "direct".
 func (d dialer) via() string {
-	if d.proxy == "" {
+	switch {
+	case d.proxy == "":
 		return "direct"
+	case d.tls != nil && d.tls.h2 != nil:
+		return "h2://" + d.proxy
+	case d.tls != nil:
+		return "tls://" + d.proxy
 	}
 	return d.proxy
 }
@@ -90,11 +96,22 @@ func (d dialer) dial(ctx context.Context, c credential, target netip.AddrPort) (
 		}
 		return conn, nil
 	}
+	if d.tls != nil && d.tls.h2 != nil {
+		return d.tls.h2.dial(ctx, c, target)
+	}
 	conn, err := nd.DialContext(ctx, "tcp", d.proxy)
 	if err != nil {
 		return nil, &stepError{"dial", err}
 	}
 	conn.SetDeadline(time.Now().Add(d.timeout))
+	if d.tls != nil {
+		tc, err := d.tls.handshake(ctx, conn)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
 	if d.http {
 		err = httpConnect(conn, c, target)
 		if err != nil {

@@ -189,11 +189,16 @@ func runTransfer(ctx context.Context, o *options, log *slog.Logger, up bool) (re
 	if o.calls.sourceConn > 0 {
 		t.paceFrames(o.calls.sourceConn, o.calls.frame)
 	}
+	mem0, err := readMemory(o.pid)
+	if err != nil {
+		return nil, err
+	}
 	tr, err := newTransfer(ctx, o, log, t, up)
 	if err != nil {
 		return nil, err
 	}
 	defer tr.finish()
+	defer o.tls.tlsClientOf(o).Close()
 	tr.frames = t.frames
 	p, err := tr.measure(ctx, o.calls.warmup, o.duration)
 	if err != nil {
@@ -202,5 +207,6 @@ func runTransfer(ctx context.Context, o *options, log *slog.Logger, up bool) (re
 	bytes, secs := p.moved()
 	res := newTransferResult(o, up, bytes, secs, p.elapsed, tr.errs)
 	res.setPhase(o, p)
+	res.setMemoryPerConn(mem0, p.proxyMem)
 	return res, ctx.Err()
 }

@@ -30,6 +30,9 @@ type transferResult struct {
 	ErrorSteps    map[string]int `json:"error_steps,omitempty"`
 	ProxyCPUSecs  *float64       `json:"proxy_cpu_seconds,omitempty"`
 	CPUSecsPerGiB *float64       `json:"proxy_cpu_seconds_per_gib,omitempty"`
+	// RSSKiBPerConn is the growth of the proxy's resident memory from before
+	// the sessions opened to the end of the measured phase, per live session.
+	RSSKiBPerConn *float64 `json:"proxy_rss_kib_per_conn,omitempty"`
 	pacedFigures
 }
 
@@ -97,6 +100,16 @@ func (r *transferResult) setCPU(secs float64) {
 	}
 }
 
+// setMemoryPerConn records the proxy's memory growth per live session
+// between before (the sessions not yet open) and after (the measured phase's
+// end); nil without -pid.
+func (r *transferResult) setMemoryPerConn(before, after *memory) {
+	if before != nil && after != nil && r.LiveConns > 0 {
+		per := float64(after.RSSKiB-before.RSSKiB) / float64(r.LiveConns)
+		r.RSSKiBPerConn = &per
+	}
+}
+
 // maxConnRows is how many connections the table lists one by one; beyond it
 // only the summary is useful.
 const maxConnRows = 32
@@ -118,6 +131,9 @@ func (r *transferResult) table(w io.Writer) {
 			fmt.Fprintf(w, "  (%.3f s/GiB)", *r.CPUSecsPerGiB)
 		}
 		fmt.Fprintln(w)
+	}
+	if r.RSSKiBPerConn != nil {
+		fmt.Fprintf(w, "proxy RSS  %+.1f KiB per connection\n", *r.RSSKiBPerConn)
 	}
 	r.callTable(w)
 	if len(r.Users) <= maxConnRows {

@@ -39,6 +39,13 @@ const (
 	// maxHeaderBytes bounds a stream's header list, as the HTTP/1.1 front
 	// bounds a head.
 	maxHeaderBytes = 16 << 10
+	// maxReadFrame is the largest frame a client may send (SETTINGS_MAX_FRAME_SIZE):
+	// HTTP/2's default, which browsers send anyway. The connection's frame
+	// buffer grows to the largest frame read and stays that size, so x/net's
+	// default of 1 MiB let every client connection make the proxy hold 1 MiB;
+	// and Go clients size each request body's send buffer by it (512 KiB per
+	// stream at 1 MiB, 16 KiB at this).
+	maxReadFrame = 16 << 10
 )
 
 // Front serves HTTP/2 connections. It holds nothing of its own; it is safe for
@@ -76,6 +83,7 @@ func (Front) Serve(conn *tunnel.Conn, _ *bufio.Reader) {
 		MaxUploadBufferPerConnection: int32(min(streamWindow*streams, maxConnWindow)),
 		IdleTimeout:                  cfg.HTTP.KeepAlive,
 		MaxDecoderHeaderTableSize:    4 << 10,
+		MaxReadFrameSize:             maxReadFrame,
 		CountError:                   func(kind string) { conn.Log().Debug("http2 protocol error", "kind", kind) },
 	}
 	if err := http2.ConfigureServer(base, h2); err != nil {

@@ -73,6 +73,34 @@ func (in *inbox) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WaitRead waits, as Read does, until a Read would not block, and returns how
+// many bytes one would return now, without taking any: the relay then takes a
+// copy buffer only for bytes that are there (see [tunnel.ReadWaiter]). 0 with
+// a nil error is the end of the body.
+func (in *inbox) WaitRead() (int, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.started {
+		in.started = true
+		go in.pump()
+	}
+	for len(in.pending) == 0 && in.err == nil && !in.closed {
+		if !in.deadline.IsZero() && !time.Now().Before(in.deadline) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		in.cond.Wait()
+	}
+	switch {
+	case len(in.pending) > 0:
+		return len(in.pending), nil
+	case in.closed:
+		return 0, os.ErrClosed
+	case in.err == io.EOF:
+		return 0, nil
+	}
+	return 0, in.err
+}
+
 // pump reads the body until it ends or the inbox is closed.
 func (in *inbox) pump() {
 	buf := make([]byte, pumpSmall)

@@ -58,6 +58,9 @@ func (st *stream) leave() {
 
 func (st *stream) Read(p []byte) (int, error) { return st.in.Read(p) }
 
+// WaitRead waits until the client has sent bytes (see [tunnel.ReadWaiter]).
+func (st *stream) WaitRead() (int, error) { return st.in.WaitRead() }
+
 func (st *stream) Write(p []byte) (int, error) {
 	if !st.enter() {
 		return 0, net.ErrClosed

@@ -45,6 +45,7 @@ type halfPipe struct {
 	sess      *Session
 	dst, src  net.Conn
 	ready     *readiness // nil: the copy itself waits for data
+	waiter    ReadWaiter // src's own wait for data, where ready is nil; nil: none
 	splice    *splicer   // nil: not between two TCP sockets, or not on Linux
 	next      io.LimitedReader
 	out       stallWriter // dst for the copies that are not the splicer's
@@ -117,6 +118,9 @@ func (s *Session) newHalfPipe(dst, src net.Conn, direction string, bytes, thrott
 	idle := s.conn.pol.Config.Timeouts.Idle
 	h := &halfPipe{sess: s, dst: dst, src: src, ready: newReadiness(src), splice: newSplicer(dst, src),
 		direction: direction, bytes: bytes, throttled: throttled}
+	if h.ready == nil {
+		h.waiter, _ = src.(ReadWaiter)
+	}
 	h.next.R = src
 	probe := newQueueProbe(dst)
 	h.out = stallWriter{conn: dst, stall: stallDeadline{conn: dst, after: idle, writing: &s.writing, probe: probe}}
@@ -296,4 +300,16 @@ func (l sessionLease) release() {
 	if l.Lease != nil {
 		l.Lease.Release()
 	}
+}
+
+// A ReadWaiter is a source that is no socket but can wait for bytes without
+// being handed a buffer (an HTTP/2 stream, whose client's DATA frames its front
+// reads ahead). A relay direction reading one waits there, as it waits for a
+// socket's readiness, and takes a copy buffer only for the bytes that are
+// there: an idle stream then holds none.
+type ReadWaiter interface {
+	// WaitRead blocks until a Read would not block, honouring the read
+	// deadline, and returns how many bytes a Read would return now; 0 with a
+	// nil error means the end of the stream.
+	WaitRead() (int, error)
 }

@@ -47,10 +47,15 @@ func (h *halfPipe) step() (int64, error) {
 // of a direction that is not between two TCP sockets on Linux.
 func (h *halfPipe) copy(shaped bool) (int64, error) {
 	avail := spliceChunk
-	waits := h.ready != nil && !h.streaming
+	waits := (h.ready != nil || h.waiter != nil) && !h.streaming
 	if waits {
 		var err error
-		if avail, err = h.ready.wait(); err != nil {
+		if h.ready != nil {
+			avail, err = h.ready.wait()
+		} else {
+			avail, err = h.waiter.WaitRead()
+		}
+		if err != nil {
 			return 0, err
 		}
 		if avail == 0 {
