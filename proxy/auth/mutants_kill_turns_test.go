@@ -98,3 +98,21 @@ func TestObservedCheckTimeFollowsChecks(t *testing.T) {
 		t.Errorf("failure floor after 64 checks of 100ms: %v, want within 95ms..100ms", f)
 	}
 }
+
+// TestHashPasswordLimits: `sockshaper passwd` takes names up to RFC 1929's 255
+// bytes and passwords up to bcrypt's 72, and refuses one byte more.
+func TestHashPasswordLimits(t *testing.T) {
+	for _, tc := range []struct {
+		user, password string
+		ok             bool
+	}{
+		{strings.Repeat("u", 255), "pw", true},
+		{strings.Repeat("u", 256), "pw", false},
+		{"alice", strings.Repeat("p", 72), true},
+		{"alice", strings.Repeat("p", 73), false},
+	} {
+		if _, err := HashPassword(tc.user, tc.password); (err == nil) != tc.ok {
+			t.Errorf("name of %d bytes, password of %d: error %v, want accepted %v", len(tc.user), len(tc.password), err, tc.ok)
+		}
+	}
+}
