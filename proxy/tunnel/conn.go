@@ -262,7 +262,11 @@ func (conn *Conn) Abort() {
 // cuts a user's sessions while their relay finds the allowance used up), and
 // the one that loses the reason must not close the sockets gracefully before
 // the winner has armed them (the client would see a clean end).
+//
+// The reason is taken before anything is armed: arming resets an HTTP/2 stream
+// at once, and its relay's own cut (an error) must not take the reason first.
 func (conn *Conn) Cut(reason string) {
+	first := conn.cutBy.CompareAndSwap(nil, &reason)
 	conn.mu.Lock()
 	if !conn.aborted {
 		resetOnClose(conn.nc)
@@ -271,7 +275,7 @@ func (conn *Conn) Cut(reason string) {
 		}
 	}
 	conn.mu.Unlock()
-	if conn.cutBy.CompareAndSwap(nil, &reason) {
+	if first {
 		conn.core.rec.SessionReset(reason)
 	}
 	conn.Abort()
