@@ -74,12 +74,27 @@ func (st *stream) Write(p []byte) (int, error) {
 		st.writing--
 		st.mu.Unlock()
 	}()
-	n, err := st.w.Write(p)
-	if err == nil {
-		err = st.rc.Flush()
+	n := 0
+	for n < len(p) {
+		chunk := p[n:min(len(p), n+maxDataPerRecord)]
+		m, err := st.w.Write(chunk)
+		n += m
+		if err == nil {
+			err = st.rc.Flush()
+		}
+		if err != nil {
+			return n, err
+		}
 	}
-	return n, err
+	return n, nil
 }
+
+// maxDataPerRecord is the most a stream hands net/http in one write: a DATA
+// frame of it and its 9-byte header fill one TLS record of the most plain text
+// a record may carry (16 KiB). A 16 KiB write became a frame of 16,393 bytes,
+// which TLS sent as a full record and a 9-byte one: two records, two system
+// calls and two TCP segments for every frame.
+const maxDataPerRecord = 16<<10 - 9
 
 // Close ends the stream: a read under way returns (the body is closed), and so
 // does a write blocked on the client's flow control (its deadline passes, which

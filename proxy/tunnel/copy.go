@@ -11,8 +11,15 @@ import (
 	"github.com/sockshaper/sockshaper/shaping"
 )
 
-// copyBufPool holds the buffers of unshaped copies: 32 KiB, as io.Copy's.
-var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBufPool holds the buffers of unshaped copies.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// copyBufferSize is about io.Copy's 32 KiB, cut to two HTTP/2 DATA frames that
+// each fill one TLS record with their 9-byte header (see h2proxy's
+// maxDataPerRecord): a 32 KiB read left an 18-byte frame, a TLS record and a
+// system call of its own, after every two full ones. Elsewhere the 18 bytes make
+// no difference.
+const copyBufferSize = 2 * (16<<10 - 9)
 
 // Copy moves src to dst until src ends, for a front that frames the bytes
 // itself (an HTTP request forwarded to its origin, and its response): through
