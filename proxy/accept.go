@@ -81,11 +81,11 @@ func isTemporary(err error) bool {
 func (s *Server) admit(nc net.Conn, kind *listenerKind) {
 	peer := tunnel.AddrPortOf(nc.RemoteAddr())
 	if s.fromBalancer(peer) {
-		go s.serveBalanced(nc, peer, kind)
+		s.core.Go(func() { s.serveBalanced(nc, peer, kind) })
 		return
 	}
 	if c := s.accept(nc, peer, nil, kind); c != nil {
-		go s.serve(c, kind)
+		s.core.Go(func() { s.serve(c, kind) })
 	}
 }
 

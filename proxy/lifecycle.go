@@ -100,6 +100,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cutAll(tunnel.ReasonShutdown)
 	}
 	s.wg.Wait()
+	s.core.StopWorkers()
 	s.gate.Close() // password checks that no session waits for any more
 	return err
 }

@@ -95,12 +95,15 @@ type Core struct {
 	// it (SetPipeSource) to make pipes fail, as they do when the process is out
 	// of descriptors.
 	pipes func() (*pipe, error)
+	// workers run handshakes and sessions' ends on goroutines with grown
+	// stacks (workers.go).
+	workers *workers
 }
 
 // New returns a Core applying p.
 func New(p *Policy, opts Options) *Core {
 	c := &Core{log: opts.Logger, acct: opts.Accounting, rec: opts.Recorder, resolver: opts.Resolver,
-		shaper: opts.Shaper, usage: opts.Usage, slots: opts.UserSlots}
+		shaper: opts.Shaper, usage: opts.Usage, slots: opts.UserSlots, workers: newWorkers()}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -175,14 +175,26 @@ func (r *tcpRelay) run(h *halfPipe, pending []byte) {
 	}
 }
 
-// done ends the session when the second direction finishes.
+// done ends the session when the second direction finishes, on one of the
+// core's workers: the last byte reports, the metrics and the accounting line
+// would grow the small stack of the direction's goroutine.
 func (r *tcpRelay) done() {
 	if r.running.Add(-1) > 0 {
 		return
 	}
-	r.lease.release()
+	r.sess.core.Go(r.end)
+}
+
+// end reports what the directions left unreported and ends the session. A
+// panic in a report (a recorder's bug) ends only this session, as it would on
+// the direction's goroutine.
+func (r *tcpRelay) end() {
+	defer r.sess.conn.End()
+	defer r.lease.release()
+	defer r.sess.core.Recover(r.sess.conn)
 	r.sess.reason = r.sess.closeReason(r.down.err, r.up.err)
-	r.sess.conn.End()
+	r.up.flush()
+	r.down.flush()
 }
 
 // reasonOf names why a relay error cut a session.
@@ -232,8 +244,11 @@ func (h *halfPipe) run() error {
 		n, err := h.step()
 		timedOut := err != nil && IsTimeout(err)
 		switch {
+		case err != nil && !timedOut && h.peerRunning.Load() == 1:
+			// The session ends with this direction: the session's end reports
+			// the bytes, on a worker (tcpRelay.end).
 		case err != nil && !timedOut, h.unflushed >= reportEvery:
-			h.flush() // the session ends, or streams: its stack has grown anyway
+			h.flush() // the other direction goes on, or this one streams
 		case (timedOut || time.Since(h.flushed) >= reportInterval) && h.unflushed > 0:
 			h.aside(reportBytes) // a paused or slow session's periodic report
 		case timedOut:
