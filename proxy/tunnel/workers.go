@@ -21,6 +21,7 @@ type workers struct {
 	jobs chan func()   // unbuffered: a send succeeds only when a worker waits
 	quit chan struct{} // closed by stop: waiting workers end, finishing ones do not wait
 	idle atomic.Int32  // workers waiting for work
+	made atomic.Int64  // workers started, for tests
 	once sync.Once     // closes quit
 }
 
@@ -43,6 +44,7 @@ func (w *workers) Go(f func()) {
 	select {
 	case w.jobs <- f:
 	default:
+		w.made.Add(1)
 		go w.work(f)
 	}
 }
