@@ -15,6 +15,8 @@
 #   -rounds N  rounds (default 3, about 10 minutes); -quick: 1 round of short
 #              runs (about 3 minutes, most of it waiting out TIME_WAIT)
 #   -keep      keep the work directory (configs, logs, every JSON result)
+# Environment: TW_MAX (default 1000), the TIME_WAIT sockets a churn run waits
+# (up to 65 s) to fall below (see bench/churn.sh).
 # Needs root to install dante-server and microsocks and to create the system user
 # Dante authenticates (sockbench, removed again at exit if this run made it).
 set -euo pipefail
@@ -24,7 +26,7 @@ source "$(dirname "$0")/proxies.sh"
 # Idle sessions cost descriptors: two each here (client and target side) and two
 # or more in the proxy, under a hard RLIMIT_NOFILE that may be 20000 and need
 # CAP_SYS_RESOURCE to raise; 5000 sessions fit it at two per session.
-ROUNDS=3 DUR=3s LAT=2s CHURN=2s IDLE=5000 CPU_DUR=4s SHAPED_RATE=50MiB TW_MAX=1000
+ROUNDS=3 DUR=3s LAT=2s CHURN=2s IDLE=5000 CPU_DUR=4s SHAPED_RATE=50MiB TW_MAX=${TW_MAX:-1000}
 while [ $# -gt 0 ]; do
   case $1 in
     -rounds) ROUNDS=$2; shift ;;

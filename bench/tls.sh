@@ -23,12 +23,14 @@
 #   -rounds N  rounds (default 3, about 15 minutes, much of it waiting out
 #              TIME_WAIT); -quick: 1 round of short runs
 #   -keep      keep the work directory (configs, logs, every JSON result)
+# Environment: TW_MAX (default 1000), the TIME_WAIT sockets a churn run waits
+# (up to 65 s) to fall below (see bench/churn.sh).
 # Needs root to install squid-openssl.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/tlspeers.sh"
 
-ROUNDS=3 DUR=3s CHURN=2s IDLE=1000 TW_MAX=1000 J=""
+ROUNDS=3 DUR=3s CHURN=2s IDLE=1000 TW_MAX=${TW_MAX:-1000} J=""
 while [ $# -gt 0 ]; do
   case $1 in
     -rounds) ROUNDS=$2; shift ;;
