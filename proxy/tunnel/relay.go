@@ -67,6 +67,9 @@ type halfPipe struct {
 	err        error // why run ended; nil at EOF
 	// peerRunning counts the session's running directions, this one included.
 	peerRunning *atomic.Int32
+	// reportAtEnd: the session's end reports this direction's last bytes and
+	// releases its grant (tcpRelay.end).
+	reportAtEnd bool
 }
 
 // streamingStep is the step size above which a direction counts as streaming. A
@@ -159,7 +162,15 @@ func (r *tcpRelay) run(h *halfPipe, pending []byte) {
 		defer h.pacer.Stop()
 	}
 	defer r.sess.core.Recover(r.sess.conn)
-	defer h.quota.Release() // after a panic: a normal end reported its bytes
+	defer func() {
+		// After a panic too: a normal end reported its bytes. The direction
+		// that ends its session leaves both to the session's end, which
+		// reports the bytes first: released before, they would count nowhere
+		// for a moment, and the user's other sessions could take them.
+		if !h.reportAtEnd {
+			h.quota.Release()
+		}
+	}()
 	h.err = h.writePending(pending)
 	if h.err == nil {
 		h.err = h.run()
@@ -185,12 +196,15 @@ func (r *tcpRelay) done() {
 	r.sess.core.Go(r.end)
 }
 
-// end reports what the directions left unreported and ends the session. A
-// panic in a report (a recorder's bug) ends only this session, as it would on
-// the direction's goroutine.
+// end reports what the directions left unreported, then releases their
+// grants (in that order: see the usage package's Grant), and ends the
+// session. A panic in a report (a recorder's bug) ends only this session, as
+// it would on the direction's goroutine.
 func (r *tcpRelay) end() {
 	defer r.sess.conn.End()
 	defer r.lease.release()
+	defer r.down.quota.Release()
+	defer r.up.quota.Release()
 	defer r.sess.core.Recover(r.sess.conn)
 	r.sess.reason = r.sess.closeReason(r.down.err, r.up.err)
 	r.up.flush()
@@ -246,7 +260,8 @@ func (h *halfPipe) run() error {
 		switch {
 		case err != nil && !timedOut && h.peerRunning.Load() == 1:
 			// The session ends with this direction: the session's end reports
-			// the bytes, on a worker (tcpRelay.end).
+			// the bytes and releases the grant, on a worker (tcpRelay.end).
+			h.reportAtEnd = true
 		case err != nil && !timedOut, h.unflushed >= reportEvery:
 			h.flush() // the other direction goes on, or this one streams
 		case (timedOut || time.Since(h.flushed) >= reportInterval) && h.unflushed > 0:
