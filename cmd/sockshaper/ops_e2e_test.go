@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,15 +30,35 @@ func TestBinaryHelpAndCheckConfigFile(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port nothing listens on now, for a config that must name
-// its admin port (healthcheck -config reads it from there).
+// freePort returns a port that can be bound on every address now, for a config
+// that must name its admin port (healthcheck -config reads it from there). It
+// is below the kernel's range of ephemeral ports: a port the kernel handed out
+// for a listener on :0 is also one it may give the next outgoing connection of
+// a test running alongside, and then the daemon's bind fails (seen in CI:
+// "bind: address already in use").
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	first := 32768 // Linux's default start of net.ipv4.ip_local_port_range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				first = n
+			}
+		}
 	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	if first <= 10000 {
+		t.Fatalf("ephemeral ports start at %d: no port below them to choose", first)
+	}
+	for range 100 {
+		port := 10000 + rand.IntN(first-10000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return fmt.Sprint(port)
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 func TestHealthcheck(t *testing.T) {
