@@ -48,15 +48,8 @@ func newInbox(body io.ReadCloser) *inbox {
 func (in *inbox) Read(p []byte) (int, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if !in.started {
-		in.started = true
-		go in.pump()
-	}
-	for len(in.pending) == 0 && in.err == nil && !in.closed {
-		if !in.deadline.IsZero() && !time.Now().Before(in.deadline) {
-			return 0, os.ErrDeadlineExceeded
-		}
-		in.cond.Wait()
+	if err := in.waitLocked(); err != nil {
+		return 0, err
 	}
 	if len(in.pending) == 0 {
 		if in.closed {
@@ -80,15 +73,8 @@ func (in *inbox) Read(p []byte) (int, error) {
 func (in *inbox) WaitRead() (int, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if !in.started {
-		in.started = true
-		go in.pump()
-	}
-	for len(in.pending) == 0 && in.err == nil && !in.closed {
-		if !in.deadline.IsZero() && !time.Now().Before(in.deadline) {
-			return 0, os.ErrDeadlineExceeded
-		}
-		in.cond.Wait()
+	if err := in.waitLocked(); err != nil {
+		return 0, err
 	}
 	switch {
 	case len(in.pending) > 0:
@@ -99,6 +85,23 @@ func (in *inbox) WaitRead() (int, error) {
 		return 0, nil
 	}
 	return 0, in.err
+}
+
+// waitLocked starts the pump at the first use and waits until bytes are
+// pending, the body ended or the inbox is closed; it returns
+// os.ErrDeadlineExceeded when the read deadline passes first. in.mu is held.
+func (in *inbox) waitLocked() error {
+	if !in.started {
+		in.started = true
+		go in.pump()
+	}
+	for len(in.pending) == 0 && in.err == nil && !in.closed {
+		if !in.deadline.IsZero() && !time.Now().Before(in.deadline) {
+			return os.ErrDeadlineExceeded
+		}
+		in.cond.Wait()
+	}
+	return nil
 }
 
 // pump reads the body until it ends or the inbox is closed.
