@@ -193,8 +193,13 @@ access: {client_networks: [127.0.0.0/8], deny_destinations: [private, link-local
 	daemon := exec.Command("/usr/bin/sockshaper", "-config", filepath.Join(dir, "sockshaper.yaml"),
 		"-log-format", "json", "-access-log", "/var/log/sockshaper/access.log")
 	daemon.SysProcAttr = &syscall.SysProcAttr{Credential: serviceUser(t)}
-	var log strings.Builder
-	daemon.Stdout, daemon.Stderr = &log, &log
+	// A file, not a buffer: the test reads the log while the daemon writes it.
+	log, err := os.Create(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	daemon.Stdout, daemon.Stderr = log, log
 	proctest.DieWithParent(daemon)
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
@@ -203,7 +208,8 @@ access: {client_networks: [127.0.0.0/8], deny_destinations: [private, link-local
 		daemon.Process.Signal(syscall.SIGTERM)
 		daemon.Wait()
 		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("daemon log:\n%s", b)
 		}
 	}()
 
@@ -214,6 +220,15 @@ access: {client_networks: [127.0.0.0/8], deny_destinations: [private, link-local
 		t.Fatalf("no rotated file: %v", err)
 	}
 	daemon.Process.Signal(syscall.SIGHUP) // what the postrotate's reload sends
+	// The daemon reopens the accounting log before it logs "reloaded"; a session
+	// that ended before the signal was handled belongs in the rotated file.
+	deadline := time.Now().Add(10 * time.Second)
+	for b, _ := os.ReadFile(log.Name()); !strings.Contains(string(b), `"msg":"reloaded"`); b, _ = os.ReadFile(log.Name()) {
+		if time.Now().After(deadline) {
+			t.Fatal("no reload logged 10 s after SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	waitSession(t, listen, target, "/var/log/sockshaper/access.log", 1)
 	if n := countLines(t, "/var/log/sockshaper/access.log.1"); n != 1 {
 		t.Errorf("rotated file has %d accounting lines, want the one before rotation", n)
